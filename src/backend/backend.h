@@ -1,0 +1,110 @@
+// The backend interface: the one seam between model code and compute devices.
+//
+// A model is written once against these ops; the CPU backend (backend/cpu) and the CUDA
+// backend (backend/cuda) implement them. Model code never includes a device header and
+// never touches device memory directly: it holds Tensor views and Weights handed out by
+// its backend.
+//
+// Conventions:
+//  - Activations are row-major Tensors on the backend's device, one row per token.
+//    Element type F32 unless a backend documents otherwise (activation_dtype()).
+//  - Ops are asynchronous with respect to the host on devices that can be (CUDA): they
+//    are queued in order; read_rows() and sync() wait.
+//  - Shapes in comments: n = tokens in the step, H = hidden_size, nh/nkv = query/kv
+//    heads, hd = head_dim, F = intermediate_size, V = vocabulary rows.
+//  - Every op validates shapes with HEARTH_ASSERT; an unsupported weight type is an Error
+//    raised at upload time (supports_weight), never in the middle of a forward.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/step.h"
+#include "core/tensor.h"
+#include "quant/weight.h"
+
+namespace hearth {
+
+// Rotary embedding parameters, computed once per model (model/rope.h).
+struct RopeTable {
+  std::vector<float> inv_freq;  // [n_rot / 2] frequency of pair i (scaling applied)
+  float attn_factor = 1.0f;     // multiplies cos and sin (YaRN's mscale)
+  bool neox = true;             // true: pairs (i, i + n_rot/2) (HF rotate_half); false: (2i, 2i+1)
+};
+
+// KV cache geometry. The cache is a pool of blocks shared by all sequences.
+struct KvCacheConfig {
+  int32_t n_layers = 0;
+  int32_t n_blocks = 0;
+  int32_t block_size = 16;  // tokens per block
+  int32_t n_kv_heads = 0;
+  int32_t head_dim = 0;
+  DType dtype = DType::F32;  // F32, F16 or BF16 (backend may support a subset)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;  // "cpu", "cuda:0 (NVIDIA H100 ...)"
+  virtual Device device() const = 0;
+
+  // ---- memory -------------------------------------------------------------------
+  // A weight usable by matmul/embed on this device. CPU returns it unchanged (the data
+  // stays in the file mapping); CUDA copies the stored bytes, still quantized.
+  virtual Weight upload_weight(const Weight& host) = 0;
+  virtual bool supports_weight(const Weight& w) const = 0;
+  // A device F32 tensor holding a copy of host data (norm weights, biases).
+  virtual Tensor upload_f32(const std::vector<float>& host, std::initializer_list<int64_t> shape) = 0;
+  // A device F32 activation tensor. Memory lives until the backend is destroyed or
+  // reset_scratch() is called; models allocate their scratch once per batch size.
+  virtual Tensor alloc_activation(std::initializer_list<int64_t> shape) = 0;
+  virtual void reset_scratch() = 0;
+  // (Re)creates the KV cache; previous contents are lost.
+  virtual void init_kv_cache(const KvCacheConfig& config) = 0;
+  virtual const KvCacheConfig& kv_cache_config() const = 0;
+  // Copy a KV block's contents (all layers) from one block id to another (copy-on-write).
+  virtual void copy_kv_block(int32_t src_block, int32_t dst_block) = 0;
+
+  // ---- a step -------------------------------------------------------------------
+  // Makes `batch` the current step: token ids, positions, slots and block tables are
+  // uploaded once and used by the ops below until the next begin_step.
+  virtual void begin_step(const StepBatch& batch) = 0;
+
+  // ---- ops ------------------------------------------------------------------------
+  // out[n, H] = rows of the embedding `table` for the step's tokens.
+  virtual void embed(Tensor out, const Weight& table) = 0;
+  // out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight, for every row r.
+  // The row length is weight's length; x may be viewed as [n * heads, hd] for per-head norms.
+  virtual void rms_norm(Tensor out, Tensor x, Tensor weight, float eps) = 0;
+  // out[n, rows] = x[n, cols] @ w^T (+ nothing; see add_bias).
+  virtual void matmul(Tensor out, Tensor x, const Weight& w) = 0;
+  // x[r, :] += bias for every row r.
+  virtual void add_bias(Tensor x, Tensor bias) = 0;
+  // Rotates x[n, heads, hd] in place at the step's positions; the first 2*len(inv_freq)
+  // dims of each head are rotated, the rest pass through.
+  virtual void rope(Tensor x, int64_t heads, int64_t head_dim, const RopeTable& rope) = 0;
+  // Writes k[n, nkv*hd] and v[n, nkv*hd] into the cache of `layer` at the step's slots.
+  virtual void kv_store(int32_t layer, Tensor k, Tensor v) = 0;
+  // out[n, nh*hd] = causal attention of q[n, nh*hd] over the cached keys/values of
+  // `layer` (positions 0..positions[t] of each token's sequence); GQA maps query head j
+  // to kv head j / (nh / nkv). scores are scaled by `scale`, softmax in F32.
+  virtual void attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads, float scale) = 0;
+  // out[n, F] = silu(gate) * up.
+  virtual void swiglu(Tensor out, Tensor gate, Tensor up) = 0;
+  // out = a + b (same shapes; out may alias a).
+  virtual void add(Tensor out, Tensor a, Tensor b) = 0;
+  // out[len(logit_rows), C] = x[logit_rows[i], :]: keeps only rows whose logits are wanted.
+  virtual void gather_logit_rows(Tensor out, Tensor x) = 0;
+  // Copies rows of an F32 tensor to host memory (waits for queued work).
+  virtual void read_rows(Tensor x, float* host) = 0;
+  // Waits for all queued work.
+  virtual void sync() = 0;
+};
+
+// The CPU backend; n_threads 0 = all hardware threads.
+std::unique_ptr<Backend> make_cpu_backend(int n_threads = 0);
+
+}  // namespace hearth
