@@ -1,0 +1,18 @@
+// The subcommands of the hearth CLI. Each registers its flags on a CLI11 app and
+// returns the function that runs it; main.cpp dispatches and turns errors into one line
+// on stderr and exit code 1.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace hearth::cli {
+
+using Command = std::function<int()>;
+
+Command add_info(CLI::App& app);
+Command add_run(CLI::App& app);
+Command add_make_model(CLI::App& app);
+
+}  // namespace hearth::cli
