@@ -2,7 +2,8 @@
 // length and offset against the file size before using it, so a truncated or hostile file
 // ends in a hearth::Error ("FILE: problem"), never an out-of-bounds read. Split models
 // (NAME-00001-of-00003.gguf) are opened from their first shard; the metadata is the
-// first shard's, the tensors are the union of all shards.
+// first shard's, the tensors are the union of all shards. Integers are stored widened
+// to int64 whatever their width in the file, since converters disagree on widths.
 #pragma once
 
 #include <cstdint>
@@ -40,10 +41,15 @@ struct GgufValue {
   size_t array_size() const;
 };
 
+// "UINT32", "STRING", ... for messages; "type N" for ids outside the enum.
+std::string gguf_type_name(GgufType type);
+
 class GgufFile {
  public:
   // Opens a .gguf file, or all shards of a split model when `path` is a shard.
   static std::unique_ptr<GgufFile> open(const std::string& path);
+  // Parses one already-mapped file (no shard following); the entry point of the fuzzer.
+  static std::unique_ptr<GgufFile> parse(std::shared_ptr<MappedFile> file);
 
   const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }
@@ -84,9 +90,13 @@ class GgufWriter {
   void add_array_strings(const std::string& key, const std::vector<std::string>& v);
   void add_array_int32(const std::string& key, const std::vector<int32_t>& v);
   void add_array_float32(const std::string& key, const std::vector<float>& v);
+  // Any scalar or (non-nested) array value, with the widths its type names; integers
+  // must fit the type. Used for the less common types and by tests.
+  void add_value(const std::string& key, const GgufValue& v);
   // A tensor with numpy-order shape; `bytes` must hold exactly its stored size.
   void add_tensor(const std::string& name, DType type, const std::vector<int64_t>& shape, std::vector<uint8_t> bytes);
-  // Writes the file; throws Error on I/O failure.
+  // The whole file as bytes, and the same written to `path` (Error on I/O failure).
+  std::vector<uint8_t> serialize() const;
   void write(const std::string& path) const;
 
  private:
@@ -100,6 +110,8 @@ class GgufWriter {
     std::vector<int64_t> shape;
     std::vector<uint8_t> bytes;
   };
+  void add_entry(const std::string& key, std::vector<uint8_t> encoded);
+
   uint32_t alignment_ = 32;
   std::vector<Entry> entries_;
   std::vector<PendingTensor> tensors_;

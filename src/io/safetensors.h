@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@ namespace hearth {
 // Adds every tensor of one .safetensors file to `store`; returns the header's
 // "__metadata__" entries (e.g. {"format": "mlx"}).
 std::map<std::string, std::string> load_safetensors_file(const std::string& path, TensorStore& store);
+// The same for a file already mapped (or bytes in memory); the fuzzer's entry point.
+std::map<std::string, std::string> load_safetensors(std::shared_ptr<MappedFile> file, TensorStore& store);
 
 // Loads a model folder: model.safetensors, or the shards named by
 // model.safetensors.index.json (each shard once), or failing that every *.safetensors
@@ -30,5 +33,8 @@ struct SafetensorsEntry {
 };
 void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+// The bytes write_safetensors writes.
+std::vector<uint8_t> serialize_safetensors(const std::vector<SafetensorsEntry>& tensors,
+                                           const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace hearth

@@ -35,6 +35,8 @@ class TensorStore {
   void keep_alive(std::shared_ptr<MappedFile> file) { files_.push_back(std::move(file)); }
   // Adds a tensor; a second tensor with the same name is an error naming both files.
   void add(StoredTensor tensor);
+  // Moves every tensor and mapping of `other` into this store (shards, folder files).
+  void merge(TensorStore&& other);
 
   const StoredTensor* find(const std::string& name) const;
   // Like find, but a missing tensor is an Error: "FILE: missing tensor NAME".
