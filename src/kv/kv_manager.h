@@ -1,0 +1,75 @@
+// KvManager: per-sequence block tables on top of a BlockPool. The scheduler asks it for
+// room for a sequence's next tokens and gets a yes (the table grew) or a refusal (nothing
+// changed); it never sees the pool's internals. A sequence's table covers positions
+// 0..n_tokens-1: position p lives in block table[p / block_size] at offset
+// p % block_size, i.e. KV slot table[p / block_size] * block_size + p % block_size.
+//
+// Prefix caching hooks (issue 9): full blocks can be named by a chained hash of the
+// tokens they hold and everything before them (block_hashes); register_full_blocks()
+// publishes a sequence's computed full blocks, match_prefix() lets a new sequence start
+// on the longest published prefix. With prefix caching off the scheduler never calls
+// them and blocks are plain private storage.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "kv/block_pool.h"
+
+namespace hearth::kv {
+
+using SeqId = uint64_t;
+
+class KvManager {
+ public:
+  KvManager(int32_t n_blocks, int32_t block_size);
+
+  // Makes room for n_new more tokens of `seq` after the ones it holds (a new sequence
+  // holds none). Returns false, changing nothing, when the pool has too few free blocks.
+  bool allocate(SeqId seq, int32_t n_new);
+  // Whether allocate(seq, n_new) would succeed now.
+  bool can_allocate(SeqId seq, int32_t n_new) const;
+  // Returns every block of `seq` to the pool (a no-op for an unknown sequence).
+  void free(SeqId seq);
+
+  // The blocks of `seq`, position order; empty for an unknown sequence.
+  std::span<const BlockId> block_table(SeqId seq) const;
+  // Tokens `seq` has room for (its cached plus its allocated-but-not-yet-computed ones).
+  int32_t n_tokens(SeqId seq) const;
+  // The KV slot of position `pos` of `seq` (pos < n_tokens(seq)).
+  int64_t slot(SeqId seq, int32_t pos) const;
+
+  int32_t block_size() const { return block_size_; }
+  int32_t n_blocks() const { return pool_.n_blocks(); }
+  int32_t n_free_blocks() const { return pool_.n_free(); }
+  int32_t n_seqs() const { return static_cast<int32_t>(seqs_.size()); }
+  int32_t blocks_for(int32_t n_tokens) const { return (n_tokens + block_size_ - 1) / block_size_; }
+
+  // ---- prefix cache (issue 9) -----------------------------------------------------
+  // Chained hashes of the full blocks of `tokens`: hash i covers tokens[0, (i+1)*bs).
+  std::vector<uint64_t> block_hashes(std::span<const int32_t> tokens) const;
+  // Publishes the full blocks among the first n_computed tokens of `seq` (whose tokens
+  // are `tokens`) so later sequences can find them.
+  void register_full_blocks(SeqId seq, std::span<const int32_t> tokens, int32_t n_computed);
+  // For a sequence that holds nothing yet: shares the longest run of published blocks
+  // matching the start of `tokens`, leaving at least the last token to compute (its
+  // logits are needed). Returns the number of tokens now cached for `seq`.
+  int32_t match_prefix(SeqId seq, std::span<const int32_t> tokens);
+
+  const BlockPool& pool() const { return pool_; }
+
+ private:
+  struct SeqBlocks {
+    std::vector<BlockId> table;
+    int32_t n_tokens = 0;
+    int32_t n_registered = 0;  // leading blocks already published by hash
+  };
+
+  BlockPool pool_;
+  int32_t block_size_;
+  std::unordered_map<SeqId, SeqBlocks> seqs_;
+};
+
+}  // namespace hearth::kv
