@@ -1,0 +1,42 @@
+// Kernel tables behind quant_dot.h. Every weight type has a portable scalar kernel
+// (quant_dot_generic.cpp, always compiled and tested); x86/quant_dot_avx2.cpp overrides
+// some of them when the build targets AVX2 + FMA + F16C. quant_dot.cpp picks, per type,
+// the SIMD kernel when there is one and the generic one otherwise. Tests call both
+// tables directly so the generic kernels stay tested on machines that never use them.
+//
+// A DotFn takes one stored weight row of n elements and one activation row prepared by
+// quantize_activation (vec_dot_type's format) and returns their dot product.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "quant/weight.h"
+
+namespace hearth::cpu::detail {
+
+using DotFn = float (*)(const void* w_row, const void* act, int64_t n);
+// sum over groups of scale * sum(q * x) + bias * sum(x) for row `row` of an MLX weight.
+using MlxDotFn = float (*)(const Weight& w, int64_t row, const float* x);
+
+// The scalar kernel for `weight_type`, or nullptr when hearth has none.
+DotFn dot_generic(DType weight_type);
+// The AVX2 kernel, or nullptr (no SIMD version, or not an AVX2 build).
+DotFn dot_avx2(DType weight_type);
+
+// Every bits value and group size, any scale type.
+float mlx_dot_generic(const Weight& w, int64_t row, const float* x);
+// An AVX2 kernel for w.bits, or nullptr.
+MlxDotFn mlx_dot_avx2(int bits);
+
+// Where one row of an MLX weight starts: its packed words and its scales and biases.
+struct MlxRow {
+  const uint32_t* words;  // [cols * bits / 32]
+  const uint8_t* scales;  // [cols / group_size] of w.scale_type
+  const uint8_t* biases;  // [cols / group_size] of w.scale_type
+};
+MlxRow mlx_row(const Weight& w, int64_t row);
+// Group g's scale or bias as float (F16, BF16 or F32 storage).
+float mlx_load_scale(const uint8_t* p, DType type, int64_t g);
+
+}  // namespace hearth::cpu::detail
