@@ -190,9 +190,12 @@ TensorInfo read_tensor_info(Reader& r, uint64_t index) {
   if (ne0 % info.block_elems != 0)
     r.error("ne[0] = " + std::to_string(ne0) + " is not a multiple of the " + std::string(info.name) +
             " block size " + std::to_string(info.block_elems));
-  int64_t numel = 1;
+  // The product of the non-zero dimensions must fit too, so that no partial product a
+  // consumer forms (rows, a slice) can overflow even when another dimension is 0.
+  int64_t numel = 1, nonzero = 1;
   for (int64_t ne : t.ne)
-    if (__builtin_mul_overflow(numel, ne, &numel)) r.error("element count overflows int64");
+    if (__builtin_mul_overflow(nonzero, ne == 0 ? 1 : ne, &nonzero)) r.error("element count overflows int64");
+  for (int64_t ne : t.ne) numel *= ne;
   int64_t nbytes = 0;
   if (__builtin_mul_overflow(numel / info.block_elems, info.block_bytes, &nbytes))
     r.error("byte size overflows int64");

@@ -134,14 +134,16 @@ std::map<std::string, std::string> load_safetensors(std::shared_ptr<MappedFile> 
     const std::optional<DType> dtype = dtype_from_safetensors(dtype_text);
     if (!dtype) fail(where + "unknown dtype '" + dtype_text + "'");
     t.dtype = *dtype;
-    int64_t numel = 1;
+    int64_t nonzero = 1;  // product of the non-zero dimensions: no partial product may overflow
     for (const json& d : *shape_it) {
       const std::optional<uint64_t> dim = as_unsigned(d);
       if (!dim || *dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
         fail(where + "shape entries must be non-negative integers");
       t.shape.push_back(static_cast<int64_t>(*dim));
-      if (__builtin_mul_overflow(numel, t.shape.back(), &numel)) fail(where + "element count overflows int64");
+      if (__builtin_mul_overflow(nonzero, *dim == 0 ? 1 : t.shape.back(), &nonzero))
+        fail(where + "element count overflows int64");
     }
+    const int64_t numel = t.numel();
     const std::optional<uint64_t> begin = as_unsigned((*offsets_it)[0]);
     const std::optional<uint64_t> end = as_unsigned((*offsets_it)[1]);
     if (!begin || !end) fail(where + "data_offsets must be non-negative integers");

@@ -7,7 +7,12 @@
 //
 //   fuzz_parsers [--seconds N] [--seed S] [--write-seeds DIR] [FILE...]
 // FILEs are replayed once each (a crash reproducer or a libFuzzer corpus) instead.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -144,6 +149,26 @@ class Mutator {
   std::mt19937_64 rng_;
 };
 
+// The input being run, written to fuzz_parsers-crash.bin if a sanitizer or an invariant
+// aborts, so the failure can be replayed with `fuzz_parsers fuzz_parsers-crash.bin`.
+const Input* g_current = nullptr;
+
+void dump_current(int sig) {
+  if (g_current != nullptr) {
+    const int fd = ::open("fuzz_parsers-crash.bin", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      if (::write(fd, g_current->data(), g_current->size()) < 0) {
+      }
+      ::close(fd);
+    }
+    const char msg[] = "fuzz_parsers: failing input written to fuzz_parsers-crash.bin\n";
+    if (::write(2, msg, sizeof(msg) - 1) < 0) {
+    }
+  }
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
 Input read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return Input(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
@@ -191,28 +216,38 @@ int main(int argc, char** argv) {
       return 1;
     }
 
-  std::vector<Input> corpus = seeds;
+  std::signal(SIGABRT, dump_current);
+  std::signal(SIGSEGV, dump_current);
+  // Two corpora, one per format, taken in turn: GGUF survives mutation far more often
+  // than JSON does, and would otherwise crowd safetensors out.
+  std::vector<Input> corpus[2];
+  for (const Input& s : seeds) corpus[hearth_fuzz_parsers(s.data(), s.size()) & 1 ? 0 : 1].push_back(s);
+  const size_t n_seeds[2] = {corpus[0].size(), corpus[1].size()};
   Mutator mutator(seed);
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + std::chrono::duration<double>(seconds);
-  uint64_t runs = 0, parsed[3] = {0, 0, 0};
+  uint64_t runs = 0, parsed[2] = {0, 0};
   while (std::chrono::steady_clock::now() < deadline) {
     for (int batch = 0; batch < 64; ++batch, ++runs) {
-      Input in = corpus[mutator.below(corpus.size())];
+      const int kind = static_cast<int>(runs & 1);
+      std::vector<Input>& pool = corpus[kind];
+      Input in = pool[mutator.below(pool.size())];
       mutator.mutate(in);
+      g_current = &in;
       const int ok = hearth_fuzz_parsers(in.data(), in.size());
+      g_current = nullptr;
       if (ok & 1) ++parsed[0];
       if (ok & 2) ++parsed[1];
       // Keep some survivors: they are valid files that differ from the seeds.
-      if (ok != 0 && in.size() <= 1 << 16 && mutator.below(8) == 0) {
-        if (corpus.size() < 512) corpus.push_back(std::move(in));
-        else corpus[seeds.size() + mutator.below(corpus.size() - seeds.size())] = std::move(in);
+      if ((ok & (1 << kind)) && in.size() <= 1 << 16 && mutator.below(4) == 0) {
+        if (pool.size() < 256) pool.push_back(std::move(in));
+        else pool[n_seeds[kind] + mutator.below(pool.size() - n_seeds[kind])] = std::move(in);
       }
     }
   }
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("fuzz_parsers: %llu inputs in %.1f s, %llu parsed as GGUF, %llu as safetensors, corpus %zu\n",
+  std::printf("fuzz_parsers: %llu inputs in %.1f s, %llu parsed as GGUF, %llu as safetensors, corpus %zu + %zu\n",
               static_cast<unsigned long long>(runs), elapsed, static_cast<unsigned long long>(parsed[0]),
-              static_cast<unsigned long long>(parsed[1]), corpus.size());
+              static_cast<unsigned long long>(parsed[1]), corpus[0].size(), corpus[1].size());
   return 0;
 }

@@ -7,6 +7,7 @@
 // Built two ways: with libFuzzer (clang -fsanitize=fuzzer, see CMakeLists.txt), and with
 // the self-contained mutating driver in fuzz_driver.cpp that CTest runs.
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <vector>
 
@@ -16,19 +17,28 @@
 
 namespace {
 
+// A parser accepted something it should not have: report and stop like a sanitizer would.
+[[noreturn]] void broken(const char* what, const std::string& name) {
+  std::fprintf(stderr, "fuzz_parsers: invariant broken: %s (tensor '%s')\n", what, name.c_str());
+  std::abort();
+}
+
 // Reads every byte of every tensor and checks nbytes against shape and dtype.
 void touch(const hearth::TensorStore& store) {
   volatile uint8_t sink = 0;
   uint8_t acc = 0;
   for (const auto& [name, t] : store.tensors()) {
-    int64_t numel = 1;
+    // Every partial product of the dimensions, in any order, must fit in int64.
+    int64_t nonzero = 1;
     for (int64_t d : t.shape) {
-      if (d < 0 || __builtin_mul_overflow(numel, d, &numel)) std::abort();
+      if (d < 0 || __builtin_mul_overflow(nonzero, d == 0 ? 1 : d, &nonzero)) broken("shape overflows", t.name);
     }
+    const int64_t numel = t.numel();
     const hearth::DTypeInfo& info = hearth::dtype_info(t.dtype);
-    if (numel % info.block_elems != 0) std::abort();
-    if (static_cast<uint64_t>(numel / info.block_elems * info.block_bytes) != t.nbytes) std::abort();
-    if (t.nbytes > 0 && t.data == nullptr) std::abort();
+    const int64_t row = t.shape.empty() ? 1 : t.shape.back();
+    if (row % info.block_elems != 0) broken("rows are not whole blocks", t.name);
+    if (static_cast<uint64_t>(numel / info.block_elems * info.block_bytes) != t.nbytes) broken("wrong nbytes", t.name);
+    if (t.nbytes > 0 && t.data == nullptr) broken("null data", t.name);
     for (uint64_t k = 0; k < t.nbytes; ++k) acc = static_cast<uint8_t>(acc + t.data[k]);
   }
   sink = acc;
@@ -44,7 +54,7 @@ void read_metadata(const hearth::GgufFile& gguf) {
     try { gguf.get_bool_or(key, false); } catch (const hearth::Error&) {}
     if (value.type == hearth::GgufType::ARRAY && value.array_size() > value.ints.size() + value.floats.size() +
                                                                           value.strings.size())
-      std::abort();
+      broken("array_size() disagrees with the array", key);
   }
 }
 

@@ -102,6 +102,9 @@ TEST(GgufHostile, TensorInfo) {
   EXPECT_GGUF_ERROR(one_tensor({4, -1}, 0, 0, 32), "tensor 'w': dimension 1 is negative (-1)");
   EXPECT_GGUF_ERROR(one_tensor({int64_t{1} << 32, int64_t{1} << 32}, 0, 0, 32), "tensor 'w': element count overflows int64");
   EXPECT_GGUF_ERROR(one_tensor({3, int64_t{1} << 62}, 0, 0, 32), "element count overflows");
+  // A zero dimension makes the count 0, but the other dimensions' product must still fit.
+  EXPECT_GGUF_ERROR(one_tensor({0, int64_t{1} << 32, int64_t{1} << 32}, 0, 0, 32), "element count overflows");
+  EXPECT_EQ(gguf_error(one_tensor({0, int64_t{1} << 31, int64_t{1} << 31}, 0, 0, 32)), "(no error)");
   EXPECT_GGUF_ERROR(one_tensor({int64_t{1} << 62}, 0, 0, 32), "tensor 'w': byte size overflows int64");
   EXPECT_GGUF_ERROR(one_tensor({16, 1}, 2, 0, 32), "tensor 'w': ne[0] = 16 is not a multiple of the q4_0 block size 32");
   EXPECT_GGUF_ERROR(one_tensor({}, 12, 0, 256), "ne[0] = 1 is not a multiple of the q4_K block size 256");

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <nlohmann/json.hpp>
+
+#include "core/half.h"
 
 #include "io/safetensors.h"
 #include "io_test_util.h"
@@ -170,6 +173,54 @@ TEST(Safetensors, Folders) {
   }
 }
 
+// The model fixtures were written by Hugging Face transformers (the safetensors library),
+// an independent writer. Shapes must match config.json, the tensors must tile the file,
+// and since the weights were rounded to float16-representable values before saving,
+// every float read must survive an f32 -> f16 -> f32 round trip (a pointer off by a few
+// bytes, or into the header, would read values that do not).
+TEST(Safetensors, ReadsTransformersFixtures) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(HEARTH_SOURCE_DIR) / "fixtures" / "models";
+  if (!fs::is_directory(root)) GTEST_SKIP() << "no " << root;
+  int folders = 0;
+  for (const auto& dir : fs::directory_iterator(root)) {
+    if (!fs::exists(dir.path() / "model.safetensors") || !fs::exists(dir.path() / "config.json")) continue;
+    ++folders;
+    std::ifstream config_file(dir.path() / "config.json");
+    const auto config = nlohmann::json::parse(config_file);
+    TensorStore store;
+    const auto meta = load_safetensors_folder(dir.path().string(), store);
+    EXPECT_EQ(meta.at("format"), "pt");
+    const int64_t hidden = config.at("hidden_size"), heads = config.at("num_attention_heads");
+    const int64_t head_dim = config.contains("head_dim") && !config["head_dim"].is_null() ? config["head_dim"].get<int64_t>()
+                                                                                          : hidden / heads;
+    const int64_t layers = config.at("num_hidden_layers");
+    EXPECT_EQ(store.get("model.embed_tokens.weight").shape,
+              (std::vector<int64_t>{config.at("vocab_size").get<int64_t>(), hidden}));
+    EXPECT_EQ(store.get("model.layers.0.self_attn.q_proj.weight").shape, (std::vector<int64_t>{heads * head_dim, hidden}));
+    EXPECT_EQ(store.get("model.norm.weight").shape, (std::vector<int64_t>{hidden}));
+    EXPECT_TRUE(store.contains("model.layers." + std::to_string(layers - 1) + ".mlp.down_proj.weight"));
+    EXPECT_FALSE(store.contains("model.layers." + std::to_string(layers) + ".mlp.down_proj.weight"));
+
+    // The tensors tile the data region exactly: 8 + header + data = file size.
+    uint64_t header = 0;
+    std::ifstream raw(dir.path() / "model.safetensors", std::ios::binary);
+    raw.read(reinterpret_cast<char*>(&header), 8);
+    EXPECT_EQ(8 + header + store.total_bytes(), fs::file_size(dir.path() / "model.safetensors")) << dir.path();
+    for (const auto& [name, t] : store.tensors()) {
+      ASSERT_EQ(t.dtype, DType::F32) << name;
+      size_t bad = 0;
+      for (int64_t k = 0; k < t.numel(); ++k) {
+        float f;
+        std::memcpy(&f, t.data + 4 * k, 4);
+        bad += f16_to_f32(f32_to_f16(f)) != f;
+      }
+      EXPECT_EQ(bad, 0u) << dir.path() << " " << name;
+    }
+  }
+  EXPECT_GE(folders, 1);
+}
+
 TEST(SafetensorsHostile, HeaderLength) {
   EXPECT_ST_ERROR(std::vector<uint8_t>{}, "file too small for a safetensors header (0 bytes)");
   EXPECT_ST_ERROR(std::vector<uint8_t>(7, 0), "file too small");
@@ -209,6 +260,7 @@ TEST(SafetensorsHostile, Tensors) {
   EXPECT_ST_ERROR(one(entry("F32", "[\"2\"]", 0, 8), 8), "shape entries must be non-negative integers");
   EXPECT_ST_ERROR(one(entry("F32", "[18446744073709551615]", 0, 4), 4), "shape entries must be non-negative");
   EXPECT_ST_ERROR(one(entry("F32", "[4294967296, 4294967296]", 0, 4), 4), "element count overflows int64");
+  EXPECT_ST_ERROR(one(entry("F32", "[4294967296, 4294967296, 0]", 0, 0), 4), "element count overflows int64");
   EXPECT_ST_ERROR(one(entry("F64", "[4611686018427387904]", 0, 4), 4), "byte size overflows int64");
   EXPECT_ST_ERROR(one(entry("F32", "[1]", 8, 4), 8), "data_offsets [8, 4] are out of order");
   EXPECT_ST_ERROR(one(entry("F32", "[4]", 0, 16), 15), "data_offsets [0, 16] run past end of data (15 bytes after the header)");
