@@ -92,16 +92,17 @@ void KvManager::register_full_blocks(SeqId seq, std::span<const int32_t> tokens,
   auto it = seqs_.find(seq);
   if (it == seqs_.end()) return;
   SeqBlocks& s = it->second;
-  const int32_t n_full = std::min(n_computed, static_cast<int32_t>(tokens.size())) / block_size_;
-  if (n_full <= s.n_registered) return;
-  const auto hashes = block_hashes(tokens.first(static_cast<size_t>(n_full) * static_cast<size_t>(block_size_)));
-  for (int32_t b = s.n_registered; b < n_full; ++b) {
-    const BlockId id = s.table[static_cast<size_t>(b)];
+  const size_t bs = static_cast<size_t>(block_size_);
+  const size_t n_full = static_cast<size_t>(std::min(n_computed, static_cast<int32_t>(tokens.size()))) / bs;
+  // Chained from the last published block, so each block is hashed once per sequence.
+  for (size_t b = s.hashes.size(); b < n_full; ++b) {
+    const uint64_t h = chain_hash(s.hashes.empty() ? 0 : s.hashes.back(), tokens.subspan(b * bs, bs));
+    const BlockId id = s.table[b];
     // A block found through the cache already carries this hash; a duplicate of an
     // already-published block stays unpublished (set_hash keeps the first).
-    if (pool_.hash_of(id) != hashes[static_cast<size_t>(b)]) pool_.set_hash(id, hashes[static_cast<size_t>(b)]);
+    if (pool_.hash_of(id) != h) pool_.set_hash(id, h);
+    s.hashes.push_back(h);
   }
-  s.n_registered = n_full;
 }
 
 int32_t KvManager::match_prefix(SeqId seq, std::span<const int32_t> tokens) {
@@ -122,7 +123,7 @@ int32_t KvManager::match_prefix(SeqId seq, std::span<const int32_t> tokens) {
   SeqBlocks& s = seqs_[seq];
   s.table = hits;
   s.n_tokens = static_cast<int32_t>(hits.size()) * block_size_;
-  s.n_registered = static_cast<int32_t>(hits.size());
+  s.hashes.assign(hashes.begin(), hashes.begin() + static_cast<std::ptrdiff_t>(hits.size()));
   return s.n_tokens;
 }
 

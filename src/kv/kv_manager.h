@@ -64,7 +64,7 @@ class KvManager {
   struct SeqBlocks {
     std::vector<BlockId> table;
     int32_t n_tokens = 0;
-    int32_t n_registered = 0;  // leading blocks already published by hash
+    std::vector<uint64_t> hashes;  // chained hashes of the leading blocks already published
   };
 
   BlockPool pool_;
