@@ -12,6 +12,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/quote.h"
 #include "io/gguf.h"
 
 namespace hearth {
@@ -170,7 +171,7 @@ TensorInfo read_tensor_info(Reader& r, uint64_t index) {
   r.set_context("tensor #" + std::to_string(index));
   t.name = r.read_string("name");
   if (t.name.empty()) r.error("empty tensor name");
-  r.set_context("tensor '" + t.name + "'");
+  r.set_context("tensor " + quote_name(t.name));
   const uint32_t n_dims = r.read<uint32_t>("n_dims");
   if (n_dims > kMaxDims) r.error("n_dims " + std::to_string(n_dims) + " is more than " + std::to_string(kMaxDims));
   for (uint32_t d = 0; d < n_dims; ++d) {
@@ -242,7 +243,7 @@ std::unique_ptr<GgufFile> GgufFile::parse(std::shared_ptr<MappedFile> file) {
     r.set_context("metadata #" + std::to_string(k));
     std::string key = r.read_string("key");
     if (key.empty()) r.error("empty key");
-    r.set_context("key '" + key + "'");
+    r.set_context("key " + quote_name(key));
     if (gguf->metadata_.count(key) != 0) r.error("duplicate key");
     const GgufType type = read_type(r, "value type");
     gguf->metadata_.emplace(std::move(key), read_value(r, type));
@@ -264,7 +265,7 @@ std::unique_ptr<GgufFile> GgufFile::parse(std::shared_ptr<MappedFile> file) {
   const uint64_t data_size = r.size() - std::min<uint64_t>(data_offset, r.size());
 
   for (const TensorInfo& t : infos) {
-    const std::string where = gguf->path_ + ": tensor '" + t.name + "': ";
+    const std::string where = gguf->path_ + ": tensor " + quote_name(t.name) + ": ";
     if (t.offset % alignment != 0)
       fail(where + "offset " + std::to_string(t.offset) + " is not a multiple of the alignment " + std::to_string(alignment));
     if (t.offset > data_size || t.nbytes > data_size - t.offset)
@@ -278,7 +279,7 @@ std::unique_ptr<GgufFile> GgufFile::parse(std::shared_ptr<MappedFile> file) {
   std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
   for (size_t k = 1; k < by_offset.size(); ++k)
     if (by_offset[k - 1]->offset + by_offset[k - 1]->nbytes > by_offset[k]->offset)
-      fail(gguf->path_ + ": tensors '" + by_offset[k - 1]->name + "' and '" + by_offset[k]->name + "' overlap");
+      fail(gguf->path_ + ": tensors " + quote_name(by_offset[k - 1]->name) + " and " + quote_name(by_offset[k]->name) + " overlap");
 
   gguf->store_.set_origin(gguf->path_);
   for (TensorInfo& t : infos) {

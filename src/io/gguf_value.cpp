@@ -3,6 +3,7 @@
 // an integer where a float is asked for, but never a string for a number: a key of the
 // wrong kind is an Error naming the file and the key.
 #include "core/error.h"
+#include "io/quote.h"
 #include "io/gguf.h"
 
 namespace hearth {
@@ -56,11 +57,11 @@ namespace {
 [[noreturn]] void wrong_type(const std::string& file, std::string_view key, const GgufValue& v, const char* expected) {
   std::string type = gguf_type_name(v.type);
   if (v.type == GgufType::ARRAY) type += " of " + gguf_type_name(v.elem_type);
-  fail(file + ": key '" + std::string(key) + "' has type " + type + ", expected " + expected);
+  fail(file + ": key " + quote_name(key) + " has type " + type + ", expected " + expected);
 }
 
 [[noreturn]] void missing(const std::string& file, std::string_view key) {
-  fail(file + ": missing key '" + std::string(key) + "'");
+  fail(file + ": missing key " + quote_name(key));
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "io/quote.h"
 #include "io/gguf.h"
 
 namespace hearth {
@@ -42,7 +43,7 @@ uint64_t align_up(uint64_t n, uint64_t alignment) { return (n + alignment - 1) /
 void put_int(std::vector<uint8_t>& out, GgufType type, int64_t v, const std::string& key) {
   auto fits = [&](int64_t lo, int64_t hi) {
     if (v < lo || v > hi)
-      fail("GgufWriter: key '" + key + "': value " + std::to_string(v) + " does not fit " + gguf_type_name(type));
+      fail("GgufWriter: key " + quote_name(key) + ": value " + std::to_string(v) + " does not fit " + gguf_type_name(type));
   };
   switch (type) {
     case GgufType::UINT8: fits(0, 255); put<uint8_t>(out, static_cast<uint8_t>(v)); return;
@@ -78,7 +79,7 @@ void GgufWriter::add_entry(const std::string& key, std::vector<uint8_t> encoded)
   if (key.empty()) fail("GgufWriter: empty metadata key");
   if (key == "general.alignment") fail("GgufWriter: set general.alignment with set_alignment()");
   for (const Entry& e : entries_)
-    if (e.key == key) fail("GgufWriter: duplicate metadata key '" + key + "'");
+    if (e.key == key) fail("GgufWriter: duplicate metadata key " + quote_name(key));
   entries_.push_back({key, std::move(encoded)});
 }
 
@@ -103,7 +104,7 @@ void GgufWriter::add_value(const std::string& key, const GgufValue& v) {
   if (v.type != GgufType::ARRAY) {
     put_scalar(out, v, key);
   } else {
-    if (v.elem_type == GgufType::ARRAY) fail("GgufWriter: key '" + key + "': nested arrays are not supported");
+    if (v.elem_type == GgufType::ARRAY) fail("GgufWriter: key " + quote_name(key) + ": nested arrays are not supported");
     put<uint32_t>(out, static_cast<uint32_t>(v.elem_type));
     put<uint64_t>(out, v.array_size());
     GgufValue elem;
@@ -129,7 +130,7 @@ void GgufWriter::add_int32(const std::string& key, int32_t v) {
 }
 void GgufWriter::add_uint64(const std::string& key, uint64_t v) {
   if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-    fail("GgufWriter: key '" + key + "': uint64 values above 2^63 are not supported");
+    fail("GgufWriter: key " + quote_name(key) + ": uint64 values above 2^63 are not supported");
   add_value(key, GgufValue{.type = GgufType::UINT64, .i = static_cast<int64_t>(v)});
 }
 void GgufWriter::add_float32(const std::string& key, float v) {
@@ -155,7 +156,7 @@ void GgufWriter::add_array_float32(const std::string& key, const std::vector<flo
 
 void GgufWriter::add_tensor(const std::string& name, DType type, const std::vector<int64_t>& shape,
                             std::vector<uint8_t> bytes) {
-  const std::string where = "GgufWriter: tensor '" + name + "': ";
+  const std::string where = "GgufWriter: tensor " + quote_name(name) + ": ";
   if (name.empty()) fail("GgufWriter: empty tensor name");
   for (const PendingTensor& t : tensors_)
     if (t.name == name) fail(where + "duplicate name");

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/quote.h"
 
 namespace hearth {
 namespace {
@@ -47,7 +48,7 @@ json parse_json_strict(const char* begin, const char* end, const std::string& wh
       reason.erase(0, reason.find("] ") + 2);
     fail(what + " is not valid JSON: " + reason);
   }
-  if (!duplicate.empty()) fail(what + ": duplicate key '" + duplicate + "'");
+  if (!duplicate.empty()) fail(what + ": duplicate key " + quote_name(duplicate));
   return j;
 }
 
@@ -111,12 +112,12 @@ std::map<std::string, std::string> load_safetensors(std::shared_ptr<MappedFile> 
     if (name == "__metadata__") {
       if (!entry.is_object()) fail(path + ": __metadata__ is not an object");
       for (const auto& [k, v] : entry.items()) {
-        if (!v.is_string()) fail(path + ": __metadata__ entry '" + k + "' is not a string");
+        if (!v.is_string()) fail(path + ": __metadata__ entry " + quote_name(k) + " is not a string");
         metadata[k] = v.get<std::string>();
       }
       continue;
     }
-    const std::string where = path + ": tensor '" + name + "': ";
+    const std::string where = path + ": tensor " + quote_name(name) + ": ";
     if (name.empty()) fail(path + ": empty tensor name");
     if (!entry.is_object()) fail(where + "entry is not an object");
     const auto dtype_it = entry.find("dtype");
@@ -132,7 +133,7 @@ std::map<std::string, std::string> load_safetensors(std::shared_ptr<MappedFile> 
     t.file = path;
     const std::string dtype_text = dtype_it->get<std::string>();
     const std::optional<DType> dtype = dtype_from_safetensors(dtype_text);
-    if (!dtype) fail(where + "unknown dtype '" + dtype_text + "'");
+    if (!dtype) fail(where + "unknown dtype " + quote_name(dtype_text));
     t.dtype = *dtype;
     int64_t nonzero = 1;  // product of the non-zero dimensions: no partial product may overflow
     for (const json& d : *shape_it) {
@@ -165,7 +166,7 @@ std::map<std::string, std::string> load_safetensors(std::shared_ptr<MappedFile> 
   std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
   for (size_t k = 1; k < ranges.size(); ++k)
     if (ranges[k].begin < ranges[k - 1].end)
-      fail(path + ": tensors '" + ranges[k - 1].tensor->name + "' and '" + ranges[k].tensor->name + "' overlap");
+      fail(path + ": tensors " + quote_name(ranges[k - 1].tensor->name) + " and " + quote_name(ranges[k].tensor->name) + " overlap");
 
   local.keep_alive(std::move(file));
   store.merge(std::move(local));
@@ -198,11 +199,11 @@ std::map<std::string, std::string> load_safetensors_folder(const std::string& di
     weight_map = index["weight_map"];
     std::set<std::string> unique;
     for (const auto& [name, shard] : weight_map.items()) {
-      if (!shard.is_string()) fail(index_name + ": weight_map entry '" + name + "' is not a file name");
+      if (!shard.is_string()) fail(index_name + ": weight_map entry " + quote_name(name) + " is not a file name");
       const std::string file = shard.get<std::string>();
       // Shards live in the folder itself: no paths that climb out of it.
       if (file.empty() || file.find('/') != std::string::npos || file.find('\\') != std::string::npos || file == "..")
-        fail(index_name + ": weight_map entry '" + name + "' names '" + file + "', not a file in the folder");
+        fail(index_name + ": weight_map entry " + quote_name(name) + " names " + quote_name(file) + ", not a file in the folder");
       if (unique.insert(file).second) files.push_back(file);
     }
   } else {
@@ -218,7 +219,7 @@ std::map<std::string, std::string> load_safetensors_folder(const std::string& di
   for (const auto& [name, shard] : weight_map.items()) {
     const StoredTensor* t = store.find(name);
     if (t == nullptr || fs::path(t->file).filename() != shard.get<std::string>())
-      fail(index_path.string() + ": tensor '" + name + "' is listed in " + shard.get<std::string>() + " but not found there");
+      fail(index_path.string() + ": tensor " + quote_name(name) + " is listed in " + quote_name(shard.get<std::string>()) + " but not found there");
   }
   return metadata;
 }
@@ -229,8 +230,8 @@ std::vector<uint8_t> serialize_safetensors(const std::vector<SafetensorsEntry>& 
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const SafetensorsEntry& t : tensors) {
-    const std::string where = "write_safetensors: tensor '" + t.name + "': ";
-    if (t.name.empty() || t.name == "__metadata__") fail("write_safetensors: bad tensor name '" + t.name + "'");
+    const std::string where = "write_safetensors: tensor " + quote_name(t.name) + ": ";
+    if (t.name.empty() || t.name == "__metadata__") fail("write_safetensors: bad tensor name " + quote_name(t.name));
     if (header.contains(t.name)) fail(where + "duplicate name");
     const std::string dtype = safetensors_dtype_name(t.dtype);
     if (dtype.empty()) fail(where + "type " + std::string(dtype_name(t.dtype)) + " has no safetensors dtype");

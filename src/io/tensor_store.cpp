@@ -4,6 +4,7 @@
 #include "io/tensor_store.h"
 
 #include "core/error.h"
+#include "io/quote.h"
 
 namespace hearth {
 
@@ -11,7 +12,7 @@ void TensorStore::add(StoredTensor tensor) {
   if (origin_.empty()) origin_ = tensor.file;
   auto it = tensors_.find(tensor.name);
   if (it != tensors_.end())
-    fail(tensor.file + ": duplicate tensor '" + tensor.name + "' (also in " + it->second.file + ")");
+    fail(tensor.file + ": duplicate tensor " + quote_name(tensor.name) + " (also in " + it->second.file + ")");
   std::string name = tensor.name;
   tensors_.emplace(std::move(name), std::move(tensor));
 }

@@ -19,7 +19,7 @@ namespace {
 
 // A parser accepted something it should not have: report and stop like a sanitizer would.
 [[noreturn]] void broken(const char* what, const std::string& name) {
-  std::fprintf(stderr, "fuzz_parsers: invariant broken: %s (tensor '%s')\n", what, name.c_str());
+  std::fprintf(stderr, "fuzz_parsers: invariant broken: %s (%s)\n", what, name.c_str());
   std::abort();
 }
 
@@ -58,6 +58,12 @@ void read_metadata(const hearth::GgufFile& gguf) {
   }
 }
 
+// Every message is one line that starts with the file name.
+void check_message(const hearth::Error& e, const char* file) {
+  const std::string m = e.what();
+  if (m.rfind(std::string(file) + ": ", 0) != 0 || m.find('\n') != std::string::npos) broken("bad error message", m);
+}
+
 }  // namespace
 
 // Parses `data` as GGUF and as safetensors; returns a bit mask of the parses that
@@ -69,7 +75,8 @@ int hearth_fuzz_parsers(const uint8_t* data, size_t size) {
     read_metadata(*gguf);
     touch(gguf->tensors());
     ok |= 1;
-  } catch (const hearth::Error&) {
+  } catch (const hearth::Error& e) {
+    check_message(e, "fuzz.gguf");
   }
   try {
     hearth::TensorStore store;
@@ -77,7 +84,8 @@ int hearth_fuzz_parsers(const uint8_t* data, size_t size) {
                              store);
     touch(store);
     ok |= 2;
-  } catch (const hearth::Error&) {
+  } catch (const hearth::Error& e) {
+    check_message(e, "fuzz.safetensors");
   }
   return ok;
 }

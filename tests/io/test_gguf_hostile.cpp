@@ -109,6 +109,9 @@ TEST(GgufHostile, TensorInfo) {
   EXPECT_GGUF_ERROR(one_tensor({16, 1}, 2, 0, 32), "tensor 'w': ne[0] = 16 is not a multiple of the q4_0 block size 32");
   EXPECT_GGUF_ERROR(one_tensor({}, 12, 0, 256), "ne[0] = 1 is not a multiple of the q4_K block size 256");
   EXPECT_GGUF_ERROR(one_tensor({8}, 99, 0, 32), "tensor 'w': unknown type id 99");
+  // Names are escaped so the message stays one printable line.
+  EXPECT_GGUF_ERROR(Bytes().gguf_header(0, 1).str(std::string("a\nb\x01\xff", 5)).u32(99).b,
+                    "key 'a\\x0ab\\x01\\xff': unknown value type 99");
   EXPECT_GGUF_ERROR(one_tensor({8}, -1, 0, 32), "unknown type id -1");
   EXPECT_GGUF_ERROR(one_tensor({8}, 1003, 0, 32), "unknown type id 1003");  // hearth-only id, not GGUF
   EXPECT_GGUF_ERROR(one_tensor({256}, 16, 0, 256), "type 16 (iq2_xxs) is not supported by hearth");

@@ -144,7 +144,7 @@ TEST(Safetensors, Folders) {
     write_file(dir.file("model.safetensors.index.json"), std::vector<uint8_t>(bad.begin(), bad.end()));
     TensorStore s2;
     EXPECT_ERROR_CONTAINS(load_safetensors_folder(dir.path().string(), s2),
-                          "model.safetensors.index.json: tensor 'zz' is listed in model-00002-of-00002.safetensors but not found there");
+                          "model.safetensors.index.json: tensor 'zz' is listed in 'model-00002-of-00002.safetensors' but not found there");
     const std::string evil = R"({"weight_map":{"a":"../model-00001-of-00002.safetensors"}})";
     write_file(dir.file("model.safetensors.index.json"), std::vector<uint8_t>(evil.begin(), evil.end()));
     TensorStore s3;
@@ -244,6 +244,7 @@ TEST(SafetensorsHostile, HeaderJson) {
   EXPECT_ST_ERROR(st_file(R"({"__metadata__":{"format":1}})", 0), "__metadata__ entry 'format' is not a string");
   EXPECT_ST_ERROR(st_file(R"({"__metadata__":[]})", 0), "__metadata__ is not an object");
   EXPECT_ST_ERROR(st_file(R"({"":)" + e + "}", 4), "empty tensor name");
+  EXPECT_ST_ERROR(st_file(R"({"a\nb'":1})", 0), "tensor 'a\\x0ab\\x27': entry is not an object");  // escaped name
   EXPECT_ST_ERROR(st_file(R"({"a":{"shape":[1],"data_offsets":[0,4]}})", 4), "tensor 'a': missing or non-string dtype");
   EXPECT_ST_ERROR(st_file(R"({"a":{"dtype":"F32","data_offsets":[0,4]}})", 4), "missing or non-array shape");
   EXPECT_ST_ERROR(st_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", 4), "not a [begin, end] pair");
