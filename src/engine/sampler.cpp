@@ -4,6 +4,7 @@
 #include "engine/sampler.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -16,40 +17,108 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// a ranks before b: higher logit first, lower id on ties.
-bool by_logit(const Candidate& a, const Candidate& b) {
-  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-}
+// The two orders the chain ranks by. before(a, b): a ranks first (ties: lower id first).
+// key(c): the same order as a number, smaller first, for bucketing (ties aside).
+struct ByLogit {
+  bool operator()(const Candidate& a, const Candidate& b) const {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+  }
+  static float key(const Candidate& c) { return -c.logit; }
+};
+struct ByScore {
+  bool operator()(const Candidate& a, const Candidate& b) const {
+    return a.score < b.score || (a.score == b.score && a.id < b.id);
+  }
+  static float key(const Candidate& c) { return c.score; }
+};
+constexpr ByLogit by_logit;
 
-// a ranks before b: smaller score first, lower id on ties.
-bool by_score(const Candidate& a, const Candidate& b) {
-  return a.score < b.score || (a.score == b.score && a.id < b.id);
+// e^x for x <= 0, which is all softmax needs once the max is subtracted: x = n ln2 + r with
+// |r| <= ln2/2, e^r by its Taylor series to r^7 (truncation < 1e-8 relative), 2^n through
+// the exponent bits; below -87 (under FLT_MIN) it is 0. About as accurate as libm's expf,
+// several times faster, and, being ours (sampler.cpp is built with -ffp-contract=off), the
+// same bits on every platform, so seeded sampling doesn't depend on the C library.
+inline float exp_nonpos(float x) {
+  constexpr float kLog2e = 1.44269504f;
+  constexpr float kLn2Hi = 0.693359375f;  // ln 2 split so n * kLn2Hi is exact
+  constexpr float kLn2Lo = -2.12194440e-4f;
+  const float xc = std::max(x, -87.0f);
+  const float n = std::floor(xc * kLog2e + 0.5f);
+  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
+  float poly = 1.0f / 5040.0f;
+  poly = poly * r + 1.0f / 720.0f;
+  poly = poly * r + 1.0f / 120.0f;
+  poly = poly * r + 1.0f / 24.0f;
+  poly = poly * r + 1.0f / 6.0f;
+  poly = poly * r + 0.5f;
+  poly = poly * r + 1.0f;
+  poly = poly * r + 1.0f;
+  const float scale = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  return x < -87.0f ? 0.0f : poly * scale;
 }
 
 // Moves the smallest prefix (in `before` order) whose probability mass reaches `mass` to the
-// front of cands, sorted, and returns its length (at least 1, the crossing token included).
-// Only growing chunks of the best candidates are sorted, so when the prefix is short the
-// cost is a few O(n) nth_element passes rather than an O(n log n) sort.
-template <class Before>
-size_t mass_prefix(std::vector<Candidate>& cands, double mass, Before before) {
+// front of cands and returns its length (at least 1, the crossing token included). Small
+// lists are sorted. Large ones get one histogram pass over the key: buckets wholly before
+// the crossing bucket are kept as they are, only the crossing bucket is sorted, so a 152k
+// vocabulary costs a few O(n) passes even when the prefix holds most of it. The kept
+// tokens stay in their incoming order (a stable partition), then the crossing bucket's in
+// sorted order: deterministic on every standard library, not sorted.
+template <class Order>
+size_t mass_prefix(std::vector<Candidate>& cands, double mass, Order before) {
   const size_t n = cands.size();
-  double cum = 0.0;
-  size_t done = 0;
-  size_t chunk = 64;
-  while (done < n) {
-    const size_t end = std::min(n, done + chunk);
-    const auto first = cands.begin() + static_cast<std::ptrdiff_t>(done);
-    const auto mid = cands.begin() + static_cast<std::ptrdiff_t>(end);
-    if (end < n) std::nth_element(first, mid, cands.end(), before);
-    std::sort(first, mid, before);
-    for (size_t i = done; i < end; ++i) {
+  auto walk = [&](size_t from, double cum) {
+    for (size_t i = from; i < cands.size(); ++i) {
       cum += cands[i].p;
       if (cum >= mass) return i + 1;
     }
-    done = end;
-    chunk *= 4;
+    return cands.size();  // rounding kept the mass just short: keep everything
+  };
+  if (n <= 512) {
+    std::sort(cands.begin(), cands.end(), before);
+    return walk(0, 0.0);
   }
-  return n;
+  constexpr int kBuckets = 4096;
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  for (const auto& c : cands) {
+    const float k = Order::key(c);
+    if (std::isfinite(k)) lo = std::min(lo, k), hi = std::max(hi, k);
+  }
+  const float scale = hi > lo ? static_cast<float>(kBuckets) / (hi - lo) : 0.0f;
+  // Bucket of each candidate, monotone in the key; non-finite keys (typical's p = 0) go in
+  // an extra last bucket.
+  std::vector<uint16_t> bucket(n);
+  std::vector<double> bucket_mass(kBuckets + 1, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    const float k = Order::key(cands[i]);
+    const int b = std::isfinite(k) ? std::min(kBuckets - 1, static_cast<int>((k - lo) * scale)) : kBuckets;
+    bucket[i] = static_cast<uint16_t>(b);
+    bucket_mass[static_cast<size_t>(b)] += cands[i].p;
+  }
+  uint16_t cross = kBuckets;
+  double cum_before = 0.0;
+  for (int b = 0; b <= kBuckets; ++b) {
+    if (cum_before + bucket_mass[static_cast<size_t>(b)] >= mass) {
+      cross = static_cast<uint16_t>(b);
+      break;
+    }
+    cum_before += bucket_mass[static_cast<size_t>(b)];
+  }
+  // Stable partition: before the crossing bucket, in it, after it (dropped).
+  std::vector<Candidate> parts;
+  parts.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (bucket[i] < cross) parts.push_back(cands[i]);
+  }
+  const size_t n_before = parts.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (bucket[i] == cross) parts.push_back(cands[i]);
+  }
+  const size_t n_cross = parts.size() - n_before;
+  cands.swap(parts);
+  const auto first = cands.begin() + static_cast<std::ptrdiff_t>(n_before);
+  std::sort(first, first + static_cast<std::ptrdiff_t>(n_cross), before);
+  return walk(n_before, cum_before);
 }
 
 float max_logit(const std::vector<Candidate>& cands) {
@@ -83,36 +152,58 @@ uint64_t os_seed() {
 
 // ---- chain stages ----------------------------------------------------------------------
 
-void candidates_softmax(std::vector<Candidate>& cands) {
-  const float m = max_logit(cands);
-  double sum = 0.0;
-  for (auto& c : cands) {
-    c.p = std::exp(c.logit - m);
-    sum += c.p;
+namespace {
+
+// Sums run over 4 accumulators in a fixed pattern: 4x shorter dependency chains than one
+// running double, and still the same bits everywhere.
+constexpr size_t kLanes = 4;
+
+double sum_p(const Candidate* c, size_t n) {
+  double acc[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (size_t j = 0; j < kLanes; ++j) acc[j] += c[i + j].p;
   }
-  for (auto& c : cands) c.p = static_cast<float>(c.p / sum);
+  for (; i < n; ++i) acc[0] += c[i].p;
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
+
+// p = softmax(logit / temperature) over cands; returns log of the normaliser
+// sum(exp((logit - max) / temperature)).
+double softmax(std::vector<Candidate>& cands, float temperature = 1.0f) {
+  const float m = max_logit(cands);
+  const float inv_t = 1.0f / temperature;
+  for (auto& c : cands) c.p = exp_nonpos((c.logit - m) * inv_t);
+  const double sum = sum_p(cands.data(), cands.size());
+  const float inv_sum = static_cast<float>(1.0 / sum);
+  for (auto& c : cands) c.p *= inv_sum;
+  return std::log(sum);
+}
+
+}  // namespace
+
+void candidates_softmax(std::vector<Candidate>& cands) { softmax(cands); }
 
 void candidates_typical(std::vector<Candidate>& cands, float typical_p) {
   if (typical_p >= 1.0f || cands.size() <= 1) return;
-  candidates_softmax(cands);
+  const double log_sum = softmax(cands);
+  const float m = max_logit(cands);
+  // Surprisal -log p = log_sum - (logit - max), without a log per token.
   double entropy = 0.0;
-  for (const auto& c : cands) {
-    if (c.p > 0.0f) entropy -= static_cast<double>(c.p) * std::log(static_cast<double>(c.p));
+  for (auto& c : cands) {
+    c.score = static_cast<float>(log_sum - static_cast<double>(c.logit - m));
+    entropy += static_cast<double>(c.p) * c.score;
   }
   // Distance of each token's surprisal from the expected surprisal (the entropy).
-  for (auto& c : cands) {
-    c.score = c.p > 0.0f ? static_cast<float>(std::fabs(-std::log(static_cast<double>(c.p)) - entropy))
-                         : std::numeric_limits<float>::infinity();
-  }
-  cands.resize(mass_prefix(cands, typical_p, by_score));
+  for (auto& c : cands) c.score = static_cast<float>(std::fabs(c.score - entropy));
+  cands.resize(mass_prefix(cands, typical_p, ByScore{}));
   candidates_softmax(cands);
 }
 
 void candidates_top_p(std::vector<Candidate>& cands, float top_p) {
   if (top_p >= 1.0f || cands.size() <= 1) return;
   candidates_softmax(cands);
-  cands.resize(mass_prefix(cands, top_p, by_logit));
+  cands.resize(mass_prefix(cands, top_p, ByLogit{}));
   candidates_softmax(cands);
 }
 
@@ -158,27 +249,33 @@ void select_top_k(const float* logits, int32_t n, int32_t k, std::vector<Candida
 // ---- logprobs --------------------------------------------------------------------------
 
 double log_sum_exp(const float* logits, int32_t n) {
-  double m = -std::numeric_limits<double>::infinity();
-  for (int32_t i = 0; i < n; ++i) {
-    if (logits[i] > m) m = logits[i];
-  }
-  if (std::isinf(m) && m < 0) return m;
+  float m = kNegInf;
+  for (int32_t i = 0; i < n; ++i) m = logits[i] > m ? logits[i] : m;  // NaN never wins
+  if (m == kNegInf) return -std::numeric_limits<double>::infinity();
+  // Terms in float (each is within an ulp), the sum in double.
   double sum = 0.0;
   for (int32_t i = 0; i < n; ++i) {
-    if (logits[i] > kNegInf) sum += std::exp(static_cast<double>(logits[i]) - m);
+    if (logits[i] > kNegInf) sum += exp_nonpos(logits[i] - m);
   }
   return m + std::log(sum);
 }
 
-std::vector<TokenLogprob> top_logprobs(const float* logits, int32_t n, int32_t k) {
+namespace {
+
+std::vector<TokenLogprob> top_logprobs_lse(const float* logits, int32_t n, int32_t k, double lse) {
   std::vector<TokenLogprob> out;
   if (k <= 0) return out;
   std::vector<Candidate> best;
   select_top_k(logits, n, k, best);
-  const double lse = log_sum_exp(logits, n);
   out.reserve(best.size());
   for (const auto& c : best) out.push_back({c.id, static_cast<float>(c.logit - lse)});
   return out;
+}
+
+}  // namespace
+
+std::vector<TokenLogprob> top_logprobs(const float* logits, int32_t n, int32_t k) {
+  return top_logprobs_lse(logits, n, k, k > 0 ? log_sum_exp(logits, n) : 0.0);
 }
 
 // ---- RNG -------------------------------------------------------------------------------
@@ -306,19 +403,34 @@ void Sampler::run_chain(const float* logits) {
     // the two prefixes. Cutting by min_p first leaves top_p far fewer candidates to sort;
     // p stays normalised over the set top_p was given, as top_p needs.
     if (params_.min_p > 0.0f) filter_min_p(cands_, params_.min_p);
-    cands_.resize(mass_prefix(cands_, params_.top_p, by_logit));
+    cands_.resize(mass_prefix(cands_, params_.top_p, ByLogit{}));
   }
   if (params_.min_p > 0.0f) filter_min_p(cands_, params_.min_p);
 
-  // Temperature last: softmax(logit / T) over the survivors.
-  const float m = max_logit(cands_);
-  const float inv_t = 1.0f / params_.temperature;
-  double sum = 0.0;
-  for (auto& c : cands_) {
-    c.p = std::exp((c.logit - m) * inv_t);
-    sum += c.p;
+  softmax(cands_, params_.temperature);  // temperature last
+}
+
+// Inverse CDF: the first candidate whose cumulative p exceeds u * total, found block by
+// block so the long running sum is over block sums (see sum_p).
+int32_t Sampler::draw(double u) const {
+  constexpr size_t kBlock = 256;
+  const size_t n = cands_.size();
+  const double target = u * sum_p(cands_.data(), n);
+  double cum = 0.0;
+  for (size_t b = 0; b < n; b += kBlock) {
+    const size_t len = std::min(kBlock, n - b);
+    const double block = sum_p(&cands_[b], len);
+    if (cum + block <= target && b + len < n) {
+      cum += block;
+      continue;
+    }
+    for (size_t i = b; i < b + len; ++i) {
+      cum += cands_[i].p;
+      if (target < cum) return cands_[i].id;
+    }
+    return cands_[b + len - 1].id;  // rounding left the target just out of reach
   }
-  for (auto& c : cands_) c.p = static_cast<float>(c.p / sum);
+  return cands_.back().id;
 }
 
 const std::vector<Candidate>& Sampler::distribution(float* logits) {
@@ -332,26 +444,12 @@ int32_t Sampler::sample(float* logits, SampleLogprobs* logprobs) {
   double lse = 0.0;
   if (logprobs) {
     lse = log_sum_exp(logits, n);
-    logprobs->top = top_logprobs(logits, n, params_.top_logprobs);
+    logprobs->top = top_logprobs_lse(logits, n, params_.top_logprobs, lse);
   }
   modify_logits(logits, logprobs != nullptr);
   run_chain(logits);
 
-  int32_t token = cands_.front().id;
-  if (cands_.size() > 1) {
-    double total = 0.0;
-    for (const auto& c : cands_) total += c.p;
-    const double target = rng_.uniform() * total;
-    double cum = 0.0;
-    token = cands_.back().id;  // if rounding leaves target unreached
-    for (const auto& c : cands_) {
-      cum += c.p;
-      if (target < cum) {
-        token = c.id;
-        break;
-      }
-    }
-  }
+  const int32_t token = cands_.size() > 1 ? draw(rng_.uniform()) : cands_.front().id;
   if (logprobs) {
     float raw = logits[token];
     for (const auto& [id, value] : raw_) {

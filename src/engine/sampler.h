@@ -11,11 +11,15 @@
 // Temperature comes last, so the cut-offs see the untempered distribution (as in llama.cpp;
 // HF/vLLM temper first).
 //
-// Cost per token: O(n_vocab) passes plus work on the survivors. top_k uses a bounded heap
-// (or nth_element for big k); top_p and typical_p sort only growing chunks of the best
-// candidates until the mass is reached, so a 152k vocabulary is never fully sorted.
-// Ties between equal scores are broken by token id, so results don't depend on the standard
-// library; the RNG (xoshiro256**) and the uniform draw are our own for the same reason.
+// Cost per token: a few O(n_vocab) passes plus work on the survivors. top_k uses a bounded
+// heap (or nth_element for big k); top_p and typical_p find their cut with one histogram
+// pass over the candidates and sort only the bucket the cut falls in, so a 152k vocabulary
+// is never fully sorted, however flat the distribution.
+// Reproducibility: ties between equal scores are broken by token id and every reordering is
+// either a sort by such a total order or stable, so results don't depend on the standard
+// library; the RNG (xoshiro256**), the uniform draw and exp are our own, and sampler.cpp
+// is compiled without FMA contraction, so a seed gives the same tokens on every platform
+// (up to libm's log, used for min_p's threshold and the softmax normaliser).
 #pragma once
 
 #include <cstdint>
@@ -56,7 +60,8 @@ struct SampleLogprobs {
 };
 
 // The chain stages, usable on their own (the tests run them against a full-sort reference).
-// Each keeps a subset of cands and leaves p normalised over it.
+// Each keeps a subset of cands and leaves p normalised over it; the order of what is kept
+// is deterministic but not necessarily sorted.
 void candidates_softmax(std::vector<Candidate>& cands);
 void candidates_typical(std::vector<Candidate>& cands, float typical_p);
 void candidates_top_p(std::vector<Candidate>& cands, float top_p);
@@ -64,7 +69,8 @@ void candidates_min_p(std::vector<Candidate>& cands, float min_p);
 // The k best of logits[0, n) by (logit desc, id asc), skipping -inf/NaN; sorted best first.
 void select_top_k(const float* logits, int32_t n, int32_t k, std::vector<Candidate>& out);
 
-// log(sum(exp(logits[0, n)))), computed stably in double; -inf if every logit is -inf.
+// log(sum(exp(logits[0, n)))), computed stably (max-shifted, summed in double); -inf if
+// every logit is -inf.
 double log_sum_exp(const float* logits, int32_t n);
 // The k most likely tokens under log_softmax(logits[0, n)), most likely first.
 std::vector<TokenLogprob> top_logprobs(const float* logits, int32_t n, int32_t k);
@@ -112,6 +118,7 @@ class Sampler {
   void modify_logits(float* logits, bool save_raw);
   void run_chain(const float* logits);
   int32_t argmax(const float* logits) const;
+  int32_t draw(double u) const;
 
   SamplingParams params_;
   SamplerVocab vocab_;

@@ -167,7 +167,7 @@ TEST(SamplerDraw, LogprobsComeFromTheRawLogits) {
   double sum = 0.0;
   for (float l : logits) sum += std::exp(l - m);
   const double lse = m + std::log(sum);
-  EXPECT_NEAR(log_sum_exp(logits.data(), n), lse, 1e-9);
+  EXPECT_NEAR(log_sum_exp(logits.data(), n), lse, 1e-6);
   auto sorted = ref::all_finite(logits);
   ref::sort_by_logit(sorted);
 
@@ -193,5 +193,5 @@ TEST(SamplerDraw, LogprobsComeFromTheRawLogits) {
 
   // Stable for huge logits.
   std::vector<float> big = {1000.0f, 1000.0f, -INFINITY};
-  EXPECT_NEAR(log_sum_exp(big.data(), 3), 1000.0 + std::log(2.0), 1e-9);
+  EXPECT_NEAR(log_sum_exp(big.data(), 3), 1000.0 + std::log(2.0), 1e-6);
 }
