@@ -18,6 +18,7 @@
 //     up to ~1.9 for Q8_K. F32 activations (float and MLX weights) get 1e-5 * l1 only.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -237,9 +238,21 @@ TEST(VecDotFormats, ActivationTypesAndSizes) {
   EXPECT_THROW(cpu::activation_row_bytes(DType::Q4_K, 100), Error);
 }
 
+TEST(VecDotFormats, GenericHalfConversionIsExact) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float want = f16_to_f32(static_cast<uint16_t>(h)), got = cpu::detail::half_to_float_generic(static_cast<uint16_t>(h));
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(got)) << h;
+    } else {
+      EXPECT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(want)) << h;
+    }
+  }
+}
+
 TEST(VecDotFormats, SimdKernelsPresentOnAvx2Builds) {
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
+                  DType::IQ4_NL, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_XS})
     EXPECT_NE(cpu::detail::dot_avx2(t), nullptr) << dtype_name(t);
   EXPECT_NE(cpu::detail::mlx_dot_avx2(4), nullptr);
   EXPECT_NE(cpu::detail::mlx_dot_avx2(8), nullptr);

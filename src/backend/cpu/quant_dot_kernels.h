@@ -9,8 +9,10 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "core/dtype.h"
+#include "core/half.h"
 #include "quant/weight.h"
 
 namespace hearth::cpu::detail {
@@ -29,6 +31,9 @@ float mlx_dot_generic(const Weight& w, int64_t row, const float* x);
 // An AVX2 kernel for w.bits, or nullptr.
 MlxDotFn mlx_dot_avx2(int bits);
 
+// The branch-free f16 conversion of the generic kernels, exposed for its exhaustive test.
+float half_to_float_generic(uint16_t h);
+
 // Where one row of an MLX weight starts: its packed words and its scales and biases.
 struct MlxRow {
   const uint32_t* words;  // [cols * bits / 32]
@@ -36,7 +41,19 @@ struct MlxRow {
   const uint8_t* biases;  // [cols / group_size] of w.scale_type
 };
 MlxRow mlx_row(const Weight& w, int64_t row);
-// Group g's scale or bias as float (F16, BF16 or F32 storage).
-float mlx_load_scale(const uint8_t* p, DType type, int64_t g);
+// Group g's scale or bias as float (F16, BF16 or F32 storage). Inline: it runs once
+// per group, often enough that a call would cost as much as the group's arithmetic.
+inline float mlx_load_scale(const uint8_t* p, DType type, int64_t g) {
+  uint16_t h;
+  switch (type) {
+    case DType::F32: {
+      float f;
+      std::memcpy(&f, p + 4 * g, 4);
+      return f;
+    }
+    case DType::BF16: std::memcpy(&h, p + 2 * g, 2); return bf16_to_f32(h);
+    default: std::memcpy(&h, p + 2 * g, 2); return f16_to_f32(h);
+  }
+}
 
 }  // namespace hearth::cpu::detail
