@@ -180,11 +180,20 @@ ChatMessage parse_chat_output(std::string_view generated, const ChatParseOptions
 
 // ---- OpenAI JSON -----------------------------------------------------------------------
 
-nlohmann::ordered_json message_json(const ChatMessage& message) {
+namespace {
+
+void put_reasoning(nlohmann::ordered_json& out, const std::string& text, ReasoningField field) {
+  if (field != ReasoningField::Reasoning) out["reasoning_content"] = text;
+  if (field != ReasoningField::ReasoningContent) out["reasoning"] = text;
+}
+
+}  // namespace
+
+nlohmann::ordered_json message_json(const ChatMessage& message, ReasoningField field) {
   nlohmann::ordered_json out = {{"role", "assistant"}};
   if (message.content.empty() && !message.tool_calls.empty()) out["content"] = nullptr;
   else out["content"] = message.content;
-  if (!message.reasoning_content.empty()) out["reasoning_content"] = message.reasoning_content;
+  if (!message.reasoning_content.empty()) put_reasoning(out, message.reasoning_content, field);
   if (!message.tool_calls.empty()) {
     auto& calls = out["tool_calls"] = nlohmann::ordered_json::array();
     for (const auto& call : message.tool_calls) {
@@ -196,11 +205,14 @@ nlohmann::ordered_json message_json(const ChatMessage& message) {
   return out;
 }
 
-nlohmann::ordered_json delta_json(const ChatDelta& delta) {
+nlohmann::ordered_json delta_json(const ChatDelta& delta, ReasoningField field) {
   using Kind = ChatDelta::Kind;
   switch (delta.kind) {
-    case Kind::Reasoning:
-      return {{"reasoning_content", delta.text}};
+    case Kind::Reasoning: {
+      nlohmann::ordered_json out = nlohmann::ordered_json::object();
+      put_reasoning(out, delta.text, field);
+      return out;
+    }
     case Kind::Content:
       return {{"content", delta.text}};
     case Kind::ToolCallBegin:

@@ -127,11 +127,16 @@ class ChatStreamParser {
 
 // ---- OpenAI JSON -----------------------------------------------------------------------
 
+// Which field carries reasoning: clients differ (OpenCode and llama.cpp use
+// reasoning_content, vLLM renamed it reasoning), and a client ignores the one it doesn't know.
+enum class ReasoningField { ReasoningContent, Reasoning, Both };
+
 // {"role": "assistant", "content": …, "reasoning_content"?: …, "tool_calls"?: […]};
 // content is null when there are tool calls and no text.
-nlohmann::ordered_json message_json(const ChatMessage& message);
+nlohmann::ordered_json message_json(const ChatMessage& message,
+                                    ReasoningField field = ReasoningField::ReasoningContent);
 // The "delta" object of one chat.completion.chunk; null for ToolCallEnd (send nothing).
-nlohmann::ordered_json delta_json(const ChatDelta& delta);
+nlohmann::ordered_json delta_json(const ChatDelta& delta, ReasoningField field = ReasoningField::ReasoningContent);
 // "length" if max_tokens cut the generation, else "tool_calls" if there are calls, else "stop".
 std::string finish_reason(const ChatMessage& message, bool hit_length);
 

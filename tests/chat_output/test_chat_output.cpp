@@ -172,6 +172,11 @@ TEST(ChatOutput, OpenAIJsonShapes) {
   using Kind = ChatDelta::Kind;
   EXPECT_EQ(delta_json({.kind = Kind::Content, .text = "a"}).dump(), "{\"content\":\"a\"}");
   EXPECT_EQ(delta_json({.kind = Kind::Reasoning, .text = "b"}).dump(), "{\"reasoning_content\":\"b\"}");
+  EXPECT_EQ(delta_json({.kind = Kind::Reasoning, .text = "b"}, ReasoningField::Reasoning).dump(), "{\"reasoning\":\"b\"}");
+  EXPECT_EQ(delta_json({.kind = Kind::Reasoning, .text = "b"}, ReasoningField::Both).dump(),
+            "{\"reasoning_content\":\"b\",\"reasoning\":\"b\"}");
+  EXPECT_EQ(message_json(parse("<think>r</think>x"), ReasoningField::Reasoning).dump(),
+            "{\"role\":\"assistant\",\"content\":\"x\",\"reasoning\":\"r\"}");
   EXPECT_EQ(delta_json({.kind = Kind::ToolCallBegin, .index = 1, .id = "call_x", .name = "f"}).dump(),
             "{\"tool_calls\":[{\"index\":1,\"id\":\"call_x\",\"type\":\"function\",\"function\":{\"name\":\"f\","
             "\"arguments\":\"\"}}]}");
