@@ -134,26 +134,6 @@ void filter_min_p(std::vector<Candidate>& cands, float min_p) {
   std::erase_if(cands, [&](const Candidate& c) { return c.logit < threshold; });
 }
 
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t os_seed() {
-  std::random_device device;
-  return (static_cast<uint64_t>(device()) << 32) ^ static_cast<uint64_t>(device());
-}
-
-}  // namespace
-
-// ---- chain stages ----------------------------------------------------------------------
-
-namespace {
-
 // Sums run over 4 accumulators in a fixed pattern: 4x shorter dependency chains than one
 // running double, and still the same bits everywhere.
 constexpr size_t kLanes = 4;
@@ -180,7 +160,23 @@ double softmax(std::vector<Candidate>& cands, float temperature = 1.0f) {
   return std::log(sum);
 }
 
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t os_seed() {
+  std::random_device device;
+  return (static_cast<uint64_t>(device()) << 32) ^ static_cast<uint64_t>(device());
+}
+
 }  // namespace
+
+// ---- chain stages ----------------------------------------------------------------------
 
 void candidates_softmax(std::vector<Candidate>& cands) { softmax(cands); }
 
