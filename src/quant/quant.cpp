@@ -34,8 +34,9 @@ bool is_float_type(DType type) { return type == DType::F32 || type == DType::F16
 // Checks n against the type's block size and returns the number of blocks.
 int64_t whole_blocks(DType type, int64_t n) {
   const auto& info = dtype_info(type);
-  HEARTH_CHECK(n >= 0 && n % info.block_elems == 0,
-               "row of " + std::to_string(n) + " elements is not a whole number of " + std::string(info.name) + " blocks");
+  HEARTH_CHECK(n >= 0 && n % info.block_elems == 0, "row of " + std::to_string(n) +
+                                                        " elements is not a whole number of " +
+                                                        std::string(info.name) + " blocks");
   return n / info.block_elems;
 }
 

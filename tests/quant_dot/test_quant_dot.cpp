@@ -240,7 +240,8 @@ TEST(VecDotFormats, ActivationTypesAndSizes) {
 
 TEST(VecDotFormats, GenericHalfConversionIsExact) {
   for (uint32_t h = 0; h < 65536; ++h) {
-    const float want = f16_to_f32(static_cast<uint16_t>(h)), got = cpu::detail::half_to_float_generic(static_cast<uint16_t>(h));
+    const float want = f16_to_f32(static_cast<uint16_t>(h));
+    const float got = cpu::detail::half_to_float_generic(static_cast<uint16_t>(h));
     if (std::isnan(want)) {
       EXPECT_TRUE(std::isnan(got)) << h;
     } else {

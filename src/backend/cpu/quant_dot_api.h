@@ -7,8 +7,13 @@
 // Quantizing activations costs accuracy: |vec_dot - exact| is at most about
 // 0.57 * sum_i |w_i| * amax(x's block containing i) / 127 (tests/quant_dot states it).
 //
-// Each type has a scalar kernel and, on AVX2 builds, SIMD kernels for the common types
-// (quant_dot_kernels.h); the choice is made at compile time (-march=native).
+// Each type has a scalar kernel and, on AVX2 builds, an AVX2 kernel (quant_dot_kernels.h);
+// the choice is made at compile time (-march=native).
+//
+// NOTE(quant): this is the header meant to be backend/cpu/quant_dot.h. backend/cpu/matmul.cpp
+// switches to these kernels as soon as a file of that name exists (__has_include), so it
+// must be renamed in the same change that adds quant_dot*.cpp to hearth_backend, or
+// everything linking the backend fails to link.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,9 @@
 // Kernel tables behind quant_dot.h. Every weight type has a portable scalar kernel
-// (quant_dot_generic.cpp, always compiled and tested); x86/quant_dot_avx2.cpp overrides
-// some of them when the build targets AVX2 + FMA + F16C. quant_dot.cpp picks, per type,
-// the SIMD kernel when there is one and the generic one otherwise. Tests call both
-// tables directly so the generic kernels stay tested on machines that never use them.
+// (quant_dot_generic.cpp, always compiled and tested); x86/quant_dot_avx2*.cpp provide
+// AVX2 versions of all of them (MLX: 4 and 8 bits only) when the build targets
+// AVX2 + FMA + F16C. quant_dot.cpp picks, per type, the SIMD kernel when there is one and
+// the generic one otherwise. Tests call both tables directly so the generic kernels stay
+// tested on machines that never use them.
 //
 // A DotFn takes one stored weight row of n elements and one activation row prepared by
 // quantize_activation (vec_dot_type's format) and returns their dot product.

@@ -111,7 +111,8 @@ struct Levels32 {
   __m256 v[4];
 };
 Levels32 mlx_levels4(const uint32_t* words, int64_t k) {
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint8_t*>(words) + k / 2));
+  const auto* packed = reinterpret_cast<const uint8_t*>(words) + k / 2;
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));
   const __m128i mask = _mm_set1_epi8(0x0F);
   const __m128i lo = _mm_and_si128(bytes, mask), hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
   const __m128i first = _mm_unpacklo_epi8(lo, hi), second = _mm_unpackhi_epi8(lo, hi);  // elements 0..15, 16..31
@@ -123,8 +124,10 @@ Levels32 mlx_levels4(const uint32_t* words, int64_t k) {
 Levels32 mlx_levels8(const uint32_t* words, int64_t k) {
   const auto* bytes = reinterpret_cast<const uint8_t*>(words) + k;
   Levels32 out;
-  for (int u = 0; u < 4; ++u)
-    out.v[u] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes + 8 * u))));
+  for (int u = 0; u < 4; ++u) {
+    const __m128i eight = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes + 8 * u));
+    out.v[u] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(eight));
+  }
   return out;
 }
 

@@ -162,7 +162,8 @@ float dot_iq4_xs(const void* w, const void* act, int64_t n) {
       const __m256i v = _mm256_shuffle_epi8(grid, unpack_nibbles(b[i].qs + 16 * s));
       const __m256i x = load256(y[i].qs + 32 * s);
       const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(x, v));
-      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_set1_epi16(static_cast<int16_t>(iq4xs_scale(b[i], s)))));
+      const __m256i scale = _mm256_set1_epi16(static_cast<int16_t>(iq4xs_scale(b[i], s)));
+      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, scale));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * half(b[i].d)), _mm256_cvtepi32_ps(isum), acc);
   }
