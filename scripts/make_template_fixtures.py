@@ -459,8 +459,18 @@ def main():
         print(f"transformers cross-check: {n_checked - mismatches}/{n_checked} identical", file=sys.stderr)
         if mismatches:
             sys.exit(1)
-    if args.check_only:
-        return
+    if args.check_only:  # compare with the committed files instead of writing them
+        stale = 0
+        for name, fresh in (("expected.jsonl", rows), ("snippets.jsonl", snippet_rows)):
+            with open(os.path.join(FIXTURES, name), encoding="utf-8") as f:
+                committed = [json.loads(line) for line in f if line.strip()]
+            if committed != fresh:
+                stale += 1
+                n_diff = sum(a != b for a, b in zip(committed, fresh)) + abs(len(committed) - len(fresh))
+                print(f"{name}: {n_diff} rows differ from this jinja2 ({jinja2.__version__})", file=sys.stderr)
+        print(f"check-only: jinja2 {jinja2.__version__}, committed fixtures {'differ' if stale else 'match'}",
+              file=sys.stderr)
+        sys.exit(1 if stale else 0)
     write_jsonl(os.path.join(FIXTURES, "expected.jsonl"), rows)
     write_jsonl(os.path.join(FIXTURES, "snippets.jsonl"), snippet_rows)
     write_jsonl(os.path.join(FIXTURES, "json_dumps.jsonl"), json_dumps_cases())
