@@ -153,7 +153,45 @@ bool BpeMerges::merge_by_rank(BpeScratch& sc) const {
   return true;
 }
 
+void BpeMerges::merge_small(std::string_view bytes, std::vector<int32_t>& out) const {
+  // Typical pieces are a few bytes: a linear scan for the lowest rank over arrays on the
+  // stack beats any heap, and allocates nothing.
+  int32_t sym[kSmallPiece], rank[kSmallPiece], merged[kSmallPiece];
+  size_t n = 0;
+  for (char c : bytes) {
+    const int32_t id = byte_token_[static_cast<uint8_t>(c)];
+    if (id >= 0) sym[n++] = id;
+  }
+  constexpr int32_t kNone = INT32_MAX;
+  auto set_pair = [&](size_t i) {
+    const Slot* s = find(sym[i], sym[i + 1]);
+    rank[i] = s ? s->rank : kNone;
+    merged[i] = s ? s->merged : 0;
+  };
+  for (size_t i = 0; i + 1 < n; ++i) set_pair(i);
+  while (n > 1) {
+    size_t best = 0;
+    for (size_t i = 1; i + 1 < n; ++i)
+      if (rank[i] < rank[best]) best = i;  // strict: the leftmost of equal ranks wins
+    if (rank[best] == kNone) break;
+    sym[best] = merged[best];
+    for (size_t i = best + 1; i + 1 < n; ++i) {
+      sym[i] = sym[i + 1];
+      rank[i] = rank[i + 1];
+      merged[i] = merged[i + 1];
+    }
+    --n;
+    if (best + 1 < n) set_pair(best);
+    if (best > 0) set_pair(best - 1);
+  }
+  out.insert(out.end(), sym, sym + n);
+}
+
 void BpeMerges::encode_piece(std::string_view bytes, std::vector<int32_t>& out, BpeScratch& sc) const {
+  if (bytes.size() <= kSmallPiece) {
+    merge_small(bytes, out);
+    return;
+  }
   init_symbols(bytes, sc);
   if (sc.sym.size() <= 1) {
     out.insert(out.end(), sc.sym.begin(), sc.sym.end());

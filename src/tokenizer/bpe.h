@@ -54,7 +54,9 @@ class BpeMerges {
   // Appends the token ids of one piece of raw bytes.
   void encode_piece(std::string_view bytes, std::vector<int32_t>& out, BpeScratch& scratch) const;
 
-  // Pieces of at least this many symbols take the bucket path.
+  // Pieces of at most kSmallPiece bytes are merged by linear scans; pieces of at least
+  // kLongPiece symbols take the bucket path; the heap takes those in between.
+  static constexpr size_t kSmallPiece = 24;
   static constexpr size_t kLongPiece = 128;
 
  private:
@@ -71,6 +73,7 @@ class BpeMerges {
   void init_symbols(std::string_view bytes, BpeScratch& sc) const;
   int32_t pair_rank(const BpeScratch& sc, size_t pos) const;  // of the pair at pos, or -1
   bool try_merge(BpeScratch& sc, size_t pos, int32_t rank) const;
+  void merge_small(std::string_view bytes, std::vector<int32_t>& out) const;
   void merge_with_heap(BpeScratch& sc) const;
   bool merge_by_rank(BpeScratch& sc) const;  // false: the table is not in training order
   void insert(uint64_t key, int32_t rank, int32_t merged);

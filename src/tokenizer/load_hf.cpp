@@ -5,10 +5,12 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "tokenizer/vocab.h"
 
 namespace hearth {
@@ -100,6 +102,71 @@ std::string template_bos(const json& pp) {
   return single[0]["SpecialToken"].at("id").get<std::string>();
 }
 
+// Vocabulary and added tokens into spec.tokens / spec.types. model.vocab ids are used as
+// written (a gap becomes an UNUSED entry). Added tokens are numbered the way tokenizers
+// numbers them when it loads the file: one already in model.vocab keeps that id, any
+// other takes the next id after the vocabulary and the added tokens before it; their
+// "id" fields are not used (tokenizers only warns when they differ, and so do we).
+void read_vocab(const json& j, const std::string& path, VocabSpec& spec) {
+  std::unordered_map<std::string, int64_t> model_ids;
+  int64_t max_id = -1;
+  for (const auto& [text, v] : j.at("model").at("vocab").items()) {
+    const int64_t id = v.get<int64_t>();
+    if (id < 0 || id >= (int64_t{1} << 30)) fail(path + ": token \"" + text + "\" has id " + std::to_string(id) + " out of range");
+    if (text.empty()) fail(path + ": token " + std::to_string(id) + " is empty");
+    model_ids.emplace(text, id);
+    max_id = std::max(max_id, id);
+  }
+  const auto model_size = static_cast<int64_t>(model_ids.size());
+
+  struct Added {
+    std::string text;
+    int64_t id;
+    TokenType type;
+  };
+  std::vector<Added> added;
+  std::unordered_map<std::string, int64_t> added_ids;
+  int64_t max_added = -1;
+  for (const json& t : j.value("added_tokens", json::array())) {
+    std::string text = t.at("content").get<std::string>();
+    if (text.empty() || added_ids.count(text)) continue;
+    int64_t id;
+    if (auto it = model_ids.find(text); it != model_ids.end()) {
+      id = it->second;
+    } else if (max_added < 0) {
+      id = model_size;
+    } else {
+      id = max_added >= model_size || model_size == 0 ? max_added + 1 : model_size;
+    }
+    if (t.contains("id") && t["id"].get<int64_t>() != id)
+      log_warn(path + ": added token \"" + text + "\" has id " + std::to_string(t["id"].get<int64_t>()) +
+               " in the file; numbered " + std::to_string(id) + " as tokenizers does");
+    max_added = std::max(max_added, id);
+    added_ids.emplace(text, id);
+    added.push_back({std::move(text), id, t.value("special", false) ? TokenType::CONTROL : TokenType::USER_DEFINED});
+  }
+
+  const auto n = static_cast<size_t>(std::max(max_id, max_added) + 1);
+  spec.tokens.assign(n, "");
+  spec.types.assign(n, TokenType::UNUSED);
+  for (const auto& [text, id] : model_ids) {
+    const auto i = static_cast<size_t>(id);
+    if (!spec.tokens[i].empty())
+      fail(path + ": id " + std::to_string(id) + " is used by both \"" + spec.tokens[i] + "\" and \"" + text + "\"");
+    spec.tokens[i] = text;
+    spec.types[i] = TokenType::NORMAL;
+  }
+  for (Added& a : added) {
+    // An added token that is also a vocabulary entry keeps its id and takes its type.
+    const auto i = static_cast<size_t>(a.id);
+    if (!spec.tokens[i].empty() && spec.tokens[i] != a.text)
+      fail(path + ": id " + std::to_string(a.id) + " is used by both \"" + spec.tokens[i] + "\" and added token \"" +
+           a.text + "\"");
+    spec.tokens[i] = std::move(a.text);
+    spec.types[i] = a.type;
+  }
+}
+
 VocabSpec read_spec(const std::string& path, const std::string& config_path) {
   const json j = read_json(path);
   VocabSpec spec;
@@ -113,35 +180,7 @@ VocabSpec read_spec(const std::string& path, const std::string& config_path) {
   }
   spec.ignore_merges = model.value("ignore_merges", false);
 
-  // Vocabulary and added tokens; ids may leave gaps, which become UNUSED entries.
-  struct Entry {
-    std::string text;
-    int64_t id;
-    TokenType type;
-  };
-  std::vector<Entry> entries;
-  int64_t max_id = -1;
-  for (const auto& [text, id] : model.at("vocab").items()) entries.push_back({text, id.get<int64_t>(), TokenType::NORMAL});
-  for (const json& t : j.value("added_tokens", json::array()))
-    entries.push_back({t.at("content").get<std::string>(), t.at("id").get<int64_t>(),
-                       t.value("special", false) ? TokenType::CONTROL : TokenType::USER_DEFINED});
-  for (const Entry& e : entries) {
-    if (e.id < 0 || e.id >= (int64_t{1} << 30)) fail(path + ": token \"" + e.text + "\" has id " + std::to_string(e.id) + " out of range");
-    if (e.text.empty()) fail(path + ": token " + std::to_string(e.id) + " is empty");
-    max_id = std::max(max_id, e.id);
-  }
-  spec.tokens.assign(static_cast<size_t>(max_id + 1), "");
-  spec.types.assign(static_cast<size_t>(max_id + 1), TokenType::UNUSED);
-  for (Entry& e : entries) {
-    // An added token may repeat a vocabulary entry (same id): it then carries its type.
-    const auto i = static_cast<size_t>(e.id);
-    if (!spec.tokens[i].empty() && spec.types[i] != TokenType::NORMAL)
-      fail(path + ": id " + std::to_string(e.id) + " is used by two added tokens");
-    if (!spec.tokens[i].empty() && e.type == TokenType::NORMAL)
-      fail(path + ": id " + std::to_string(e.id) + " is used by two vocabulary entries");
-    spec.tokens[i] = std::move(e.text);
-    spec.types[i] = e.type;
-  }
+  read_vocab(j, path, spec);
 
   for (const json& m : model.at("merges")) {
     if (m.is_array() && m.size() == 2) {

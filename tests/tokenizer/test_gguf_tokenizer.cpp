@@ -75,7 +75,7 @@ TEST(GgufTokenizer, Llama3TinyRoundTrip) {
   const Tokenizer g = Tokenizer::from_gguf(*f);
   EXPECT_EQ(g.pre(), "llama-bpe");
   EXPECT_EQ(g.n_vocab(), hf.n_vocab());
-  EXPECT_EQ(g.bos_id(), 288);
+  EXPECT_EQ(g.bos_id(), 287);
   EXPECT_TRUE(g.add_bos());
   EXPECT_EQ(g.eos_id(), hf.eos_id());
   expect_same_encoding(hf, g);

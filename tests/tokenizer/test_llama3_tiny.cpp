@@ -1,9 +1,12 @@
 // A tiny Llama-3-style tokenizer (fixtures/tokenizer/llama3_tiny, written by
 // scripts/make_tokenizer_fixtures.py --write-llama3-tiny): 256 byte tokens, a few dozen
-// merges, whole-word tokens only ignore_merges can produce, one id gap, Llama 3 special
-// tokens and a TemplateProcessing BOS. Hand-derived expectations below; the corpus is
+// merges, whole-word tokens only ignore_merges can produce, Llama 3 special tokens and a
+// TemplateProcessing BOS. Hand-derived expectations below; the corpus is
 // compared with llama3_tiny_ids.jsonl from tokenizers/transformers.
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "tokenizer_test_util.h"
@@ -24,18 +27,47 @@ int32_t special(std::string_view text) { return llama3_tiny().find_token(text).v
 
 TEST(Llama3Tiny, Metadata) {
   const Tokenizer& t = llama3_tiny();
-  EXPECT_EQ(t.n_vocab(), 295);
+  EXPECT_EQ(t.n_vocab(), 294);
   EXPECT_EQ(t.pre(), "llama-bpe");
-  EXPECT_EQ(t.bos_id(), 288);  // from the TemplateProcessing post-processor
+  EXPECT_EQ(t.bos_id(), 287);  // from the TemplateProcessing post-processor
   EXPECT_TRUE(t.add_bos());
   EXPECT_EQ(t.eos_id(), special("<|eot_id|>"));  // from tokenizer_config.json
-  EXPECT_EQ(t.token_text(288), "<|begin_of_text|>");
-  EXPECT_EQ(t.token_type(287), TokenType::UNUSED);  // the gap before the added tokens
-  EXPECT_EQ(t.token_text(287), "[PAD287]");
-  EXPECT_EQ(t.find_token("[PAD287]"), std::nullopt);
+  EXPECT_EQ(t.token_text(287), "<|begin_of_text|>");
   for (const char* eog : {"<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"}) EXPECT_TRUE(t.is_eog(special(eog))) << eog;
-  EXPECT_FALSE(t.is_eog(288));
+  EXPECT_FALSE(t.is_eog(287));
+  EXPECT_TRUE(t.is_special(287));
+}
+
+// Added tokens are numbered as tokenizers numbers them, not by their "id" fields: after
+// the vocabulary, in file order, except one that is already a vocabulary entry. A gap in
+// model.vocab ids becomes an UNUSED entry.
+TEST(Llama3Tiny, AddedTokenIdsFollowTokenizersNumbering) {
+  nlohmann::json j;
+  std::ifstream(test::llama3_tiny_dir() + "/tokenizer.json") >> j;
+  j["model"]["vocab"]["\xC4\xA0" "far"] = 400;  // "Ġfar", far past the others
+  nlohmann::json added = nlohmann::json::array();
+  added.push_back({{"id", 5000}, {"content", "<|a|>"}, {"special", true}});
+  added.push_back({{"id", 7}, {"content", "xyz"}, {"special", false}});  // already in the vocabulary
+  added.push_back({{"id", 5001}, {"content", "<|b|>"}, {"special", false}});
+  added.push_back({{"id", 5002}, {"content", "<|a|>"}, {"special", false}});  // a repeat: ignored
+  j["added_tokens"] = added;
+  j.erase("post_processor");
+  const std::string dir = std::string(HEARTH_BINARY_DIR) + "/tokenizer_renumbered";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/tokenizer.json") << j.dump();
+  const Tokenizer t = Tokenizer::from_hf_json(dir + "/tokenizer.json");  // no tokenizer_config.json there
+  // model.vocab has 288 entries (ids 0..286 and 400): added ids start at 288.
+  EXPECT_EQ(t.find_token("<|a|>"), 288);
+  EXPECT_EQ(t.find_token("<|b|>"), 289);
+  const int32_t xyz = *t.find_token("xyz");
+  EXPECT_LT(xyz, 287);
+  EXPECT_EQ(t.token_type(xyz), TokenType::USER_DEFINED);
   EXPECT_TRUE(t.is_special(288));
+  EXPECT_FALSE(t.is_special(289));
+  EXPECT_EQ(t.n_vocab(), 401);
+  EXPECT_EQ(t.token_type(300), TokenType::UNUSED);
+  EXPECT_EQ(t.find_token("[PAD300]"), std::nullopt);
+  EXPECT_EQ(t.encode("<|a|> far<|b|>xyz"), (std::vector<int32_t>{288, 400, 289, xyz}));
 }
 
 TEST(Llama3Tiny, HandDerivedIds) {
@@ -54,7 +86,7 @@ TEST(Llama3Tiny, HandDerivedIds) {
   EXPECT_EQ(t.encode("aaaaa"), (V{tok("aaaa"), tok("a")}));
   EXPECT_EQ(t.encode("\xC3\xA9\xC3\xA9\xC3\xA9"), (V{tok("\xC3\xA9\xC3\xA9"), tok("\xC3\xA9")}));
   EXPECT_EQ(t.encode("<|begin_of_text|>Hello world<|eot_id|>"),
-            (V{288, tok("Hello"), tok(" world"), special("<|eot_id|>")}));
+            (V{287, tok("Hello"), tok(" world"), special("<|eot_id|>")}));
   // Qwen's added tokens are plain text here.
   EXPECT_EQ(t.decode(t.encode("<|im_end|>")), "<|im_end|>");
   EXPECT_GT(t.encode("<|im_end|>").size(), 1u);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <thread>
 
 #include "core/error.h"
 #include "tokenizer_test_util.h"
@@ -122,6 +123,25 @@ TEST(Qwen3, InvalidUtf8IsReplacedBeforeEncoding) {
   for (char& c : junk) c = static_cast<char>(rng());
   const std::vector<int32_t> ids = t.encode(junk);
   EXPECT_EQ(t.decode(ids), unicode::nfc(unicode::replace_invalid_utf8(junk)));
+}
+
+// encode() is const and may run on several threads at once (per-thread PCRE2 state).
+TEST(Qwen3, ConcurrentEncodesAgree) {
+  const std::vector<std::string> texts = test::corpus();
+  std::vector<std::vector<int32_t>> want;
+  for (const std::string& t : texts) want.push_back(qwen3().encode(t));
+  const Tokenizer copy = qwen3();  // copies share the loaded data
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k) {
+    threads.emplace_back([&, k] {
+      const Tokenizer& t = k % 2 ? copy : qwen3();
+      for (int rep = 0; rep < 3; ++rep)
+        for (size_t i = 0; i < texts.size(); ++i) mismatches[k] += t.encode(texts[i]) != want[i];
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 // Ten-megabyte inputs must finish (the CTest timeout bounds the time) and round-trip.
