@@ -101,8 +101,10 @@ TEST_P(QuantizedGguf, MatchesDequantizedTwin) {
   });
   o.type = "f32";
   write_model(config, twin, o, dir + "/twin.gguf");
-  // 4-bit and lower weights see the largest activations error relative to their own.
-  const double worst = compare(dir + "/q.gguf", dir + "/twin.gguf", 0.05);
+  // The CPU rounds activations to 8-bit blocks (Q8_0/Q8_K) for quantized weights, as
+  // llama.cpp does; measured 0.05-0.09 on this model, bound 0.15. Float weights: exact.
+  const bool float_weights = type == "f16" || type == "bf16";
+  const double worst = compare(dir + "/q.gguf", dir + "/twin.gguf", float_weights ? 1e-5 : 0.15);
   std::printf("[ %s ] max |logprob(quantized) - logprob(dequantized f32)| = %.3g\n", type.c_str(), worst);
 }
 

@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/quant_dot_api.h"
+#include "backend/cpu/quant_dot.h"
 #include "backend/cpu/quant_dot_kernels.h"
 #include "core/error.h"
 #include "core/half.h"

@@ -10,10 +10,7 @@
 #include <vector>
 
 #include "backend/cpu/ops.h"
-#if __has_include("backend/cpu/quant_dot.h")
 #include "backend/cpu/quant_dot.h"
-#define HEARTH_HAVE_QUANT_DOT 1
-#endif
 #include "quant/quant.h"
 
 namespace hearth::cpu {
@@ -37,9 +34,6 @@ void matmul_ref(ThreadPool& pool, float* out, const float* x, int64_t n, const W
 }
 
 void matmul(ThreadPool& pool, float* out, const float* x, int64_t n, const Weight& w) {
-#ifndef HEARTH_HAVE_QUANT_DOT
-  return matmul_ref(pool, out, x, n, w);
-#else
   const int64_t rows = w.rows, cols = w.cols;
   if (w.type == DType::MLX_AFFINE) {
     pool.parallel_for((rows + kRowTile - 1) / kRowTile, [&](int64_t begin, int64_t end, int) {
@@ -65,7 +59,6 @@ void matmul(ThreadPool& pool, float* out, const float* x, int64_t n, const Weigh
       for (int64_t t = 0; t < n; ++t) out[t * rows + r] = vec_dot(w.type, w_row, act.data() + t * act_bytes, cols);
     }
   });
-#endif
 }
 
 }  // namespace hearth::cpu

@@ -1,6 +1,6 @@
 // Public dot-product entry points (quant_dot.h): activation formats and the per-type
 // choice between the SIMD and the scalar kernels, made once into a table.
-#include "backend/cpu/quant_dot_api.h"
+#include "backend/cpu/quant_dot.h"
 
 #include <array>
 #include <cstring>

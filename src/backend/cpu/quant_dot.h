@@ -10,10 +10,6 @@
 // Each type has a scalar kernel and, on AVX2 builds, an AVX2 kernel (quant_dot_kernels.h);
 // the choice is made at compile time (-march=native).
 //
-// NOTE(quant): this is the header meant to be backend/cpu/quant_dot.h. backend/cpu/matmul.cpp
-// switches to these kernels as soon as a file of that name exists (__has_include), so it
-// must be renamed in the same change that adds quant_dot*.cpp to hearth_backend, or
-// everything linking the backend fails to link.
 #pragma once
 
 #include <cstdint>
