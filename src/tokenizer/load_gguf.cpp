@@ -2,6 +2,8 @@
 // as llama.cpp's converter writes them. GGUF carries no normalizer or regex, only the
 // pre-tokenizer's name, so the name decides both: the Qwen2 family gets NFC because its
 // tokenizer.json declares it (llama.cpp skips it; the two differ only on non-NFC input).
+#include <filesystem>
+
 #include "core/error.h"
 #include "core/log.h"
 #include "io/gguf.h"
@@ -102,6 +104,19 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& f) {
   spec.add_bos = f.get_bool_or("tokenizer.ggml.add_bos_token", fam->add_bos);
   if (spec.add_bos && spec.bos == kNoToken) fail(src + ": tokenizer.ggml.add_bos_token is true but there is no BOS id");
   return Tokenizer(build_tokenizer(std::move(spec)));
+}
+
+Tokenizer Tokenizer::from_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    const fs::path json = fs::path(path) / "tokenizer.json";
+    if (!fs::exists(json, ec)) fail(path + ": no tokenizer.json in this folder");
+    return from_hf_json(json.string());
+  }
+  if (!fs::exists(path, ec)) fail(path + ": no such file or folder");
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) return from_hf_json(path);
+  return from_gguf(*GgufFile::open(path));
 }
 
 void Tokenizer::write_to_gguf(GgufWriter& w, const std::string& chat_template, int32_t n_vocab_padded) const {

@@ -48,6 +48,10 @@ class Tokenizer {
   // post-processor is taken as BOS with add_bos = true.
   static Tokenizer from_hf_json(const std::string& tokenizer_json_path, const std::string& config_path = "");
 
+  // Whatever a -m MODEL argument names: a .gguf file (or the first shard of one), a
+  // tokenizer.json, or a folder that holds tokenizer.json (a Hugging Face model folder).
+  static Tokenizer from_path(const std::string& path);
+
   // parse_special = false treats special (CONTROL) token strings as plain text; added
   // non-special tokens such as <think> are still matched, as in tokenizers.
   std::vector<int32_t> encode(std::string_view text, bool parse_special = true) const;

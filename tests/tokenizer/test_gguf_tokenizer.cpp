@@ -3,6 +3,7 @@
 // broken tokenizer metadata must end in an Error naming the file.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <functional>
 
 #include "core/error.h"
@@ -79,6 +80,21 @@ TEST(GgufTokenizer, Llama3TinyRoundTrip) {
   EXPECT_TRUE(g.add_bos());
   EXPECT_EQ(g.eos_id(), hf.eos_id());
   expect_same_encoding(hf, g);
+}
+
+TEST(GgufTokenizer, FromPathTakesGgufJsonOrFolder) {
+  const std::string dir = std::string(HEARTH_BINARY_DIR) + "/tokenizer_from_path";
+  std::filesystem::create_directories(dir);
+  GgufWriter w;
+  test::llama3_tiny().write_to_gguf(w);
+  w.write(dir + "/tiny.gguf");
+  const std::string text = "<|begin_of_text|>Hello world 1234567 her";
+  const std::vector<int32_t> want = test::llama3_tiny().encode(text);
+  EXPECT_EQ(Tokenizer::from_path(dir + "/tiny.gguf").encode(text), want);
+  EXPECT_EQ(Tokenizer::from_path(test::llama3_tiny_dir()).encode(text), want);
+  EXPECT_EQ(Tokenizer::from_path(test::llama3_tiny_dir() + "/tokenizer.json").encode(text), want);
+  EXPECT_THROW(Tokenizer::from_path(dir), Error);  // a folder without tokenizer.json
+  EXPECT_THROW(Tokenizer::from_path(dir + "/missing.gguf"), Error);
 }
 
 TEST(GgufTokenizer, PreNameSelectsRegexAndDefaults) {
