@@ -44,6 +44,14 @@ struct KvCacheConfig {
   DType dtype = DType::F32;  // F32, F16 or BF16 (backend may support a subset)
 };
 
+// Bytes a backend has allocated, by use. Weights left in a file mapping (the CPU backend)
+// are not counted here; callers add ModelInfo::weight_bytes for those.
+struct BackendMemory {
+  int64_t weights = 0;   // weight and small constant tensors copied to backend memory
+  int64_t kv_cache = 0;  // the KV cache as configured by init_kv_cache
+  int64_t scratch = 0;   // activation scratch currently allocated
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -67,6 +75,8 @@ class Backend {
   virtual const KvCacheConfig& kv_cache_config() const = 0;
   // Copy a KV block's contents (all layers) from one block id to another (copy-on-write).
   virtual void copy_kv_block(int32_t src_block, int32_t dst_block) = 0;
+  // What this backend has allocated (for stats); a backend that does not count returns zeros.
+  virtual BackendMemory memory() const { return {}; }
 
   // ---- a step -------------------------------------------------------------------
   // Makes `batch` the current step: token ids, positions, slots and block tables are

@@ -1,34 +1,34 @@
-// hearth run: generate from a prompt given as token ids (--prompt-tokens) or as text.
+// hearth run: one generation, streamed to stdout as it is produced.
+//   hearth run -m MODEL -p "Why is the sky blue?" [--system TEXT] [--no-think] [sampling flags]
+//   hearth run -m MODEL --raw -p "Once upon a time"          (no chat template)
 //   hearth run -m MODEL --raw --prompt-tokens 1,2,3 -n 24 --temp 0 --json --logprobs 5
-// prints {"tokens": [...], "logprobs": [...], "finish_reason": ..., "stats": {...}}.
-#include <algorithm>
-#include <chrono>
-#include <cmath>
+// --json prints one object instead: {"text", "tokens", "finish_reason", "stats"} and, with
+// --logprobs K, "logprobs": [{"token", "logprob", "top": [{"id", "logprob"}...]}...].
+// --verbose prints the stats to stderr. Ctrl-C stops the answer and still prints them.
 #include <cstdio>
-#include <numeric>
+#include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/direct_options.h"
 #include "core/error.h"
-#include "engine/sequence.h"
-#include "model/model.h"
 
 namespace hearth::cli {
 namespace {
 
 struct RunOptions {
-  std::string model;
+  ModelFlags model;
+  SamplingFlags sampling;
+  std::string prompt;
+  std::string prompt_file;
   std::string prompt_tokens;
+  std::string system;
   bool raw = false;
+  bool no_think = false;
   bool json = false;
-  int n_predict = 128;
-  float temperature = 0.0f;
-  int logprobs = 0;
-  int threads = 0;
-  int ctx = 0;
-  int batch = 512;
+  bool verbose = false;
 };
 
 std::vector<int32_t> parse_token_list(const std::string& text, int64_t vocab) {
@@ -53,80 +53,91 @@ std::vector<int32_t> parse_token_list(const std::string& text, int64_t vocab) {
   return ids;
 }
 
-// Log-softmax of the top k logits, highest first (ties: lower id first).
-nlohmann::ordered_json top_logprobs(const std::vector<float>& logits, int k) {
-  double max = -INFINITY;
-  for (float v : logits) max = std::max(max, static_cast<double>(v));
-  double sum = 0;
-  for (float v : logits) sum += std::exp(static_cast<double>(v) - max);
-  const double log_z = max + std::log(sum);
-  std::vector<int32_t> idx(logits.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  const size_t kk = std::min(idx.size(), static_cast<size_t>(k));
-  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(kk), idx.end(), [&](int32_t a, int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  });
-  auto top = nlohmann::ordered_json::array();
-  for (size_t i = 0; i < kk; ++i)
-    top.push_back({{"id", idx[i]}, {"logprob", static_cast<double>(logits[idx[i]]) - log_z}});
-  return top;
+// Flag combinations that make no sense, before anything is loaded.
+void check_flags(const RunOptions& o) {
+  const int sources = !o.prompt.empty() + !o.prompt_file.empty() + !o.prompt_tokens.empty();
+  HEARTH_CHECK(sources <= 1, "run: give only one of -p, -f and --prompt-tokens");
+  HEARTH_CHECK(sources == 1, "run: no prompt (give -p TEXT, -f FILE or --prompt-tokens IDS)");
+  const bool raw = o.raw || !o.prompt_tokens.empty();
+  HEARTH_CHECK(!(raw && !o.system.empty()), "run: --system needs the chat template, which --raw/--prompt-tokens skip");
+  HEARTH_CHECK(!(raw && o.no_think), "run: --no-think needs the chat template, which --raw/--prompt-tokens skip");
 }
 
-int32_t argmax(const std::vector<float>& logits) {
-  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+std::string read_prompt_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  HEARTH_CHECK(in.good(), path + ": cannot open the prompt file");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  HEARTH_CHECK(!text.empty(), path + ": the prompt file is empty");
+  return text;
+}
+
+nlohmann::ordered_json logprobs_json(const std::vector<SampleLogprobs>& steps) {
+  auto out = nlohmann::ordered_json::array();
+  for (const auto& s : steps) {
+    auto top = nlohmann::ordered_json::array();
+    for (const auto& t : s.top) top.push_back({{"id", t.id}, {"logprob", t.logprob}});
+    out.push_back({{"token", s.sampled.id}, {"logprob", s.sampled.logprob}, {"top", top}});
+  }
+  return out;
 }
 
 int run_run(const RunOptions& o) {
-  using clock = std::chrono::steady_clock;
-  HEARTH_CHECK(!o.model.empty(), "run: no model given (-m MODEL)");
-  HEARTH_CHECK(o.n_predict >= 0, "-n must not be negative");
-  HEARTH_CHECK(o.logprobs >= 0 && o.logprobs <= 100, "--logprobs must be between 0 and 100");
-  HEARTH_CHECK(o.temperature == 0.0f, "run: sampling with temperature > 0 needs the sampler (use --temp 0)");
-  HEARTH_CHECK(o.raw && !o.prompt_tokens.empty(), "run: only --raw --prompt-tokens is supported so far");
-  const auto t_load = clock::now();
-  auto backend = make_cpu_backend(o.threads);
-  auto model = Model::load(o.model, *backend);
-  const auto& c = model->config();
-  const std::vector<int32_t> prompt = parse_token_list(o.prompt_tokens, c.vocab_size);
-  const int64_t want_ctx = o.ctx > 0 ? o.ctx : static_cast<int64_t>(prompt.size()) + o.n_predict;
-  HEARTH_CHECK(static_cast<int64_t>(prompt.size()) + o.n_predict <= want_ctx,
-               "prompt (" + std::to_string(prompt.size()) + " tokens) plus -n " + std::to_string(o.n_predict) +
-                   " does not fit in --ctx " + std::to_string(want_ctx));
-  Sequence seq(*model, static_cast<int32_t>(want_ctx));
-  const double load_s = std::chrono::duration<double>(clock::now() - t_load).count();
+  check_flags(o);
+  auto model = load_model(o.model);
+  SamplingParams params = sampling_params(o.sampling, model->default_params(), model->vocab_size());
+  const bool token_mode = !o.prompt_tokens.empty();
+  const std::string text = !o.prompt_file.empty() ? read_prompt_file(o.prompt_file) : o.prompt;
 
-  nlohmann::ordered_json out;
-  auto tokens = nlohmann::ordered_json::array();
-  auto logprobs = nlohmann::ordered_json::array();
-  const auto t_prompt = clock::now();
-  const std::vector<float>* logits = &seq.feed(prompt, o.batch);
-  const double prompt_s = std::chrono::duration<double>(clock::now() - t_prompt).count();
-  const auto t_gen = clock::now();
-  for (int i = 0; i < o.n_predict; ++i) {
-    const int32_t next = argmax(*logits);
-    tokens.push_back(next);
-    if (o.logprobs > 0) {
-      auto top = top_logprobs(*logits, o.logprobs);
-      logprobs.push_back({{"token", next}, {"top", top}});
+  GenerateControl control;
+  control.cancel = &interrupted();
+  bool first = true;
+  bool ends_with_newline = true;
+  if (!o.json) {
+    if (token_mode && !model->has_tokenizer()) {
+      control.on_token = [&](int32_t token, std::string_view) {
+        std::printf("%s%d", first ? "" : ",", token);
+        std::fflush(stdout);
+        first = false;
+        ends_with_newline = false;
+        return true;
+      };
+    } else {
+      control.on_text = [&](std::string_view piece) {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+        first = false;
+        ends_with_newline = piece.back() == '\n';
+      };
     }
-    if (!o.json) {
-      std::printf("%d%s", next, i + 1 < o.n_predict ? "," : "\n");
-      std::fflush(stdout);
-    }
-    if (i + 1 < o.n_predict) logits = &seq.feed(std::span<const int32_t>(&next, 1));
   }
-  const double gen_s = std::chrono::duration<double>(clock::now() - t_gen).count();
-  out["tokens"] = tokens;
-  if (o.logprobs > 0) out["logprobs"] = logprobs;
-  out["finish_reason"] = "length";
-  out["stats"] = {{"load_s", load_s},
-                  {"prompt_tokens", prompt.size()},
-                  {"prompt_s", prompt_s},
-                  {"prompt_tokens_per_s", prompt_s > 0 ? static_cast<double>(prompt.size()) / prompt_s : 0.0},
-                  {"completion_tokens", o.n_predict},
-                  {"decode_s", gen_s},
-                  {"decode_tokens_per_s", o.n_predict > 1 && gen_s > 0 ? (o.n_predict - 1) / gen_s : 0.0}};
-  if (o.json) std::printf("%s\n", out.dump().c_str());
+  install_interrupt_handler();
+  Reply r;
+  if (token_mode) {
+    r = model->generate(parse_token_list(o.prompt_tokens, model->vocab_size()), params, control);
+  } else if (o.raw) {
+    r = model->complete(text, params, control);
+  } else {
+    Conversation conv(model, o.system);
+    conv.set_thinking(!o.no_think);
+    conv.add("user", text);
+    r = conv.answer(params, control);
+  }
+  if (!o.json) {
+    if (!ends_with_newline || first) std::printf("\n");
+    std::fflush(stdout);
+  }
+  if (o.json) {
+    nlohmann::ordered_json out;
+    out["text"] = r.text;
+    out["tokens"] = r.tokens;
+    out["finish_reason"] = r.finish_reason;
+    out["stats"] = stats_to_json(r.stats);
+    if (params.logprobs) out["logprobs"] = logprobs_json(r.logprobs);
+    std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
+  }
+  if (o.verbose || r.finish_reason == "cancelled") {
+    std::fprintf(stderr, "finish      %s\n%s", r.finish_reason.c_str(), format_stats(r.stats).c_str());
+  }
   return 0;
 }
 
@@ -134,16 +145,16 @@ int run_run(const RunOptions& o) {
 
 Command add_run(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
-  app.add_option("-m,--model", o->model, "a .gguf file or a model folder");
-  app.add_option("--prompt-tokens", o->prompt_tokens, "prompt as comma-separated token ids");
+  add_model_flags(app, o->model);
+  app.add_option("-p,--prompt", o->prompt, "the prompt (a user message unless --raw)");
+  app.add_option("-f,--file", o->prompt_file, "read the prompt from this file");
+  app.add_option("--prompt-tokens", o->prompt_tokens, "prompt as comma-separated token ids (implies --raw)");
+  app.add_option("--system", o->system, "system prompt");
   app.add_flag("--raw", o->raw, "do not apply the chat template");
-  app.add_flag("--json", o->json, "print one JSON object");
-  app.add_option("-n,--n-predict", o->n_predict, "tokens to generate");
-  app.add_option("--temp", o->temperature, "sampling temperature (0 = greedy)");
-  app.add_option("--logprobs", o->logprobs, "report the top-K log-probabilities of every step");
-  app.add_option("-t,--threads", o->threads, "CPU threads (default: all)");
-  app.add_option("-c,--ctx", o->ctx, "context size in tokens");
-  app.add_option("-b,--batch", o->batch, "prompt tokens per forward pass");
+  app.add_flag("--no-think", o->no_think, "turn thinking off (chat_template_kwargs enable_thinking=false)");
+  app.add_flag("--json", o->json, "print one JSON object with text, tokens, finish_reason and stats");
+  app.add_flag("--verbose", o->verbose, "print the stats to stderr");
+  add_sampling_flags(app, o->sampling, /*with_logprobs=*/true);
   return [o] { return run_run(*o); };
 }
 

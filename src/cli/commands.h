@@ -14,5 +14,8 @@ using Command = std::function<int()>;
 Command add_info(CLI::App& app);
 Command add_run(CLI::App& app);
 Command add_make_model(CLI::App& app);
+Command add_chat(CLI::App& app);
+Command add_batch(CLI::App& app);
+Command add_bench(CLI::App& app);
 
 }  // namespace hearth::cli

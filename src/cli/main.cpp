@@ -12,6 +12,8 @@
 int main(int argc, char** argv) {
   CLI::App app{"hearth: local LLM inference engine and OpenAI-compatible server"};
   app.require_subcommand(1);
+  // Bad flags are one line too (CLI11's default adds a second, "Run with --help ...").
+  app.failure_message([](const CLI::App*, const CLI::Error& e) { return "hearth: error: " + std::string(e.what()) + "\n"; });
   app.set_version_flag("--version", std::string("hearth 0.1.0"));
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "log progress to stderr");
@@ -22,6 +24,9 @@ int main(int argc, char** argv) {
   };
   add("info", "describe a model file or folder", hearth::cli::add_info);
   add("run", "generate from a prompt", hearth::cli::add_run);
+  add("chat", "interactive multi-turn chat in the terminal", hearth::cli::add_chat);
+  add("batch", "answer a JSONL file of chat requests", hearth::cli::add_batch);
+  add("bench", "benchmarks (bench model: in-process speed of a model)", hearth::cli::add_bench);
   add("make-model", "write a synthetic Qwen3-shaped model (GGUF, HF or MLX folder)", hearth::cli::add_make_model);
   try {
     app.parse(argc, argv);

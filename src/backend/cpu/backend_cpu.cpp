@@ -1,8 +1,12 @@
 // The CPU backend: Backend implemented with host memory and the ops of ops.h.
 // Weights stay where the loader put them (the file mapping); activations and the KV cache
 // are plain heap arrays owned here. The KV cache is F32: exact, and simple to read back.
+// It comes from calloc, so a large cache costs address space, not resident memory, until
+// positions are written (the OS hands out zero pages on first touch).
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "backend/backend.h"
@@ -29,6 +33,7 @@ class CpuBackend final : public Backend {
   Tensor upload_f32(const std::vector<float>& host, std::initializer_list<int64_t> shape) override {
     auto& buf = buffers_.emplace_back(std::make_unique<float[]>(host.size()));
     std::memcpy(buf.get(), host.data(), host.size() * sizeof(float));
+    buffer_bytes_ += static_cast<int64_t>(host.size() * sizeof(float));
     Tensor t(buf.get(), DType::F32, shape);
     HEARTH_ASSERT(t.numel() == static_cast<int64_t>(host.size()));
     return t;
@@ -37,27 +42,45 @@ class CpuBackend final : public Backend {
     Tensor t(nullptr, DType::F32, shape);
     auto& buf = scratch_.emplace_back(std::make_unique<float[]>(static_cast<size_t>(t.numel())));
     t.data = buf.get();
+    scratch_bytes_ += t.numel() * static_cast<int64_t>(sizeof(float));
     return t;
   }
-  void reset_scratch() override { scratch_.clear(); }
+  void reset_scratch() override {
+    scratch_.clear();
+    scratch_bytes_ = 0;
+  }
+  BackendMemory memory() const override {
+    BackendMemory m;
+    m.weights = buffer_bytes_;
+    m.kv_cache = kv_bytes_;
+    m.scratch = scratch_bytes_;
+    return m;
+  }
 
   void init_kv_cache(const KvCacheConfig& config) override {
     HEARTH_CHECK(config.dtype == DType::F32, "the CPU backend keeps its KV cache in f32");
+    kv_k_.clear();
+    kv_v_.clear();
+    kv_bytes_ = 0;
     kv_config_ = config;
     const size_t per_layer = static_cast<size_t>(config.n_blocks) * config.block_size * config.n_kv_heads * config.head_dim;
-    kv_k_.assign(config.n_layers, std::vector<float>());
-    kv_v_.assign(config.n_layers, std::vector<float>());
+    auto alloc = [&] {
+      KvArray a(static_cast<float*>(std::calloc(per_layer, sizeof(float))));
+      if (!a && per_layer > 0) throw std::bad_alloc();
+      return a;
+    };
     for (int32_t l = 0; l < config.n_layers; ++l) {
-      kv_k_[l].assign(per_layer, 0.0f);
-      kv_v_[l].assign(per_layer, 0.0f);
+      kv_k_.push_back(alloc());
+      kv_v_.push_back(alloc());
     }
+    kv_bytes_ = 2 * static_cast<int64_t>(config.n_layers) * static_cast<int64_t>(per_layer * sizeof(float));
   }
   const KvCacheConfig& kv_cache_config() const override { return kv_config_; }
   void copy_kv_block(int32_t src, int32_t dst) override {
     const size_t block = static_cast<size_t>(kv_config_.block_size) * kv_config_.n_kv_heads * kv_config_.head_dim;
     for (int32_t l = 0; l < kv_config_.n_layers; ++l) {
-      std::memcpy(&kv_k_[l][dst * block], &kv_k_[l][src * block], block * sizeof(float));
-      std::memcpy(&kv_v_[l][dst * block], &kv_v_[l][src * block], block * sizeof(float));
+      std::memcpy(kv_k_[l].get() + dst * block, kv_k_[l].get() + src * block, block * sizeof(float));
+      std::memcpy(kv_v_[l].get() + dst * block, kv_v_[l].get() + src * block, block * sizeof(float));
     }
   }
 
@@ -103,15 +126,15 @@ class CpuBackend final : public Backend {
     const int64_t row = static_cast<int64_t>(kv_config_.n_kv_heads) * kv_config_.head_dim;
     HEARTH_ASSERT(k.cols() == row && v.cols() == row && k.rows() == step_.n_tokens());
     for (int64_t t = 0; t < step_.n_tokens(); ++t) {
-      std::memcpy(&kv_k_[layer][step_.slots[t] * row], k.f32() + t * row, row * sizeof(float));
-      std::memcpy(&kv_v_[layer][step_.slots[t] * row], v.f32() + t * row, row * sizeof(float));
+      std::memcpy(kv_k_[layer].get() + step_.slots[t] * row, k.f32() + t * row, row * sizeof(float));
+      std::memcpy(kv_v_[layer].get() + step_.slots[t] * row, v.f32() + t * row, row * sizeof(float));
     }
   }
   void attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads, float scale) override {
     const int64_t hd = kv_config_.head_dim;
     HEARTH_ASSERT(q.numel() == step_.n_tokens() * n_heads * hd && out.numel() == q.numel());
     HEARTH_ASSERT(n_heads % kv_config_.n_kv_heads == 0);
-    const cpu::KvLayerView view{kv_k_[layer].data(), kv_v_[layer].data(), kv_config_.n_kv_heads * hd};
+    const cpu::KvLayerView view{kv_k_[layer].get(), kv_v_[layer].get(), kv_config_.n_kv_heads * hd};
     cpu::attention(pool_, out.f32(), q.f32(), view, step_, kv_config_.block_size, n_heads, kv_config_.n_kv_heads, hd,
                    scale);
   }
@@ -136,11 +159,17 @@ class CpuBackend final : public Backend {
   void sync() override {}
 
  private:
+  struct FreeDeleter {
+    void operator()(float* p) const { std::free(p); }
+  };
+  using KvArray = std::unique_ptr<float[], FreeDeleter>;
+
   ThreadPool pool_;
   std::vector<std::unique_ptr<float[]>> buffers_;
   std::vector<std::unique_ptr<float[]>> scratch_;
   KvCacheConfig kv_config_;
-  std::vector<std::vector<float>> kv_k_, kv_v_;  // [layer][slot * n_kv_heads * head_dim]
+  std::vector<KvArray> kv_k_, kv_v_;  // [layer][slot * n_kv_heads * head_dim]
+  int64_t buffer_bytes_ = 0, scratch_bytes_ = 0, kv_bytes_ = 0;
   StepBatch step_;
 };
 

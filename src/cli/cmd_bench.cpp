@@ -1,0 +1,279 @@
+// hearth bench model: the in-process benchmark (what llama-bench is to llama.cpp).
+//   hearth bench model -m MODEL [-p 512] [-n 128] [-r 3] [--batch-sizes 1,2,4] [--json]
+// ppN: a prompt of N random tokens from an empty cache, tokens/s. tgN: N tokens decoded one
+// at a time (greedy) after one prompt token, tokens/s after the first. tgN @ batch B: B
+// sequences decoded together, one token each per forward pass: aggregate tokens/s.
+// Each test runs -r times after one untimed warm-up; mean and sample standard deviation.
+// Decoding reads every weight once per step (plus the keys and values of the context), so
+// bytes read per step over time is compared with the machine's memory read bandwidth,
+// measured in the same run by bench_memory.cpp.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/bench_memory.h"
+#include "cli/commands.h"
+#include "cli/direct_options.h"
+#include "core/error.h"
+#include "engine/runtime.h"
+#include "engine/sequence.h"
+#include "engine/sequence_group.h"
+
+namespace hearth::cli {
+namespace {
+
+struct BenchOptions {
+  std::string model;
+  std::string prompt_lengths = "512";
+  std::string gen_lengths = "128";
+  std::string batch_sizes;
+  int reps = 3;
+  int threads = 0;
+  std::string device = "auto";
+  int batch = 512;
+  bool json = false;
+  double buffer_mib = 1024;
+};
+
+struct Result {
+  std::string test;         // "pp512", "tg128", "tg128 @ batch 4"
+  int64_t tokens = 0;       // per repetition
+  int32_t batch = 1;        // sequences decoded together
+  std::vector<double> tps;  // tokens/s of each repetition
+  int64_t bytes_per_step = 0;  // decode only: bytes read per forward pass
+  double mean() const {
+    double s = 0;
+    for (double v : tps) s += v;
+    return tps.empty() ? 0 : s / static_cast<double>(tps.size());
+  }
+  double stddev() const {
+    if (tps.size() < 2) return 0;
+    const double m = mean();
+    double s = 0;
+    for (double v : tps) s += (v - m) * (v - m);
+    return std::sqrt(s / static_cast<double>(tps.size() - 1));
+  }
+  // Bytes read per second at the mean speed (decode tests).
+  double bytes_per_s() const { return static_cast<double>(bytes_per_step) * mean() / batch; }
+};
+
+std::vector<int64_t> parse_list(const std::string& text, const char* flag, int64_t lo, int64_t hi) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    HEARTH_CHECK(used == item.size() && !item.empty(), std::string(flag) + ": '" + item + "' is not a number");
+    HEARTH_CHECK(v >= lo && v <= hi, std::string(flag) + ": " + std::to_string(v) + " is out of range, expected " +
+                                         std::to_string(lo) + " to " + std::to_string(hi));
+    out.push_back(v);
+  }
+  return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int32_t argmax(const float* logits, int64_t n) { return static_cast<int32_t>(std::max_element(logits, logits + n) - logits); }
+
+class Bench {
+ public:
+  Bench(Runtime& rt, const BenchOptions& o) : rt_(rt), o_(o), vocab_(rt.model->config().vocab_size) {
+    n_tokens_ = rt.vocab.n_tokens > 0 ? rt.vocab.n_tokens : static_cast<int32_t>(vocab_);
+  }
+
+  std::vector<int32_t> random_tokens(int64_t n) {
+    std::vector<int32_t> out(static_cast<size_t>(n));
+    for (auto& t : out) {
+      state_ = state_ * 6364136223846793005ull + 1442695040888963407ull;
+      t = static_cast<int32_t>((state_ >> 33) % static_cast<uint64_t>(n_tokens_));
+    }
+    return out;
+  }
+
+  Result prompt(int64_t n) {
+    Result r{"pp" + std::to_string(n), n, 1, {}, 0};
+    Sequence seq(*rt_.model, static_cast<int32_t>(n));
+    for (int rep = -1; rep < o_.reps; ++rep) {  // rep -1 warms up
+      seq.truncate(0);
+      const auto tokens = random_tokens(n);
+      const auto t0 = std::chrono::steady_clock::now();
+      seq.feed(tokens, o_.batch);
+      if (rep >= 0) r.tps.push_back(static_cast<double>(n) / seconds_since(t0));
+    }
+    return r;
+  }
+
+  Result generate(int64_t n) {
+    Result r{"tg" + std::to_string(n), n, 1, {}, rt_.bytes_per_token(1 + n / 2)};
+    Sequence seq(*rt_.model, static_cast<int32_t>(n + 1));
+    for (int rep = -1; rep < o_.reps; ++rep) {
+      seq.truncate(0);
+      int32_t token = random_tokens(1)[0];
+      const float* logits = seq.feed(std::span<const int32_t>(&token, 1)).data();
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < n; ++i) {
+        token = argmax(logits, vocab_);
+        logits = seq.feed(std::span<const int32_t>(&token, 1)).data();
+      }
+      if (rep >= 0) r.tps.push_back(static_cast<double>(n) / seconds_since(t0));
+    }
+    return r;
+  }
+
+  Result batched(int64_t n, int32_t b) {
+    Result r{"tg" + std::to_string(n) + " @ batch " + std::to_string(b), n * b, b, {}, 0};
+    r.bytes_per_step = rt_.bytes_per_token(0) + b * (1 + n / 2) * rt_.kv_bytes_per_token();
+    SequenceGroup group(*rt_.model, b, static_cast<int32_t>(n + 1));
+    std::vector<int32_t> tokens(static_cast<size_t>(b));
+    for (int rep = -1; rep < o_.reps; ++rep) {
+      group.clear();
+      for (int32_t s = 0; s < b; ++s) {
+        const int32_t first = random_tokens(1)[0];
+        tokens[static_cast<size_t>(s)] = argmax(group.prefill(s, std::span<const int32_t>(&first, 1)).data(), vocab_);
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < n; ++i) {
+        const float* logits = group.step(tokens).data();
+        for (int32_t s = 0; s < b; ++s) tokens[static_cast<size_t>(s)] = argmax(logits + s * vocab_, vocab_);
+      }
+      if (rep >= 0) r.tps.push_back(static_cast<double>(n * b) / seconds_since(t0));
+    }
+    return r;
+  }
+
+ private:
+  Runtime& rt_;
+  const BenchOptions& o_;
+  int64_t vocab_;
+  int32_t n_tokens_;
+  uint64_t state_ = 0x853c49e6748fea9bull;
+};
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+int run_bench(const BenchOptions& o) {
+  HEARTH_CHECK(o.reps >= 1 && o.reps <= 1000, "-r/--repetitions " + std::to_string(o.reps) + ": expected 1 to 1000");
+  HEARTH_CHECK(o.threads >= 0 && o.threads <= 1024, "-t/--threads " + std::to_string(o.threads) + ": expected 0 (all) to 1024");
+  HEARTH_CHECK(o.batch > 0 && o.batch <= 65536, "-b/--batch " + std::to_string(o.batch) + ": expected 1 to 65536");
+  HEARTH_CHECK(o.buffer_mib >= 16 && o.buffer_mib <= 65536, "--bandwidth-mib: expected 16 to 65536");
+  const auto pp = parse_list(o.prompt_lengths, "-p/--prompt-lengths", 0, 1 << 20);
+  const auto tg = parse_list(o.gen_lengths, "-n/--gen-lengths", 0, 1 << 20);
+  const auto bs = o.batch_sizes.empty() ? std::vector<int64_t>{} : parse_list(o.batch_sizes, "--batch-sizes", 1, 256);
+  const std::string path = resolve_model(o.model);
+  RuntimeOptions ro;
+  ro.threads = o.threads;
+  ro.device = o.device;
+  Runtime rt = Runtime::open(path, ro);
+  const int64_t trained = rt.model->config().max_position_embeddings;
+  for (int64_t n : pp) HEARTH_CHECK(trained <= 0 || n <= trained, "-p " + std::to_string(n) + " exceeds the context of " + std::to_string(trained));
+  for (int64_t n : tg) HEARTH_CHECK(trained <= 0 || n < trained, "-n " + std::to_string(n) + " exceeds the context of " + std::to_string(trained));
+  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const Bandwidth bw = measure_read_bandwidth(threads, static_cast<size_t>(o.buffer_mib * 1048576.0));
+
+  Bench bench(rt, o);
+  std::vector<Result> results;
+  for (int64_t n : pp)
+    if (n > 0) results.push_back(bench.prompt(n));
+  for (int64_t n : tg)
+    if (n > 0) results.push_back(bench.generate(n));
+  for (int64_t n : tg)
+    for (int64_t b : bs)
+      if (n > 0) results.push_back(bench.batched(n, static_cast<int32_t>(b)));
+  const MemoryStats mem = rt.memory();
+  const auto& info = rt.model->info();
+  std::string types;
+  for (const auto& [t, count] : info.tensor_types) types += (types.empty() ? "" : ",") + t;
+
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["model"] = path;
+    j["parameters"] = info.n_params;
+    j["weight_bytes"] = info.weight_bytes;
+    j["tensor_types"] = info.tensor_types;
+    j["backend"] = rt.backend->name();
+    j["cpu"] = cpu_model_name();
+    j["threads"] = threads;
+    j["bandwidth_bytes_per_s"] = bw.bytes_per_s;
+    j["bandwidth_buffer_bytes"] = bw.buffer_bytes;
+    auto arr = nlohmann::ordered_json::array();
+    for (const auto& r : results) {
+      nlohmann::ordered_json e;
+      e["test"] = r.test;
+      e["tokens"] = r.tokens;
+      e["batch"] = r.batch;
+      e["repetitions"] = r.tps.size();
+      e["tokens_per_s"] = r.mean();
+      e["stddev"] = r.stddev();
+      e["samples"] = r.tps;
+      if (r.bytes_per_step > 0) {
+        e["bytes_per_step"] = r.bytes_per_step;
+        e["bytes_per_s"] = r.bytes_per_s();
+        e["bandwidth_fraction"] = bw.bytes_per_s > 0 ? r.bytes_per_s() / bw.bytes_per_s : 0.0;
+      }
+      arr.push_back(e);
+    }
+    j["results"] = arr;
+    j["memory"] = {{"weights_bytes", mem.weights_bytes}, {"kv_cache_bytes", mem.kv_cache_bytes},
+                   {"scratch_bytes", mem.scratch_bytes}, {"peak_rss_bytes", mem.peak_rss_bytes}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("model: %s (%s, %.3f B params, %s, %s)\n", path.c_str(), rt.model->config().architecture.c_str(),
+              static_cast<double>(info.n_params) / 1e9, types.c_str(), human_bytes(static_cast<double>(info.weight_bytes)).c_str());
+  std::printf("machine: %s, %s; memory read bandwidth %.2f GB/s (measured, %d threads, %s buffer)\n\n",
+              cpu_model_name().c_str(), rt.backend->name().c_str(), bw.bytes_per_s / 1e9, threads,
+              human_bytes(static_cast<double>(bw.buffer_bytes)).c_str());
+  std::printf("| test | t/s | ± | bytes read per step | GB/s | %% of bandwidth |\n|---|---:|---:|---:|---:|---:|\n");
+  for (const auto& r : results) {
+    std::printf("| %s | %s | %s |", r.test.c_str(), fmt("%.2f", r.mean()).c_str(), fmt("%.2f", r.stddev()).c_str());
+    if (r.bytes_per_step > 0)
+      std::printf(" %s | %s | %s |\n", human_bytes(static_cast<double>(r.bytes_per_step)).c_str(),
+                  fmt("%.2f", r.bytes_per_s() / 1e9).c_str(),
+                  fmt("%.0f%%", bw.bytes_per_s > 0 ? 100 * r.bytes_per_s() / bw.bytes_per_s : 0.0).c_str());
+    else
+      std::printf("  |  |  |\n");
+  }
+  std::printf("\n%d repetitions each (mean ± sample stddev); peak RSS %s (weights %s, KV cache %s, scratch %s at the end)\n",
+              o.reps, human_bytes(static_cast<double>(mem.peak_rss_bytes)).c_str(),
+              human_bytes(static_cast<double>(mem.weights_bytes)).c_str(),
+              human_bytes(static_cast<double>(mem.kv_cache_bytes)).c_str(),
+              human_bytes(static_cast<double>(mem.scratch_bytes)).c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command add_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  app.require_subcommand(1);
+  CLI::App* sub = app.add_subcommand("model", "prompt processing and generation speed of a model, in-process");
+  sub->add_option("-m,--model", o->model, std::string("a .gguf file or a model folder (default: ") + kDemoModel + ")");
+  sub->add_option("-p,--prompt-lengths", o->prompt_lengths, "prompt lengths, comma-separated (default 512; 0 = none)");
+  sub->add_option("-n,--gen-lengths", o->gen_lengths, "generation lengths, comma-separated (default 128; 0 = none)");
+  sub->add_option("-r,--repetitions", o->reps, "repetitions of each test (default 3)");
+  sub->add_option("--batch-sizes", o->batch_sizes, "also decode B sequences together, e.g. 1,2,4");
+  sub->add_option("-t,--threads", o->threads, "CPU threads (default: all)");
+  sub->add_option("--device", o->device, "cuda, cpu or auto (default auto: cuda when a GPU is present)");
+  sub->add_option("-b,--batch", o->batch, "prompt tokens per forward pass (default 512)");
+  sub->add_option("--bandwidth-mib", o->buffer_mib, "buffer size of the bandwidth measurement in MiB (default 1024)");
+  sub->add_flag("--json", o->json, "print JSON instead of a Markdown table");
+  return [o] { return run_bench(*o); };
+}
+
+}  // namespace hearth::cli

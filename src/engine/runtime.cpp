@@ -1,0 +1,189 @@
+// Runtime::open and the helpers around it: chat prompts, context sizing against the
+// memory the kernel reports available, and the memory figures of the stats.
+#include "engine/runtime.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "io/gguf.h"
+
+namespace fs = std::filesystem;
+
+namespace hearth {
+namespace {
+
+std::optional<nlohmann::ordered_json> read_json(const fs::path& path) {
+  if (!fs::exists(path)) return std::nullopt;
+  std::ifstream in(path);
+  auto j = nlohmann::ordered_json::parse(in, nullptr, false);
+  if (j.is_discarded()) fail(path.string() + ": invalid JSON");
+  return j;
+}
+
+// The backend --device asks for.
+std::unique_ptr<Backend> make_backend(const RuntimeOptions& options) {
+  const std::string& d = options.device;
+  HEARTH_CHECK(d == "auto" || d == "cuda" || d == "cpu", "--device '" + d + "': expected cuda, cpu or auto");
+  if (d == "cpu") return make_cpu_backend(options.threads);
+  if (cuda_available()) return make_cuda_backend(0);
+  HEARTH_CHECK(d != "cuda", "--device cuda: no CUDA device is available (no GPU or driver, or a build without CUDA)");
+#ifdef HEARTH_HAVE_CUDA
+  std::fprintf(stderr, "hearth: no CUDA device found, running on the CPU\n");
+#endif
+  return make_cpu_backend(options.threads);
+}
+
+constexpr int32_t kBlock = 16;          // context sizes are whole KV blocks
+constexpr int64_t kMargin = 512ll << 20;  // memory left to scratch, the process and the OS
+
+}  // namespace
+
+const Tokenizer& Runtime::tok() const {
+  HEARTH_CHECK(tokenizer, model->info().path + ": the model has no tokenizer, so it cannot take text (use --prompt-tokens)");
+  return *tokenizer;
+}
+
+Runtime Runtime::open(const std::string& path, const RuntimeOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Runtime rt;
+  rt.path = path;
+  rt.backend = make_backend(options);
+  rt.model = Model::load(path, *rt.backend);
+  std::string template_source;
+  std::vector<int32_t> config_eos;
+  if (const GgufFile* gguf = rt.model->gguf()) {
+    if (gguf->find("tokenizer.ggml.tokens")) rt.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_gguf(*gguf));
+    template_source = gguf->get_string_or("tokenizer.chat_template", "");
+  } else {
+    const fs::path dir = rt.model->folder();
+    if (fs::exists(dir / "tokenizer.json")) {
+      const fs::path cfg = dir / "tokenizer_config.json";
+      rt.tokenizer = std::make_unique<Tokenizer>(
+          Tokenizer::from_hf_json((dir / "tokenizer.json").string(), fs::exists(cfg) ? cfg.string() : ""));
+    }
+    if (auto cfg = read_json(dir / "tokenizer_config.json"))
+      template_source = chat_template_from_tokenizer_config(*cfg).value_or("");
+    if (fs::exists(dir / "chat_template.jinja")) {
+      std::ifstream in(dir / "chat_template.jinja");
+      template_source.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    if (auto gen = read_json(dir / "generation_config.json")) {
+      apply_generation_config(*gen, rt.defaults);
+      config_eos = generation_config_eos(*gen);
+    }
+  }
+  const auto& c = rt.model->config();
+  rt.vocab.n_vocab = static_cast<int32_t>(c.vocab_size);
+  if (rt.tokenizer) {
+    rt.vocab.n_tokens = std::min<int32_t>(rt.tokenizer->n_vocab(), static_cast<int32_t>(c.vocab_size));
+    for (int32_t id = 0; id < rt.vocab.n_tokens; ++id)
+      if (rt.tokenizer->is_eog(id)) rt.vocab.eog.push_back(id);
+  }
+  config_eos.insert(config_eos.end(), c.eos_token_id.begin(), c.eos_token_id.end());
+  for (int32_t id : config_eos)
+    if (std::find(rt.vocab.eog.begin(), rt.vocab.eog.end(), id) == rt.vocab.eog.end() && id >= 0 && id < c.vocab_size)
+      rt.vocab.eog.push_back(id);
+  if (rt.tokenizer) {
+    const auto name = [&](int32_t id) { return id >= 0 ? rt.tokenizer->token_text(id) : std::string(); };
+    rt.chat_template = std::make_unique<ChatTemplate>(template_source.empty() ? ChatTemplate::kChatml : template_source,
+                                                      name(rt.tokenizer->bos_id()), name(rt.tokenizer->eos_id()));
+  }
+  rt.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rt;
+}
+
+std::string Runtime::render_chat(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& template_kwargs,
+                                 bool add_generation_prompt) const {
+  tok();
+  HEARTH_CHECK(messages.is_array() && !messages.empty(), "messages: expected a non-empty list");
+  HEARTH_CHECK(template_kwargs.is_object() || template_kwargs.is_null(), "chat_template_kwargs: expected an object");
+  nlohmann::ordered_json request;
+  request["messages"] = messages;
+  if (template_kwargs.is_object() && !template_kwargs.empty()) request["chat_template_kwargs"] = template_kwargs;
+  return chat_template->apply(request, add_generation_prompt);
+}
+
+std::vector<int32_t> Runtime::chat_prompt(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& template_kwargs,
+                                          bool add_generation_prompt) const {
+  const std::string text = render_chat(messages, template_kwargs, add_generation_prompt);
+  std::vector<int32_t> ids;
+  // A template that writes the BOS token itself (Llama 3) must not get a second one.
+  const Tokenizer& t = tok();
+  const bool bos_in_text = t.bos_id() != kNoToken && text.rfind(t.token_text(t.bos_id()), 0) == 0;
+  if (t.add_bos() && t.bos_id() != kNoToken && !bos_in_text) ids.push_back(t.bos_id());
+  const auto body = t.encode(text, /*parse_special=*/true);
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
+}
+
+std::vector<int32_t> Runtime::text_prompt(const std::string& text) const {
+  const Tokenizer& t = tok();
+  std::vector<int32_t> ids;
+  if (t.add_bos() && t.bos_id() != kNoToken) ids.push_back(t.bos_id());
+  const auto body = t.encode(text, /*parse_special=*/true);
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
+}
+
+int64_t Runtime::kv_bytes_per_token() const { return model->kv_bytes_per_token(DType::F32); }
+
+int32_t Runtime::default_context() const {
+  const int64_t trained = model->config().max_position_embeddings > 0 ? model->config().max_position_embeddings : 4096;
+  int64_t ctx = std::min<int64_t>(trained, 1 << 30);
+  const int64_t avail = mem_available_bytes();
+  if (avail > 0) {
+    // Mapped weights count as reclaimable cache in MemAvailable, so they are taken out of it.
+    const int64_t budget = avail - static_cast<int64_t>(model->info().weight_bytes) - kMargin;
+    ctx = std::min<int64_t>(ctx, std::max<int64_t>(budget, 0) / kv_bytes_per_token());
+  }
+  ctx = ctx / kBlock * kBlock;
+  return static_cast<int32_t>(std::max<int64_t>(ctx, std::min<int64_t>(trained, 256)));
+}
+
+int32_t Runtime::resolve_context(int64_t requested) const {
+  if (requested == 0) return default_context();
+  HEARTH_CHECK(requested > 0, "--ctx " + std::to_string(requested) + ": the context size must be positive");
+  const int64_t trained = model->config().max_position_embeddings;
+  HEARTH_CHECK(trained <= 0 || requested <= trained, "--ctx " + std::to_string(requested) +
+                                                         " exceeds the model's trained context of " + std::to_string(trained));
+  const int64_t need = requested * kv_bytes_per_token();
+  const int64_t avail = mem_available_bytes();
+  HEARTH_CHECK(avail <= 0 || need <= avail, "--ctx " + std::to_string(requested) + " needs " +
+                                                human_bytes(static_cast<double>(need)) + " of KV cache but only " +
+                                                human_bytes(static_cast<double>(avail)) + " of memory is available");
+  return static_cast<int32_t>(requested);
+}
+
+MemoryStats Runtime::memory() const {
+  const BackendMemory b = backend->memory();
+  MemoryStats m;
+  m.weights_bytes = static_cast<int64_t>(model->info().weight_bytes) + b.weights;
+  m.kv_cache_bytes = b.kv_cache;
+  m.scratch_bytes = b.scratch;
+  m.rss_bytes = process_rss_bytes();
+  m.peak_rss_bytes = process_peak_rss_bytes();
+  return m;
+}
+
+int64_t Runtime::bytes_per_token(int64_t n_past) const {
+  const auto& c = model->config();
+  const auto& info = model->info();
+  int64_t weights = static_cast<int64_t>(info.weight_bytes);
+  if (!c.tie_word_embeddings) {
+    // Only one row of a separate embedding table is read per token.
+    const StoredTensor* embd = model->gguf() ? model->gguf()->tensors().find("token_embd.weight") : nullptr;
+    if (embd) {
+      weights -= static_cast<int64_t>(embd->nbytes);
+    } else if (info.n_params > 0) {
+      const double share = static_cast<double>(c.vocab_size * c.hidden_size) / static_cast<double>(info.n_params);
+      weights -= static_cast<int64_t>(share * static_cast<double>(weights));
+    }
+  }
+  return weights + n_past * kv_bytes_per_token();
+}
+
+}  // namespace hearth

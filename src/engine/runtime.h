@@ -1,0 +1,75 @@
+// Runtime: everything needed to talk to a model, opened from one path: the backend, the
+// model, its tokenizer, its chat template and the sampling defaults of its generation
+// config. Direct mode and the server both start here.
+//
+// Context sizing: a KV cache holds `n_ctx` tokens. default_context() is the model's
+// trained context, capped so the cache fits in the memory the kernel reports available
+// (MemAvailable) next to the weights; resolve_context() checks a requested size.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+#include "engine/generation_stats.h"
+#include "engine/sampler.h"
+#include "model/model.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hearth {
+
+struct RuntimeOptions {
+  int threads = 0;  // CPU threads, 0 = all
+  // "cuda", "cpu" or "auto": the GPU when cuda_available(), else the CPU (with a note on
+  // stderr in builds that have the CUDA backend).
+  std::string device = "auto";
+};
+
+struct Runtime {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<ChatTemplate> chat_template;  // the model's, or ChatML when it has none
+  SamplingParams defaults;                      // generation_config.json over OpenAI defaults
+  SamplerVocab vocab;
+  std::string path;   // as given to open()
+  double load_s = 0;  // wall time of open()
+
+  // Throws Error when the model has no tokenizer (text needs one; token ids don't).
+  const Tokenizer& tok() const;
+  static Runtime open(const std::string& path, const RuntimeOptions& options = {});
+
+  // Renders OpenAI-style messages ([{"role", "content"}...]) with the chat template and
+  // `template_kwargs` (e.g. {"enable_thinking": false}) as extra template variables.
+  std::string render_chat(const nlohmann::ordered_json& messages,
+                          const nlohmann::ordered_json& template_kwargs = nlohmann::ordered_json::object(),
+                          bool add_generation_prompt = true) const;
+  // render_chat, tokenized with special tokens parsed; BOS first when the tokenizer wants it.
+  std::vector<int32_t> chat_prompt(const nlohmann::ordered_json& messages,
+                                   const nlohmann::ordered_json& template_kwargs = nlohmann::ordered_json::object(),
+                                   bool add_generation_prompt = true) const;
+  // Plain text without a template (BOS first when the tokenizer wants it).
+  std::vector<int32_t> text_prompt(const std::string& text) const;
+
+  // Bytes of KV cache per token of context.
+  int64_t kv_bytes_per_token() const;
+  // The trained context capped by available memory, a multiple of 16, at least 16.
+  int32_t default_context() const;
+  // requested > 0: checked against the trained context and available memory (Error naming
+  // the flag value and the limit); 0: default_context().
+  int32_t resolve_context(int64_t requested) const;
+
+  // Weights, KV cache and scratch as allocated now, and the process's RSS and peak RSS.
+  MemoryStats memory() const;
+  // Bytes read from memory to generate one token at context depth `n_past`: every weight
+  // matrix once (the embedding table only when it doubles as the output matrix), plus the
+  // keys and values of n_past positions.
+  int64_t bytes_per_token(int64_t n_past) const;
+};
+
+}  // namespace hearth
