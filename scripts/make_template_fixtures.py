@@ -298,6 +298,20 @@ SNIPPETS = [
     ("{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}", {}),
     ("{{ dict(a=1, b=[2]) }} {{ dict({'x': 1}, y=2) }} {{ namespace({'z': 3}).z }}", {}),
     ("{{ range(200000)|length }}", {}),
+    # found by differential fuzzing against jinja2
+    ("{{ l[5]|float }}", {"l": [1]}),
+    ("{{ x|int }}", {}),
+    ("{{ 0.5 is divisibleby 3 }} {{ 3.0 is odd }} {{ 4.5 is even }}", {}),
+    ("{{ 7|indent(2) }}", {}),
+    ("{{ n[1:] }}", {"n": 7}),
+    ("{{ ''[:-1] is number }} {{ 'abc'[5:] }}|", {}),
+    ("{% if l|selectattr('a') %}generator is truthy{% endif %} {{ l|select|list }} {{ (l|map('string'))[0] }}|"
+     "{{ (l|reverse)[0] }}|{{ l|reverse|list }} {{ {'a': 1}|items is sequence }} {{ d.items() is sequence }}",
+     {"l": [1, 2], "d": {"k": "v"}}),
+    ("{{ l|map('upper')|length }}", {"l": ["a"]}),
+    ("{{ d.keys() }} {{ d.values() }} {{ d.items()|list }} {{ d.items()|length }}", {"d": {"k": "v"}}),
+    ("{{ d.items()|tojson }}", {"d": {"k": "v"}}),
+    ("{{ x is callable }} {{ x is sequence }}", {}),
     # syntax errors (with jinja2's line numbers)
     ("line one\n{{ 1 + }}", {}),
     ("{% if x %}\nno end", {}),

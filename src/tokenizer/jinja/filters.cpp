@@ -132,6 +132,7 @@ Value f_float(Context&, const Value& v, Args& args) {
   Value fallback = r.has(0, "default") ? r.get(0, "default") : Value(0.0);
   r.done(1);
   double d;
+  if (v.is_undefined()) throw EvalError(v.undefined_hint());  // float(Undefined) fails in jinja2
   if (v.is_number()) return Value(v.as_float());
   if (v.is_string() && parse_float(v.as_string(), d)) return Value(d);
   return fallback;
@@ -144,6 +145,7 @@ Value f_int(Context&, const Value& v, Args& args) {
   r.done(2);
   if (!base.is_integral() || base.as_int() < 0 || base.as_int() == 1 || base.as_int() > 36)
     throw EvalError("int() base must be >= 2 and <= 36, or 0");
+  if (v.is_undefined()) throw EvalError(v.undefined_hint());  // int(Undefined) fails in jinja2
   if (v.is_integral()) return Value(v.as_int());
   if (v.is_float()) {
     if (!std::isfinite(v.as_float())) throw EvalError("cannot convert float infinity or NaN to integer");
@@ -178,8 +180,10 @@ Value f_indent(Context& ctx, const Value& v, Args& args) {
   std::string pad = width.is_string() ? width.as_string() : std::string(width.is_integral() && width.as_int() > 0
                                                                             ? static_cast<size_t>(width.as_int())
                                                                             : 0, ' ');
-  std::vector<std::string> lines = utf8::splitlines(to_str(v) + "\n", false);
-  ctx.charge(lines.size() * pad.size() + to_str(v).size());
+  if (!v.is_string())  // jinja2 appends "\n" to the value itself
+    throw EvalError("unsupported operand type(s) for +=: '" + v.type_name() + "' and 'str'");
+  std::vector<std::string> lines = utf8::splitlines(v.as_string() + "\n", false);
+  ctx.charge(lines.size() * pad.size() + v.as_string().size());
   std::string out;
   for (size_t i = 0; i < lines.size(); ++i) {
     if (i) out += "\n";

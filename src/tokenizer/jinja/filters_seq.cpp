@@ -1,8 +1,9 @@
 // Filters on sequences and mappings: length, list, items, first/last, join, sort,
 // dictsort, unique, min/max, sum, reverse, map, select/reject, selectattr/rejectattr.
 // Case-insensitive by default where jinja2 is (sort, unique, min, max, dictsort).
-// Sequence filters return lists where jinja2 returns generators; templates can only
-// tell the two apart by printing them unconsumed.
+// map, select, reject, selectattr, rejectattr, items and unique return generators as in
+// jinja2 (always truthy, no length); they are computed eagerly, so an error jinja2 would
+// raise only when the generator is consumed is raised at once.
 #include <algorithm>
 
 #include "tokenizer/jinja/filters.h"
@@ -36,7 +37,9 @@ Value f_length(Context&, const Value& v, Args& args) {
   ArgReader(args, "length").done(0);
   switch (v.kind()) {
     case Kind::String: return Value(static_cast<int64_t>(utf8::length(v.as_string())));
-    case Kind::List: return Value(static_cast<int64_t>(v.as_list().size()));
+    case Kind::List:
+      if (v.is_lazy()) throw EvalError("object of type '" + v.type_name() + "' has no len()");
+      return Value(static_cast<int64_t>(v.as_list().size()));
     case Kind::Dict: return Value(static_cast<int64_t>(v.as_dict().size()));
     case Kind::Undefined: return Value(0);
     default: throw EvalError("object of type '" + v.type_name() + "' has no len()");
@@ -55,7 +58,7 @@ Value f_items(Context& ctx, const Value& v, Args& args) {
   ValueList out;
   for (auto& [k, x] : v.as_dict().items()) out.push_back(Value::list({k, x}, true));
   ctx.step(out.size());
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out), "generator");
 }
 
 Value f_first(Context& ctx, const Value& v, Args& args) {
@@ -66,6 +69,7 @@ Value f_first(Context& ctx, const Value& v, Args& args) {
 
 Value f_last(Context& ctx, const Value& v, Args& args) {
   ArgReader(args, "last").done(0);
+  if (v.is_lazy()) throw EvalError("'" + v.type_name() + "' object is not reversible");
   ValueList items = iterate(ctx, v);
   return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
 }
@@ -79,6 +83,7 @@ Value f_reverse(Context& ctx, const Value& v, Args& args) {
   }
   ValueList items = iterate(ctx, v);
   std::reverse(items.begin(), items.end());
+  if (v.is_list() && !v.is_lazy()) return Value::generator(std::move(items), "list_reverseiterator");
   return Value::list(std::move(items));
 }
 
@@ -162,7 +167,7 @@ Value f_unique(Context& ctx, const Value& v, Args& args) {
     seen.push_back(key);
     out.push_back(x);
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out), "generator");
 }
 
 Value min_max(Context& ctx, const Value& v, Args& args, bool is_max) {
@@ -206,7 +211,7 @@ Value f_map(Context& ctx, const Value& v, Args& args) {
       Value a = attribute_path(ctx, x, attr_name(attribute));
       out.push_back(a.is_undefined() && !fallback.is_undefined() ? fallback : a);
     }
-    return Value::list(std::move(out));
+    return Value::generator(std::move(out), "generator");
   }
   Value name = args.positional.front();
   if (!name.is_string()) throw EvalError("map: filter name must be a string");
@@ -214,7 +219,7 @@ Value f_map(Context& ctx, const Value& v, Args& args) {
     Args rest{ValueList(args.positional.begin() + 1, args.positional.end()), args.keyword};
     out.push_back(apply_filter(ctx, name.as_string(), x, rest));
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out), "generator");
 }
 
 // select/reject/selectattr/rejectattr: keep items whose (attribute's) test passes.
@@ -236,7 +241,7 @@ Value select_items(Context& ctx, const Value& v, Args& args, bool by_attr, bool 
     }
     if (pass == keep) out.push_back(x);
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out), "generator");
 }
 
 Value f_select(Context& ctx, const Value& v, Args& a) { return select_items(ctx, v, a, false, true); }

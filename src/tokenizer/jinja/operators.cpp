@@ -146,7 +146,7 @@ Value binary_op(Context& ctx, BinOp op, const Value& a, const Value& b) {
         return Value(a.as_string() + b.as_string());
       }
       if (a.is_string()) throw EvalError("can only concatenate str (not \"" + b.type_name() + "\") to str");
-      if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+      if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple() && !a.list_view() && !b.list_view()) {
         ctx.charge((a.as_list().size() + b.as_list().size()) * sizeof(Value));
         ValueList out = a.as_list();
         out.insert(out.end(), b.as_list().begin(), b.as_list().end());
@@ -154,8 +154,8 @@ Value binary_op(Context& ctx, BinOp op, const Value& a, const Value& b) {
       }
       break;
     case BinOp::Mul:
-      if ((a.is_string() || a.is_list()) && b.is_integral()) return repeat(ctx, a, b.as_int());
-      if ((b.is_string() || b.is_list()) && a.is_integral()) return repeat(ctx, b, a.as_int());
+      if ((a.is_string() || (a.is_list() && !a.list_view())) && b.is_integral()) return repeat(ctx, a, b.as_int());
+      if ((b.is_string() || (b.is_list() && !b.list_view())) && a.is_integral()) return repeat(ctx, b, a.as_int());
       break;
     case BinOp::Mod:
       if (a.is_string()) {
@@ -195,7 +195,7 @@ Value get_item(Context& ctx, const Value& obj, const Value& key) {
     case Kind::Undefined:
       throw EvalError(obj.undefined_hint());
     case Kind::List:
-      if (key.is_integral()) {
+      if (key.is_integral() && !obj.list_view()) {  // views and generators have no []
         auto n = static_cast<int64_t>(obj.as_list().size());
         int64_t i = key.as_int() < 0 ? key.as_int() + n : key.as_int();
         if (i >= 0 && i < n) return obj.as_list()[static_cast<size_t>(i)];
@@ -227,7 +227,9 @@ Value get_item(Context& ctx, const Value& obj, const Value& key) {
 
 Value get_slice(Context& ctx, const Value& obj, const Value& start, const Value& stop, const Value& step) {
   if (obj.is_undefined()) throw EvalError(obj.undefined_hint());
-  if (!obj.is_string() && !obj.is_list()) throw EvalError("'" + obj.type_name() + "' object is not subscriptable");
+  // jinja2 compiles slices to a plain Python subscript (no getitem fallback): a TypeError.
+  if ((!obj.is_string() && !obj.is_list()) || obj.list_view())
+    throw EvalError(std::string("'").append(obj.type_name()).append("' object is not subscriptable"));
   for (const Value* v : {&start, &stop, &step})
     if (!v->is_none() && !v->is_integral())
       throw EvalError("slice indices must be integers or None or have an __index__ method");

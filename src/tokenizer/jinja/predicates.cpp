@@ -24,11 +24,6 @@ bool is_one_of(std::string_view name, std::initializer_list<std::string_view> na
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
-int64_t int_of(const Value& v, const char* test) {
-  if (!v.is_integral()) throw EvalError(std::string("test '") + test + "' needs an integer, got " + v.type_name());
-  return v.as_int();
-}
-
 }  // namespace
 
 bool has_test(std::string_view name) {
@@ -49,11 +44,7 @@ bool apply_test(Context& ctx, const std::string& name, const Value& v, Args& arg
     if (is_one_of(name, {"gt", "greaterthan", ">"})) return compare(v, other, ">") > 0;
     if (is_one_of(name, {"ge", ">="})) return compare(v, other, ">=") >= 0;
     if (name == "in") return contains(other, v);
-    if (name == "divisibleby") {
-      int64_t d = int_of(other, "divisibleby");
-      if (d == 0) throw EvalError("integer division or modulo by zero");
-      return int_of(v, "divisibleby") % d == 0;
-    }
+    if (name == "divisibleby") return equals(binary_op(ctx, BinOp::Mod, v, other), Value(0));
     // sameas: Python identity. Scalars compare by value within one type (CPython
     // interns the values templates produce); containers by identity.
     if (v.kind() != other.kind()) return false;
@@ -72,16 +63,18 @@ bool apply_test(Context& ctx, const std::string& name, const Value& v, Args& arg
   if (name == "number") return v.is_number();
   if (name == "string") return v.is_string();
   if (name == "mapping") return v.is_dict();
-  if (name == "callable") return v.is_callable();
+  if (name == "callable") return v.is_callable() || v.is_undefined();  // Undefined has __call__
   if (name == "escaped") return false;
   if (name == "filter") return v.is_string() && has_filter(v.as_string());
   if (name == "test") return v.is_string() && has_test(v.as_string());
   if (name == "iterable")
     return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined() ||
            (v.is_object() && !v.as_object().is_namespace());
-  if (name == "sequence") return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
-  if (name == "even") return int_of(v, "even") % 2 == 0;
-  if (name == "odd") return int_of(v, "odd") % 2 != 0;
+  if (name == "sequence") return v.is_string() || (v.is_list() && !v.list_view()) || v.is_dict() || v.is_undefined();
+  if (name == "even" || name == "odd") {  // value % 2, so floats work as in Python
+    if (!v.is_number()) throw EvalError("unsupported operand type(s) for %: '" + v.type_name() + "' and 'int'");
+    return equals(binary_op(ctx, BinOp::Mod, v, Value(2)), Value(name == "odd" ? 1 : 0));
+  }
   if (name == "lower" || name == "upper") {
     Args none;
     return call_str_method(ctx, to_str(v), name == "lower" ? "islower" : "isupper", none).truthy();

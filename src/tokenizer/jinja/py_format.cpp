@@ -129,6 +129,7 @@ class Dumper {
         string(v.as_string());
         break;
       case Kind::List:
+        if (v.list_view()) throw EvalError("Object of type " + v.type_name() + " is not JSON serializable");
         sequence(v.as_list(), level);
         break;
       case Kind::Dict:

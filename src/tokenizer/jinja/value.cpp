@@ -54,7 +54,8 @@ bool equals_at(const Value& a, const Value& b, int depth) {
     case Kind::String:
       return a.as_string() == b.as_string();
     case Kind::List: {
-      if (a.is_tuple() != b.is_tuple()) return false;
+      if (a.is_lazy() || b.is_lazy()) return &a.as_list() == &b.as_list();  // identity, as for iterators
+      if (a.is_tuple() != b.is_tuple() || a.list_view() != b.list_view()) return false;
       const ValueList &x = a.as_list(), &y = b.as_list();
       if (x.size() != y.size()) return false;
       for (size_t i = 0; i < x.size(); ++i)
@@ -99,6 +100,7 @@ std::string repr_at(const Value& v) {
     case Kind::String:
       return str_repr(v.as_string());
     case Kind::List: {
+      if (v.is_lazy()) return std::string("<") + v.list_view() + " object>";
       const ValueList& items = v.as_list();
       std::string out(1, v.is_tuple() ? '(' : '[');
       for (size_t i = 0; i < items.size(); ++i) {
@@ -201,21 +203,27 @@ Value Value::undefined(std::string hint) {
   return v;
 }
 
-Value Value::list(ValueList items, bool tuple) {
-  uint32_t d = 1;
-  for (auto& e : items) d = std::max(d, 1 + e.depth());
-  if (d > kMaxValueDepth) throw EvalError("value nested too deeply");
+Value Value::make_list(List list) {
+  for (auto& e : list.items) list.depth = std::max(list.depth, 1 + e.depth());
+  if (list.depth > kMaxValueDepth) throw EvalError("value nested too deeply");
   Value v;
-  v.v_ = std::make_shared<const List>(List{std::move(items), tuple, d});
+  v.v_ = std::make_shared<const List>(std::move(list));
   return v;
 }
 
+Value Value::list(ValueList items, bool tuple) { return make_list(List{std::move(items), tuple}); }
+
 Value Value::dict_view(ValueList items, const char* name) {
-  Value v = list(std::move(items));
-  auto list = std::make_shared<List>(*std::get<ListPtr>(v.v_));
-  list->view = name;
-  v.v_ = std::shared_ptr<const List>(std::move(list));
-  return v;
+  List l{std::move(items)};
+  l.view = name;
+  return make_list(std::move(l));
+}
+
+Value Value::generator(ValueList items, const char* name) {
+  List l{std::move(items)};
+  l.view = name;
+  l.lazy = true;
+  return make_list(std::move(l));
 }
 
 Value Value::dict(Dict d) {
@@ -256,7 +264,7 @@ bool Value::truthy() const {
     case Kind::Int: return as_int() != 0;
     case Kind::Float: return as_float() != 0.0;
     case Kind::String: return !as_string().empty();
-    case Kind::List: return !as_list().empty();
+    case Kind::List: return is_lazy() || !as_list().empty();
     case Kind::Dict: return as_dict().size() != 0;
     default: return true;
   }
@@ -270,7 +278,7 @@ std::string Value::type_name() const {
     case Kind::Int: return "int";
     case Kind::Float: return "float";
     case Kind::String: return "str";
-    case Kind::List: return is_tuple() ? "tuple" : "list";
+    case Kind::List: return list_view() ? list_view() : is_tuple() ? "tuple" : "list";
     case Kind::Dict: return "dict";
     case Kind::Object: return as_object().type_name();
     default: return "function";
@@ -287,7 +295,8 @@ int compare(const Value& a, const Value& b, std::string_view op) {
     int c = a.as_string().compare(b.as_string());
     return c < 0 ? -1 : c > 0 ? 1 : 0;
   }
-  if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+  if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple() && !a.is_lazy() && !b.is_lazy() &&
+      !a.list_view() && !b.list_view()) {
     const ValueList &x = a.as_list(), &y = b.as_list();
     for (size_t i = 0; i < x.size() && i < y.size(); ++i)
       if (!equals(x[i], y[i])) return compare(x[i], y[i], op);

@@ -44,6 +44,9 @@ struct List {
   bool tuple = false;  // a Python tuple: prints as (a, b) and is never equal to a list
   uint32_t depth = 1;
   const char* view = nullptr;  // "dict_items" etc.: prints as dict_items([...]) like Python
+  // A Python generator or iterator (what |map, |select, |items... return in jinja2):
+  // always truthy, no len(), no indexing, not JSON; iterating and |list work.
+  bool lazy = false;
 };
 
 // Insertion-ordered mapping with Python key equality; string keys are also indexed.
@@ -101,6 +104,7 @@ class Value {
   static Value undefined(std::string hint);
   static Value list(ValueList items, bool tuple = false);
   static Value dict_view(ValueList items, const char* name);  // dict.items()/keys()/values()
+  static Value generator(ValueList items, const char* name);  // name as Python reprs it
   static Value dict(Dict d);
   static Value object(std::shared_ptr<Object> o);
   static Value callable(std::shared_ptr<const Callable> c);
@@ -125,7 +129,8 @@ class Value {
   double as_float() const;  // any number
   const std::string& as_string() const { return *std::get<StrPtr>(v_); }
   const ValueList& as_list() const { return std::get<ListPtr>(v_)->items; }
-  const char* list_view() const { return std::get<ListPtr>(v_)->view; }
+  const char* list_view() const { return is_list() ? std::get<ListPtr>(v_)->view : nullptr; }
+  bool is_lazy() const { return is_list() && std::get<ListPtr>(v_)->lazy; }
   const Dict& as_dict() const { return *std::get<DictPtr>(v_); }
   Object& as_object() const { return *std::get<ObjectPtr>(v_); }
   const std::shared_ptr<Object>& object_ptr() const { return std::get<ObjectPtr>(v_); }
@@ -145,6 +150,7 @@ class Value {
   using DictPtr = std::shared_ptr<const Dict>;
   using ObjectPtr = std::shared_ptr<Object>;
   using CallablePtr = std::shared_ptr<const Callable>;
+  static Value make_list(List list);  // computes depth, enforces kMaxValueDepth
   // Alternatives in the order of Kind.
   std::variant<UndefinedPayload, std::nullptr_t, bool, int64_t, double, StrPtr, ListPtr, DictPtr, ObjectPtr,
                CallablePtr>
