@@ -97,6 +97,7 @@ class IncrementalDecoder {
  public:
   explicit IncrementalDecoder(const Tokenizer& tokenizer, bool skip_special = false);
 
+  // Throws Error for an id outside [0, n_vocab), as decode() does.
   std::string feed(int32_t id);
   // Returns what is held back (an incomplete character becomes U+FFFD) and starts over.
   std::string flush();
