@@ -203,16 +203,20 @@ void Engine::loop() {
       if (a->stream->cancel_requested()) cancelled.push_back(id);
     for (RequestId id : cancelled) finish(id, FinishReason::Cancelled);
     if (scheduler_.has_work()) run_step();
-    std::lock_guard lk(mu_);
-    stats_.running = scheduler_.n_running();
-    stats_.waiting = scheduler_.n_waiting();
-    stats_.kv_blocks_used = scheduler_.kv().n_blocks() - scheduler_.kv().n_free_blocks();
-    stats_.preemptions_total = scheduler_.n_preemptions();
+    publish_stats();
   }
   std::vector<RequestId> left;
   take_inbox();
   for (auto& [id, a] : active_) left.push_back(id);
   for (RequestId id : left) finish(id, FinishReason::Error, "the server is shutting down");
+}
+
+void Engine::publish_stats() {
+  std::lock_guard lk(mu_);
+  stats_.running = scheduler_.n_running();
+  stats_.waiting = scheduler_.n_waiting();
+  stats_.kv_blocks_used = scheduler_.kv().n_blocks() - scheduler_.kv().n_free_blocks();
+  stats_.preemptions_total = scheduler_.n_preemptions();
 }
 
 void Engine::run_step() {
@@ -313,6 +317,7 @@ void Engine::finish(RequestId id, FinishReason reason, const std::string& error)
   if (it == active_.end()) return;
   Active& a = *it->second;
   scheduler_.remove(id);
+  publish_stats();  // before the Finish event, so a client that saw it sees the blocks freed
   const auto now = Clock::now();
   EngineEvent fin;
   fin.kind = EngineEvent::Kind::Finish;

@@ -182,6 +182,7 @@ class Engine {
   void loop();
   void run_step();
   void take_inbox();
+  void publish_stats();
   void emit_prompt_logprobs(Active& a, const ScheduledChunk& c, const float* logits);
   void on_token(Active& a, int32_t token, std::optional<SampleLogprobs> lp);
   void finish(RequestId id, FinishReason reason, const std::string& error = "");
