@@ -117,4 +117,10 @@ class Backend {
 // The CPU backend; n_threads 0 = all hardware threads.
 std::unique_ptr<Backend> make_cpu_backend(int n_threads = 0);
 
+// True when this build has the CUDA backend and a CUDA device is present (false without
+// the toolkit, a GPU or its driver; never throws).
+bool cuda_available();
+// The CUDA backend on `device`; throws Error when cuda_available() is false.
+std::unique_ptr<Backend> make_cuda_backend(int device = 0);
+
 }  // namespace hearth

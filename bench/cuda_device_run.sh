@@ -1,0 +1,54 @@
+#!/bin/bash
+# One call on the GPU machine: the CUDA tests, then the decode/prompt benchmark on
+# synthetic Qwen3 0.6B and 8B shapes. Expects the binaries built here in build-cuda/bin
+# (carried with the call); writes logs to $OUT (or ./cuda_out) and prints a summary last.
+#   bench/cuda_device_run.sh [tests|bench|all]
+set -u
+what=${1:-all}
+out=${OUT:-./cuda_out}
+mkdir -p "$out"
+bin=build-cuda/bin
+# The tokenizer's runtime libraries travel in bin/extra in case the machine lacks them.
+export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$PWD/$bin/extra
+# libcublas.so.13 is found through the RPATH (/usr/local/cuda/lib64) where the toolkit
+# sits there too; otherwise take the copy that ships with PyTorch.
+if ldd $bin/cuda_decode | grep -q "not found"; then
+  lib=$(dirname "$(find / -name 'libcublas.so.13*' -not -path '*/proc/*' 2>/dev/null | head -1)")
+  export LD_LIBRARY_PATH=$lib:${LD_LIBRARY_PATH:-}
+  echo "using cuBLAS from $lib"
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv | tee "$out/gpu.txt"
+summary=()
+if [ "$what" != bench ]; then
+  for t in test_cuda_units test_cuda_ops test_cuda_model test_cuda_ops:nofuse test_cuda_model:nofuse; do
+    exe=${t%%:*}
+    log="$out/${t/:/_}.log"
+    if [ "$t" != "$exe" ]; then export HEARTH_CUDA_FUSE=0; fi
+    timeout 300 $bin/$exe --gtest_brief=1 >"$log" 2>&1
+    rc=$?
+    unset HEARTH_CUDA_FUSE
+    summary+=("$t: rc=$rc $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$log" | tr '\n' ' ')")
+    grep -E "FAILED|Failure|error|max \|logprob" "$log" | head -30
+  done
+fi
+if [ "$what" != tests ]; then
+  run() {  # label, then cuda_decode flags
+    local label=$1
+    shift
+    echo "== $label" >>"$out/bench.log"
+    timeout 240 $bin/cuda_decode "$@" >>"$out/bench.log" 2>&1
+    summary+=("$label: $(grep -E '^\| (pp|tg)' "$out/bench.log" | tail -2 | tr -s ' ' | tr '\n' ' ')")
+  }
+  run "0.6b q4_k_m" --shape 0.6b --type q4_k_m
+  run "8b q4_k_m" --shape 8b --type q4_k_m
+  run "8b q4_k_m pp4096" --shape 8b --type q4_k_m --prompt 4096 --gen 16 --reps 2
+  run "8b q4_0" --shape 8b --type q4_0
+  run "8b mlx4" --shape 8b --type mlx4
+  export HEARTH_CUDA_FUSE=0
+  run "8b q4_k_m no fusion" --shape 8b --type q4_k_m --prompt 0
+  export HEARTH_CUDA_GRAPHS=0
+  run "8b q4_k_m no fusion, no graphs" --shape 8b --type q4_k_m --prompt 0
+  unset HEARTH_CUDA_GRAPHS HEARTH_CUDA_FUSE
+  cat "$out/bench.log"
+fi
+printf '%s\n' "${summary[@]}"

@@ -1,0 +1,198 @@
+// The CUDA backend's memory: weights, activations, the KV cache pool, and the factory
+// functions declared in backend.h. See backend_cuda.h for the conventions.
+#include "backend/cuda/backend_cuda.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace hearth {
+namespace cuda {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) fail(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(e));
+}
+
+std::string mib(double bytes) { return std::to_string(static_cast<int64_t>(bytes / 1048576.0)) + " MiB"; }
+
+DeviceBuffer::DeviceBuffer(size_t n, const std::string& what) : bytes(n) {
+  if (n == 0) return;
+  if (cudaMalloc(&ptr, n) != cudaSuccess) {
+    cudaGetLastError();  // clear the error so later calls do not report it
+    ptr = nullptr;
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    fail("CUDA: cannot allocate " + mib(static_cast<double>(n)) + " for " + what + " (" +
+         mib(static_cast<double>(free_b)) + " free of " + mib(static_cast<double>(total_b)) + ")");
+  }
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  if (ptr) cudaFree(ptr);
+}
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  check(cudaSetDevice(device), "cudaSetDevice");
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+  name_ = "cuda:" + std::to_string(device) + " (" + prop.name + ")";
+  sm_count_ = prop.multiProcessorCount;
+  check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  check(cudaEventCreateWithFlags(&upload_done_, cudaEventDisableTiming), "cudaEventCreate");
+  if (cublasCreate(&cublas_) != CUBLAS_STATUS_SUCCESS) fail("cuBLAS: cublasCreate failed");
+  const char* g = std::getenv("HEARTH_CUDA_GRAPHS");
+  graphs_enabled_ = !(g && std::string(g) == "0");
+  const char* f = std::getenv("HEARTH_CUDA_FUSE");
+  fuse_ = !(f && std::string(f) == "0");
+}
+
+CudaBackend::~CudaBackend() {
+  cudaStreamSynchronize(stream_);
+  tape_.clear_graphs();
+  if (staging_) cudaFreeHost(staging_);
+  cublasDestroy(cublas_);
+  cudaEventDestroy(upload_done_);
+  cudaStreamDestroy(stream_);
+}
+
+bool CudaBackend::supports_weight(const Weight& w) const {
+  if (!weight_type_supported(w.type, w.bits)) return false;
+  if (w.type != DType::MLX_AFFINE) return true;
+  const bool scales_ok = w.scale_type == DType::F32 || w.scale_type == DType::F16 || w.scale_type == DType::BF16;
+  return scales_ok && w.group_size % 32 == 0 && w.cols % w.group_size == 0;
+}
+
+void* CudaBackend::copy_in(const void* host, size_t bytes, const std::string& what) {
+  auto& b = weights_.emplace_back(std::make_unique<DeviceBuffer>(bytes + 16, what));
+  check(cudaMemcpy(b->ptr, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy (upload)");
+  check(cudaMemset(static_cast<uint8_t*>(b->ptr) + bytes, 0, 16), "cudaMemset");
+  weight_bytes_ += static_cast<int64_t>(bytes);
+  return b->ptr;
+}
+
+Weight CudaBackend::upload_weight(const Weight& host) {
+  HEARTH_CHECK(supports_weight(host), "the CUDA backend cannot use weights of type " + host.describe());
+  Weight w = host;
+  w.data = copy_in(host.data, static_cast<size_t>(host.nbytes()), "weights " + host.describe());
+  if (host.type == DType::MLX_AFFINE) {
+    const auto half = static_cast<size_t>(host.aux_bytes() / 2);  // scales, then as much for biases
+    w.scales = copy_in(host.scales, half, "scales of " + host.describe());
+    w.biases = copy_in(host.biases, half, "biases of " + host.describe());
+  }
+  return w;
+}
+
+Tensor CudaBackend::upload_f32(const std::vector<float>& host, std::initializer_list<int64_t> shape) {
+  Tensor t(nullptr, DType::F32, shape, Device::CUDA);
+  HEARTH_ASSERT(t.numel() == static_cast<int64_t>(host.size()));
+  t.data = copy_in(host.data(), host.size() * sizeof(float), "a vector of " + std::to_string(host.size()) + " floats");
+  return t;
+}
+
+Tensor CudaBackend::alloc_activation(std::initializer_list<int64_t> shape) {
+  Tensor t(nullptr, DType::F32, shape, Device::CUDA);
+  auto& b = activations_.emplace_back(
+      std::make_unique<DeviceBuffer>(static_cast<size_t>(t.numel()) * sizeof(float), "activations"));
+  scratch_bytes_ += static_cast<int64_t>(b->bytes);
+  t.data = b->ptr;
+  return t;
+}
+
+void CudaBackend::reset_scratch() {
+  sync();
+  for (auto& b : activations_) scratch_bytes_ -= static_cast<int64_t>(b->bytes);
+  activations_.clear();
+  qx_valid_ = false;
+}
+
+void* CudaBackend::scratch(Buffer& b, size_t bytes, const char* what) {
+  if (b && b->bytes >= bytes) return b->ptr;
+  if (b) {
+    scratch_bytes_ -= static_cast<int64_t>(b->bytes);
+    retired_.push_back(std::move(b));  // queued work may still read it
+  }
+  b = std::make_unique<DeviceBuffer>(std::max<size_t>(bytes, size_t{1} << 16), what);
+  scratch_bytes_ += static_cast<int64_t>(b->bytes);
+  return b->ptr;
+}
+
+void CudaBackend::init_kv_cache(const KvCacheConfig& config) {
+  HEARTH_CHECK(config.dtype == DType::F32 || config.dtype == DType::F16,
+               "the CUDA backend keeps its KV cache in f32 or f16, not " + std::string(dtype_name(config.dtype)));
+  HEARTH_CHECK(attention_head_dim_supported(config.head_dim),
+               "the CUDA backend supports head_dim 32, 64, 128 or 256, not " + std::to_string(config.head_dim));
+  sync();
+  kv_.reset();
+  kv_bytes_ = 0;
+  kv_config_ = config;
+  const int64_t elem = config.dtype == DType::F16 ? 2 : 4;
+  kv_layer_elems_ = static_cast<int64_t>(config.n_blocks) * config.block_size * config.n_kv_heads * config.head_dim;
+  const int64_t bytes = 2 * static_cast<int64_t>(config.n_layers) * kv_layer_elems_ * elem;
+  size_t free_b = 0, total_b = 0;
+  check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+  HEARTH_CHECK(bytes <= static_cast<int64_t>(free_b),
+               "KV cache of " + std::to_string(static_cast<int64_t>(config.n_blocks) * config.block_size) +
+                   " tokens needs " + mib(static_cast<double>(bytes)) + " but only " +
+                   mib(static_cast<double>(free_b)) + " of GPU memory is free");
+  kv_ = std::make_unique<DeviceBuffer>(static_cast<size_t>(bytes), "the KV cache");
+  if (bytes > 0) check(cudaMemsetAsync(kv_->ptr, 0, kv_->bytes, stream_), "cudaMemsetAsync");
+  kv_bytes_ = bytes;
+}
+
+void CudaBackend::copy_kv_block(int32_t src, int32_t dst) {
+  HEARTH_ASSERT(src >= 0 && dst >= 0 && src < kv_config_.n_blocks && dst < kv_config_.n_blocks);
+  tape_.flush(stream_);
+  const int64_t elem = kv_config_.dtype == DType::F16 ? 2 : 4;
+  const int64_t block = static_cast<int64_t>(kv_config_.block_size) * kv_config_.n_kv_heads * kv_config_.head_dim * elem;
+  for (int64_t l = 0; l < 2 * static_cast<int64_t>(kv_config_.n_layers); ++l) {  // keys and values of every layer
+    auto* base = static_cast<uint8_t*>(kv_->ptr) + l * kv_layer_elems_ * elem;
+    check(cudaMemcpyAsync(base + dst * block, base + src * block, static_cast<size_t>(block),
+                          cudaMemcpyDeviceToDevice, stream_),
+          "cudaMemcpyAsync");
+  }
+}
+
+BackendMemory CudaBackend::memory() const {
+  BackendMemory m;
+  m.weights = weight_bytes_;
+  m.kv_cache = kv_bytes_;
+  m.scratch = scratch_bytes_;
+  return m;
+}
+
+void CudaBackend::read_rows(Tensor x, float* host) {
+  HEARTH_ASSERT(x.device == Device::CUDA && x.dtype == DType::F32);
+  tape_.flush(stream_);
+  check(cudaMemcpyAsync(host, x.data, static_cast<size_t>(x.numel()) * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+        "cudaMemcpyAsync (read_rows)");
+  sync();
+}
+
+void CudaBackend::sync() {
+  tape_.flush(stream_);
+  check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  retired_.clear();
+}
+
+}  // namespace cuda
+
+bool cuda_available() {
+  int n = 0;
+  const bool ok = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+  cudaGetLastError();  // a missing driver leaves an error behind; nothing else should see it
+  return ok;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(int device) {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+    cudaGetLastError();
+    fail("no CUDA device is available (no GPU or no driver)");
+  }
+  HEARTH_CHECK(device >= 0 && device < n, "CUDA device " + std::to_string(device) + " does not exist (" +
+                                              std::to_string(n) + " device(s))");
+  return std::make_unique<cuda::CudaBackend>(device);
+}
+
+}  // namespace hearth

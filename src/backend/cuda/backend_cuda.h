@@ -1,0 +1,140 @@
+// The CUDA backend (internal header): Backend implemented with device memory and the
+// kernels of ops.h. backend_cuda.cpp holds memory management and the factory,
+// backend_cuda_step.cpp the step upload and the ops.
+//
+// Memory: everything is cudaMalloc'd (no managed memory). Weights are copied in their
+// stored bytes, still quantized (plus 16 bytes of padding for the kernels' unaligned
+// loads); activations are plain device arrays; the KV cache is one pool of blocks per
+// layer ([n_blocks * block_size, n_kv_heads * head_dim] keys, then values), f32 or f16
+// as KvCacheConfig asks. Internal scratch (quantized activations, f16 tiles for cuBLAS,
+// attention partials) grows on demand; a buffer replaced while queued work may still use
+// it is retired until the next synchronisation.
+//
+// Execution: one stream. begin_step uploads the step (ids, positions, slots, block tables)
+// into a device buffer at fixed offsets; ops launch through a LaunchTape, which for steps
+// of at most 8 tokens (decode) records them and replays a cached CUDA graph. While
+// recording, an op may merge with the launches just before it (residual add + RMSNorm +
+// activation quantization, q/k norm + RoPE + KV store, q/k/v and gate/up products in one
+// launch), which cuts a decode step from about 24 launches per layer to 14. read_rows()
+// and sync() wait; CUDA errors surface as hearth::Error at the launch or there.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/launch_tape.h"
+#include "backend/cuda/ops.h"
+
+namespace hearth::cuda {
+
+void check(cudaError_t e, const char* what);
+std::string mib(double bytes);
+
+// One cudaMalloc'd allocation; a failure names what it was for and the free memory.
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  DeviceBuffer(size_t n, const std::string& what);
+  ~DeviceBuffer();
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+using Buffer = std::unique_ptr<DeviceBuffer>;
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device);
+  ~CudaBackend() override;
+
+  std::string name() const override { return name_; }
+  Device device() const override { return Device::CUDA; }
+
+  bool supports_weight(const Weight& w) const override;
+  Weight upload_weight(const Weight& host) override;
+  Tensor upload_f32(const std::vector<float>& host, std::initializer_list<int64_t> shape) override;
+  Tensor alloc_activation(std::initializer_list<int64_t> shape) override;
+  void reset_scratch() override;
+  void init_kv_cache(const KvCacheConfig& config) override;
+  const KvCacheConfig& kv_cache_config() const override { return kv_config_; }
+  void copy_kv_block(int32_t src_block, int32_t dst_block) override;
+  BackendMemory memory() const override;
+
+  void begin_step(const StepBatch& batch) override;
+
+  void embed(Tensor out, const Weight& table) override;
+  void rms_norm(Tensor out, Tensor x, Tensor weight, float eps) override;
+  void matmul(Tensor out, Tensor x, const Weight& w) override;
+  void add_bias(Tensor x, Tensor bias) override;
+  void rope(Tensor x, int64_t heads, int64_t head_dim, const RopeTable& rope) override;
+  void kv_store(int32_t layer, Tensor k, Tensor v) override;
+  void attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads, float scale) override;
+  void swiglu(Tensor out, Tensor gate, Tensor up) override;
+  void add(Tensor out, Tensor a, Tensor b) override;
+  void gather_logit_rows(Tensor out, Tensor x) override;
+  void read_rows(Tensor x, float* host) override;
+  void sync() override;
+
+ private:
+  void* copy_in(const void* host, size_t bytes, const std::string& what);
+  void* scratch(Buffer& b, size_t bytes, const char* what);
+  void wrote(const Tensor& t);
+  const float* rope_freqs(const RopeTable& table);
+  int attention_splits(int64_t n_tokens, int64_t n_heads) const;
+  int gemv_rows_per_block(const Weight& w) const;
+  int gemv_rows_per_block(const DevWeight& w, int64_t rows) const;
+  // Peephole fusions of recorded decode launches (backend_cuda_fuse.cpp); each returns
+  // true when it recorded the fused launch in place of the plain one.
+  bool fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs);
+  void fuse_residual_add(RmsNormParams& p);
+  bool fuse_gemv(const GemvParams& p);
+  void fuse_head_norm(RopeParams& p);
+  bool fuse_kv_store(const Tensor& k, const Tensor& v, void* k_cache, void* v_cache);
+  template <class P, void (*F)(const P&, cudaStream_t)>
+  void launch(const P& p) {
+    tape_.launch<P, F>(p, stream_);
+  }
+
+  int device_;
+  std::string name_;
+  int sm_count_ = 1;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t upload_done_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  LaunchTape tape_;
+  bool graphs_enabled_ = true;  // HEARTH_CUDA_GRAPHS=0 turns graphs off
+  bool fuse_ = true;            // HEARTH_CUDA_FUSE=0 turns the peephole fusions off
+
+  std::vector<Buffer> weights_, activations_, retired_;
+  Buffer kv_, step_buf_, qx_, xh_, tile_, attn_part_;
+  int64_t weight_bytes_ = 0, scratch_bytes_ = 0, kv_bytes_ = 0;
+  KvCacheConfig kv_config_;
+  int64_t kv_layer_elems_ = 0;  // elements of one layer's keys (= its values)
+
+  // The current step: host copy, and device arrays in step_buf_ at offsets fixed by the
+  // capacities (so they keep their addresses from step to step).
+  StepBatch step_;
+  int32_t max_ctx_ = 0;
+  char* staging_ = nullptr;  // pinned host image of step_buf_
+  int64_t cap_tokens_ = 0, cap_tables_ = 0;
+  const int32_t *d_tokens_ = nullptr, *d_positions_ = nullptr, *d_table_offset_ = nullptr, *d_logit_rows_ = nullptr,
+                *d_tables_ = nullptr;
+  const int64_t* d_slots_ = nullptr;
+
+  // The quantized copy of the last quantized matmul's input (see wrote()).
+  bool qx_valid_ = false;
+  const void* qx_src_ = nullptr;
+  int64_t qx_src_bytes_ = 0, qx_n_ = 0, qx_cols_ = 0;
+
+  struct RopeFreqs {
+    std::vector<float> host;
+    Buffer device;
+  };
+  std::vector<RopeFreqs> rope_freqs_;
+};
+
+}  // namespace hearth::cuda

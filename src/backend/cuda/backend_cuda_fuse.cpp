@@ -1,0 +1,129 @@
+// Peephole fusion of recorded decode launches. While a step is recorded (LaunchTape, at
+// most 8 tokens) nothing has run yet, so an op may replace the launch just recorded
+// before it with one launch doing both. Each rule checks that the earlier launch produced
+// exactly the tensor this op consumes and that nothing recorded in between touches it;
+// anything else records the plain launch. The fused kernels are the plain ones with
+// optional outputs (ops.h), tested by the same op and model tests with fusion on
+// (default) and off (HEARTH_CUDA_FUSE=0). For a Qwen3 layer:
+//   add + rms_norm + quantize_x      -> one rms_norm launch (both norms of a layer)
+//   gemv q, gemv k, gemv v           -> one gemv launch (and gate/up: one more)
+//   rms_norm(q) .. rope(q)           -> one rope launch with the per-head norm
+//   rms_norm(k) .. rope(k) kv_store  -> one rope launch that also writes the cache
+//   swiglu + quantize_x              -> one swiglu launch
+#include <algorithm>
+
+#include "backend/cuda/backend_cuda.h"
+
+namespace hearth::cuda {
+namespace {
+
+bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
+  const auto* pa = static_cast<const char*>(a);
+  const auto* pb = static_cast<const char*>(b);
+  return pa < pb + b_bytes && pb < pa + a_bytes;
+}
+
+}  // namespace
+
+bool CudaBackend::fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs) {
+  if (!fuse_ || cols % 32 != 0) return false;
+  if (tape_.is<RmsNormParams, launch_rms_norm>(0)) {
+    auto r = tape_.get<RmsNormParams>(0);
+    if (r.out != x.data || r.dim != cols || r.rows != n || r.q) return false;
+    r.q = q, r.qd = qd, r.qs = qs;
+    tape_.erase(0);
+    launch<RmsNormParams, launch_rms_norm>(r);
+    return true;
+  }
+  if (tape_.is<SwigluParams, launch_swiglu>(0)) {
+    auto s = tape_.get<SwigluParams>(0);
+    if (s.out != x.data || s.n != n * cols || s.q) return false;
+    s.q = q, s.qd = qd, s.qs = qs;
+    tape_.erase(0);
+    launch<SwigluParams, launch_swiglu>(s);
+    return true;
+  }
+  return false;
+}
+
+void CudaBackend::fuse_residual_add(RmsNormParams& p) {
+  if (!fuse_ || !tape_.is<AddParams, launch_add>(0)) return;
+  const auto a = tape_.get<AddParams>(0);
+  // x = x + b recorded just before norm(x): the norm adds b itself and writes x back.
+  if (a.out != p.x || a.a != p.x || a.n != p.rows * p.dim || a.b == p.x) return;
+  p.add = a.b;
+  tape_.erase(0);
+}
+
+bool CudaBackend::fuse_gemv(const GemvParams& p) {
+  if (!fuse_ || !tape_.is<GemvParams, launch_gemv>(0)) return false;
+  auto m = tape_.get<GemvParams>(0);
+  const bool same_input = m.x == p.x && m.xq == p.xq && m.xd == p.xd && m.xs == p.xs && m.n == p.n;
+  const bool same_kind = m.w.type == p.w.type && m.w.cols == p.w.cols && m.w.row_bytes == p.w.row_bytes &&
+                         m.w.bits == p.w.bits && m.w.group_size == p.w.group_size && m.w.scale_kind == p.w.scale_kind &&
+                         m.w.groups_per_row == p.w.groups_per_row;
+  if (!same_input || !same_kind || m.data3) return false;
+  // The earlier product must not write what this one reads (it never does in a layer).
+  const int64_t x_bytes = p.n * p.w.cols * static_cast<int64_t>(sizeof(float));
+  if (p.x && overlaps(m.out, m.n * m.w.rows * 4, p.x, x_bytes)) return false;
+  if (m.blocks1 == 0) {
+    m.data2 = p.w.data, m.scales2 = p.w.scales, m.biases2 = p.w.biases, m.out2 = p.out, m.rows2 = p.w.rows;
+  } else {
+    m.data3 = p.w.data, m.scales3 = p.w.scales, m.biases3 = p.w.biases, m.out3 = p.out, m.rows3 = p.w.rows;
+  }
+  const int64_t rows = m.w.rows + m.rows2 + m.rows3;
+  m.rows_per_block = gemv_rows_per_block(m.w, rows);
+  const int64_t rpb = m.rows_per_block;
+  m.blocks1 = static_cast<int32_t>((m.w.rows + rpb - 1) / rpb);
+  m.blocks2 = m.blocks1 + static_cast<int32_t>((m.rows2 + rpb - 1) / rpb);
+  tape_.erase(0);
+  launch<GemvParams, launch_gemv>(m);
+  return true;
+}
+
+void CudaBackend::fuse_head_norm(RopeParams& p) {
+  if (!fuse_) return;
+  const int64_t bytes = p.n * p.heads * p.head_dim * static_cast<int64_t>(sizeof(float));
+  // The norm of x, with at most one other per-head norm or rope of another tensor after it.
+  for (size_t back = 0; back < 2; ++back) {
+    if (!tape_.is<RmsNormParams, launch_rms_norm>(back)) continue;
+    const auto r = tape_.get<RmsNormParams>(back);
+    if (r.out != p.x || r.x != p.x || r.dim != p.head_dim || r.rows != p.n * p.heads || r.add || r.q) continue;
+    if (back == 1) {
+      const void* other = nullptr;
+      int64_t other_bytes = 0;
+      if (tape_.is<RmsNormParams, launch_rms_norm>(0)) {
+        const auto o = tape_.get<RmsNormParams>(0);
+        if (o.add || o.q || o.x != o.out) return;
+        other = o.out, other_bytes = o.rows * o.dim * 4;
+      } else if (tape_.is<RopeParams, launch_rope>(0)) {
+        const auto o = tape_.get<RopeParams>(0);
+        if (o.k_cache) return;
+        other = o.x, other_bytes = o.n * o.heads * o.head_dim * 4;
+      } else {
+        return;
+      }
+      if (overlaps(other, other_bytes, p.x, bytes)) return;
+    }
+    p.norm_w = r.w;
+    p.eps = r.eps;
+    tape_.erase(back);
+    return;
+  }
+}
+
+bool CudaBackend::fuse_kv_store(const Tensor& k, const Tensor& v, void* k_cache, void* v_cache) {
+  if (!fuse_ || !tape_.is<RopeParams, launch_rope>(0)) return false;
+  auto r = tape_.get<RopeParams>(0);
+  if (!r.norm_w || r.k_cache || r.x != k.data || r.n != k.rows() || r.heads * r.head_dim != k.cols()) return false;
+  r.k_cache = k_cache;
+  r.v_cache = v_cache;
+  r.v = v.f32();
+  r.slots = d_slots_;
+  r.kv_kind = kv_config_.dtype == DType::F16 ? 1 : 0;
+  tape_.erase(0);
+  launch<RopeParams, launch_rope>(r);
+  return true;
+}
+
+}  // namespace hearth::cuda

@@ -1,0 +1,373 @@
+// The CUDA backend's step upload and ops: shape checks on the host, then one launch (or
+// recorded launch) per op. See backend_cuda.h for the conventions.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+#include "backend/cuda/backend_cuda.h"
+
+namespace hearth::cuda {
+namespace {
+
+constexpr int64_t kTileElems = int64_t{32} << 20;  // f16 dequantization tile: 64 MiB
+
+int32_t float_kind(DType t) { return t == DType::F16 ? 1 : t == DType::BF16 ? 2 : 0; }
+
+bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+int64_t unit_elems(const Weight& w) {
+  switch (w.type) {
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return 64;
+    case DType::F32: case DType::F16: case DType::BF16: return w.cols % 8 == 0 ? 8 : 1;
+    default: return 32;
+  }
+}
+
+DevWeight dev_weight(const Weight& w) {
+  DevWeight d = zeroed<DevWeight>();
+  d.data = static_cast<const uint8_t*>(w.data);
+  d.scales = w.scales;
+  d.biases = w.biases;
+  d.rows = w.rows;
+  d.cols = w.cols;
+  d.row_bytes = w.row_bytes();
+  d.type = w.type;
+  if (w.type == DType::MLX_AFFINE) {
+    d.groups_per_row = w.cols / w.group_size;
+    d.scale_kind = float_kind(w.scale_type);
+    d.bits = w.bits;
+    d.group_size = w.group_size;
+  }
+  return d;
+}
+
+int64_t align256(int64_t n) { return (n + 255) / 256 * 256; }
+
+void check_device(const Tensor& t) { HEARTH_ASSERT(t.device == Device::CUDA && t.dtype == DType::F32); }
+
+}  // namespace
+
+void CudaBackend::begin_step(const StepBatch& batch) {
+  tape_.flush(stream_);
+  const int64_t n = batch.n_tokens();
+  HEARTH_ASSERT(static_cast<int64_t>(batch.positions.size()) == n && static_cast<int64_t>(batch.slots.size()) == n &&
+                static_cast<int64_t>(batch.seq_of.size()) == n);
+  const int64_t capacity = static_cast<int64_t>(kv_config_.n_blocks) * kv_config_.block_size;
+  std::vector<int32_t> seq_start(batch.seqs.size());
+  int64_t n_tables = 0;
+  max_ctx_ = 0;
+  for (size_t s = 0; s < batch.seqs.size(); ++s) {
+    const auto& seq = batch.seqs[s];
+    HEARTH_ASSERT(static_cast<int64_t>(seq.block_table.size()) * kv_config_.block_size >= seq.n_ctx);
+    for (int32_t b : seq.block_table) HEARTH_ASSERT(b >= 0 && b < kv_config_.n_blocks);
+    seq_start[s] = static_cast<int32_t>(n_tables);
+    n_tables += static_cast<int64_t>(seq.block_table.size());
+    max_ctx_ = std::max(max_ctx_, seq.n_ctx);
+  }
+  for (int64_t t = 0; t < n; ++t) {
+    HEARTH_ASSERT(batch.slots[t] >= 0 && batch.slots[t] < capacity);
+    HEARTH_ASSERT(batch.seq_of[t] >= 0 && batch.seq_of[t] < static_cast<int32_t>(batch.seqs.size()));
+    HEARTH_ASSERT(batch.positions[t] >= 0 && batch.positions[t] < batch.seqs[batch.seq_of[t]].n_ctx);
+  }
+  for (int32_t r : batch.logit_rows) HEARTH_ASSERT(r >= 0 && r < n);
+  step_ = batch;
+
+  const int64_t need_tokens = std::max<int64_t>({n, static_cast<int64_t>(batch.logit_rows.size()), 1});
+  if (need_tokens > cap_tokens_ || n_tables > cap_tables_) {
+    sync();  // nothing queued uses the old buffers any more
+    cap_tokens_ = std::max<int64_t>(std::bit_ceil(static_cast<uint64_t>(need_tokens)), 16);
+    cap_tables_ = std::max<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::max<int64_t>(n_tables, 1))), 256);
+    const size_t bytes = static_cast<size_t>(24 * cap_tokens_ + 4 * cap_tables_);
+    if (staging_) cudaFreeHost(staging_);
+    staging_ = nullptr;
+    check(cudaMallocHost(reinterpret_cast<void**>(&staging_), bytes), "cudaMallocHost (step staging)");
+    step_buf_ = std::make_unique<DeviceBuffer>(bytes, "the step's token data");
+    auto* base = static_cast<char*>(step_buf_->ptr);
+    d_tokens_ = reinterpret_cast<const int32_t*>(base);
+    d_positions_ = reinterpret_cast<const int32_t*>(base + 4 * cap_tokens_);
+    d_table_offset_ = reinterpret_cast<const int32_t*>(base + 8 * cap_tokens_);
+    d_logit_rows_ = reinterpret_cast<const int32_t*>(base + 12 * cap_tokens_);
+    d_slots_ = reinterpret_cast<const int64_t*>(base + 16 * cap_tokens_);
+    d_tables_ = reinterpret_cast<const int32_t*>(base + 24 * cap_tokens_);
+  }
+  // The previous upload must have left the pinned staging buffer before it is rewritten.
+  check(cudaEventSynchronize(upload_done_), "cudaEventSynchronize");
+  char* h = staging_;
+  std::memcpy(h, batch.tokens.data(), 4 * n);
+  std::memcpy(h + 4 * cap_tokens_, batch.positions.data(), 4 * n);
+  auto* offsets = reinterpret_cast<int32_t*>(h + 8 * cap_tokens_);
+  for (int64_t t = 0; t < n; ++t) offsets[t] = seq_start[batch.seq_of[t]];
+  std::memcpy(h + 12 * cap_tokens_, batch.logit_rows.data(), 4 * batch.logit_rows.size());
+  std::memcpy(h + 16 * cap_tokens_, batch.slots.data(), 8 * n);
+  auto* tables = reinterpret_cast<int32_t*>(h + 24 * cap_tokens_);
+  for (const auto& seq : batch.seqs) tables = std::copy(seq.block_table.begin(), seq.block_table.end(), tables);
+  const size_t used = static_cast<size_t>(24 * cap_tokens_ + 4 * n_tables);
+  check(cudaMemcpyAsync(step_buf_->ptr, staging_, used, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync (step)");
+  check(cudaEventRecord(upload_done_, stream_), "cudaEventRecord");
+  tape_.set_recording(graphs_enabled_ && n <= kGemvMaxTokens);
+  qx_valid_ = false;
+}
+
+void CudaBackend::wrote(const Tensor& t) {
+  if (!qx_valid_) return;
+  const auto* a = static_cast<const uint8_t*>(t.data);
+  const auto* b = static_cast<const uint8_t*>(qx_src_);
+  if (a < b + qx_src_bytes_ && b < a + t.numel() * static_cast<int64_t>(sizeof(float))) qx_valid_ = false;
+}
+
+void CudaBackend::embed(Tensor out, const Weight& table) {
+  check_device(out);
+  HEARTH_ASSERT(out.rows() == step_.n_tokens() && out.cols() == table.cols);
+  for (int32_t id : step_.tokens)
+    HEARTH_CHECK(id >= 0 && id < table.rows, "token id " + std::to_string(id) + " is outside the vocabulary (" +
+                                                 std::to_string(table.rows) + " rows)");
+  auto p = zeroed<EmbedParams>();
+  p.out = out.f32();
+  p.table = dev_weight(table);
+  p.tokens = d_tokens_;
+  p.n = step_.n_tokens();
+  launch<EmbedParams, launch_embed>(p);
+  wrote(out);
+}
+
+void CudaBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
+  check_device(out), check_device(x), check_device(weight);
+  const int64_t dim = weight.numel();
+  HEARTH_ASSERT(x.numel() == out.numel() && dim > 0 && x.numel() % dim == 0);
+  auto p = zeroed<RmsNormParams>();
+  p.out = out.f32();
+  p.x = x.f32();
+  p.w = weight.f32();
+  p.rows = x.numel() / dim;
+  p.dim = dim;
+  p.eps = eps;
+  fuse_residual_add(p);
+  launch<RmsNormParams, launch_rms_norm>(p);
+  wrote(out);
+}
+
+int CudaBackend::gemv_rows_per_block(const Weight& w) const {
+  // Fewer rows per block (more threads per row) when there are too few rows to fill the
+  // GPU and enough units per row to keep the extra threads busy.
+  const int64_t units = w.cols / unit_elems(w);
+  int rpb = 4;
+  while (rpb > 1 && w.rows / rpb < 4 * sm_count_ && 256 / rpb <= units) rpb /= 2;
+  return rpb;
+}
+
+int CudaBackend::gemv_rows_per_block(const DevWeight& d, int64_t rows) const {
+  Weight w;
+  w.type = d.type;
+  w.cols = d.cols;
+  w.rows = rows;
+  return gemv_rows_per_block(w);
+}
+
+void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
+  check_device(out), check_device(x);
+  HEARTH_ASSERT(x.cols() == w.cols && out.cols() == w.rows && out.rows() == x.rows());
+  const int64_t n = x.rows(), cols = w.cols;
+  if (n == 0) return;
+  if (n <= kGemvMaxTokens) {
+    auto p = zeroed<GemvParams>();
+    p.w = dev_weight(w);
+    p.out = out.f32();
+    p.n = n;
+    p.rows_per_block = gemv_rows_per_block(w);
+    if (is_float_type(w.type)) {
+      p.x = x.f32();
+    } else {
+      const int64_t blocks = n * cols / 32, q_bytes = align256(n * cols), f_bytes = align256(4 * blocks);
+      if (!(qx_valid_ && qx_src_ == x.data && qx_n_ == n && qx_cols_ == cols)) {
+        auto* base = static_cast<char*>(scratch(qx_, static_cast<size_t>(q_bytes + 2 * f_bytes), "quantized activations"));
+        auto q = zeroed<QuantizeXParams>();
+        q.x = x.f32();
+        q.q = reinterpret_cast<int8_t*>(base);
+        q.d = reinterpret_cast<float*>(base + q_bytes);
+        q.s = reinterpret_cast<float*>(base + q_bytes + f_bytes);
+        q.n = n;
+        q.cols = cols;
+        if (!fuse_quantize(x, n, cols, q.q, q.d, q.s)) launch<QuantizeXParams, launch_quantize_x>(q);
+        qx_valid_ = true;
+        qx_src_ = x.data;
+        qx_src_bytes_ = n * cols * static_cast<int64_t>(sizeof(float));
+        qx_n_ = n;
+        qx_cols_ = cols;
+      }
+      auto* base = static_cast<char*>(qx_->ptr);
+      p.xq = reinterpret_cast<const int8_t*>(base);
+      p.xd = reinterpret_cast<const float*>(base + q_bytes);
+      p.xs = reinterpret_cast<const float*>(base + q_bytes + f_bytes);
+    }
+    if (!fuse_gemv(p)) launch<GemvParams, launch_gemv>(p);
+  } else {
+    if (tape_.recording()) {  // cuBLAS stays out of graphs: run what was recorded, then go direct
+      tape_.flush(stream_);
+      tape_.set_recording(false);
+    }
+    auto p = zeroed<TiledMatmulParams>();
+    p.w = dev_weight(w);
+    p.x = x.f32();
+    p.out = out.f32();
+    p.n = n;
+    p.cublas = cublas_;
+    if (w.type != DType::F32)
+      p.xh = static_cast<uint16_t*>(scratch(xh_, static_cast<size_t>(2 * n * cols), "f16 activations"));
+    if (w.type != DType::F32 && w.type != DType::F16) {
+      p.tile_elems = std::min(kTileElems, w.rows * cols);
+      p.tile = static_cast<uint16_t*>(scratch(tile_, static_cast<size_t>(2 * p.tile_elems), "f16 weight tiles"));
+    }
+    launch<TiledMatmulParams, launch_matmul_tiled>(p);
+  }
+  wrote(out);
+}
+
+void CudaBackend::add_bias(Tensor x, Tensor bias) {
+  check_device(x), check_device(bias);
+  HEARTH_ASSERT(x.cols() == bias.numel());
+  auto p = zeroed<AddBiasParams>();
+  p.x = x.f32();
+  p.bias = bias.f32();
+  p.rows = x.rows();
+  p.cols = x.cols();
+  launch<AddBiasParams, launch_add_bias>(p);
+  wrote(x);
+}
+
+const float* CudaBackend::rope_freqs(const RopeTable& table) {
+  for (const auto& f : rope_freqs_)
+    if (f.host == table.inv_freq) return static_cast<const float*>(f.device->ptr);
+  auto& f = rope_freqs_.emplace_back();
+  f.host = table.inv_freq;
+  f.device = std::make_unique<DeviceBuffer>(std::max<size_t>(table.inv_freq.size(), 1) * sizeof(float), "RoPE frequencies");
+  check(cudaMemcpy(f.device->ptr, table.inv_freq.data(), table.inv_freq.size() * sizeof(float), cudaMemcpyHostToDevice),
+        "cudaMemcpy (RoPE)");
+  return static_cast<const float*>(f.device->ptr);
+}
+
+void CudaBackend::rope(Tensor x, int64_t heads, int64_t head_dim, const RopeTable& table) {
+  check_device(x);
+  HEARTH_ASSERT(x.numel() == step_.n_tokens() * heads * head_dim);
+  HEARTH_ASSERT(static_cast<int64_t>(table.inv_freq.size()) * 2 <= head_dim);
+  auto p = zeroed<RopeParams>();
+  p.x = x.f32();
+  p.positions = d_positions_;
+  p.inv_freq = rope_freqs(table);
+  p.n = step_.n_tokens();
+  p.heads = heads;
+  p.head_dim = head_dim;
+  p.half = static_cast<int64_t>(table.inv_freq.size());
+  p.attn_factor = table.attn_factor;
+  p.neox = table.neox ? 1 : 0;
+  fuse_head_norm(p);
+  launch<RopeParams, launch_rope>(p);
+  wrote(x);
+}
+
+void CudaBackend::kv_store(int32_t layer, Tensor k, Tensor v) {
+  check_device(k), check_device(v);
+  const int64_t row = static_cast<int64_t>(kv_config_.n_kv_heads) * kv_config_.head_dim;
+  HEARTH_ASSERT(layer >= 0 && layer < kv_config_.n_layers && kv_);
+  HEARTH_ASSERT(k.cols() == row && v.cols() == row && k.rows() == step_.n_tokens() && v.rows() == k.rows());
+  const int64_t elem = kv_config_.dtype == DType::F16 ? 2 : 4;
+  auto* base = static_cast<uint8_t*>(kv_->ptr);
+  auto p = zeroed<KvStoreParams>();
+  p.k = k.f32();
+  p.v = v.f32();
+  p.k_cache = base + (2 * layer) * kv_layer_elems_ * elem;
+  p.v_cache = base + (2 * layer + 1) * kv_layer_elems_ * elem;
+  if (fuse_kv_store(k, v, p.k_cache, p.v_cache)) return;
+  p.slots = d_slots_;
+  p.n = step_.n_tokens();
+  p.row = row;
+  p.kind = kv_config_.dtype == DType::F16 ? 1 : 0;
+  launch<KvStoreParams, launch_kv_store>(p);
+}
+
+int CudaBackend::attention_splits(int64_t n_tokens, int64_t n_heads) const {
+  const int64_t group = n_heads / kv_config_.n_kv_heads;
+  const int64_t blocks = n_tokens * kv_config_.n_kv_heads * ((group + 3) / 4);
+  const auto bucket = static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::max(max_ctx_, 1))));
+  int64_t s = (2 * sm_count_ + blocks - 1) / blocks;    // enough blocks to fill the GPU twice
+  if (n_tokens <= kGemvMaxTokens) s = std::max(s, bucket / 64);  // and at most ~64 keys a block
+  s = std::min({s, std::max<int64_t>(1, bucket / 16), int64_t{128}});
+  return static_cast<int>(std::max<int64_t>(s, 1));
+}
+
+void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads, float scale) {
+  check_device(out), check_device(q);
+  const int64_t hd = kv_config_.head_dim, n = step_.n_tokens();
+  HEARTH_ASSERT(layer >= 0 && layer < kv_config_.n_layers && kv_);
+  HEARTH_ASSERT(q.numel() == n * n_heads * hd && out.numel() == q.numel() && out.data != q.data);
+  HEARTH_ASSERT(n_heads % kv_config_.n_kv_heads == 0);
+  const int64_t elem = kv_config_.dtype == DType::F16 ? 2 : 4;
+  auto* base = static_cast<uint8_t*>(kv_->ptr);
+  auto p = zeroed<AttentionParams>();
+  p.out = out.f32();
+  p.q = q.f32();
+  p.k_cache = base + (2 * layer) * kv_layer_elems_ * elem;
+  p.v_cache = base + (2 * layer + 1) * kv_layer_elems_ * elem;
+  p.positions = d_positions_;
+  p.table_offset = d_table_offset_;
+  p.block_tables = d_tables_;
+  p.n = n;
+  p.n_heads = static_cast<int32_t>(n_heads);
+  p.n_kv_heads = kv_config_.n_kv_heads;
+  p.head_dim = static_cast<int32_t>(hd);
+  p.block_size = kv_config_.block_size;
+  p.n_splits = attention_splits(n, n_heads);
+  p.kind = kv_config_.dtype == DType::F16 ? 1 : 0;
+  p.scale = scale;
+  if (p.n_splits > 1) {
+    const int64_t parts = n * n_heads * p.n_splits;
+    auto* part = static_cast<float*>(scratch(attn_part_, static_cast<size_t>(parts * (hd + 2)) * sizeof(float),
+                                             "attention partials"));
+    p.part_acc = part;
+    p.part_ml = part + parts * hd;
+  }
+  launch<AttentionParams, launch_attention>(p);
+  wrote(out);
+}
+
+void CudaBackend::swiglu(Tensor out, Tensor gate, Tensor up) {
+  check_device(out), check_device(gate), check_device(up);
+  HEARTH_ASSERT(gate.numel() == up.numel() && out.numel() == gate.numel());
+  auto p = zeroed<SwigluParams>();
+  p.out = out.f32();
+  p.gate = gate.f32();
+  p.up = up.f32();
+  p.n = gate.numel();
+  launch<SwigluParams, launch_swiglu>(p);
+  wrote(out);
+}
+
+void CudaBackend::add(Tensor out, Tensor a, Tensor b) {
+  check_device(out), check_device(a), check_device(b);
+  HEARTH_ASSERT(a.numel() == b.numel() && out.numel() == a.numel());
+  auto p = zeroed<AddParams>();
+  p.out = out.f32();
+  p.a = a.f32();
+  p.b = b.f32();
+  p.n = a.numel();
+  launch<AddParams, launch_add>(p);
+  wrote(out);
+}
+
+void CudaBackend::gather_logit_rows(Tensor out, Tensor x) {
+  check_device(out), check_device(x);
+  HEARTH_ASSERT(out.cols() == x.cols() && out.rows() == static_cast<int64_t>(step_.logit_rows.size()));
+  HEARTH_ASSERT(out.data != x.data);
+  for (int32_t r : step_.logit_rows) HEARTH_ASSERT(r < x.rows());
+  auto p = zeroed<GatherParams>();
+  p.out = out.f32();
+  p.x = x.f32();
+  p.rows = d_logit_rows_;
+  p.n_out = out.rows();
+  p.cols = x.cols();
+  launch<GatherParams, launch_gather_rows>(p);
+  wrote(out);
+}
+
+}  // namespace hearth::cuda

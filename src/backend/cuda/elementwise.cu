@@ -1,0 +1,96 @@
+// Elementwise ops and embedding lookup on the GPU: swiglu, add, add_bias, gather of the
+// logit rows, and token embedding rows dequantized from the stored table (any type the
+// backend uploads, quantized included). All memory-bound and tiny next to the matmuls:
+// one thread per element, grid-stride free.
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/dequant_elem.cuh"
+#include "backend/cuda/ops.h"
+
+namespace hearth::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ int64_t thread_index() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+
+__global__ void swiglu_kernel(const SwigluParams p) {
+  const int64_t i = thread_index();
+  if (i >= p.n) return;  // with q: n % 32 == 0, so whole warps leave together
+  const float g = p.gate[i];
+  const float y = g / (1.0f + expf(-g)) * p.up[i];
+  p.out[i] = y;
+  if (p.q) {  // quantize_x's 32-blocks: one warp is one block
+    const float amax = warp_max(fabsf(y));
+    const float d = amax / 127.0f;
+    const int q = amax > 0.0f ? __float2int_rn(y / d) : 0;
+    p.q[i] = static_cast<int8_t>(q);
+    const float sum = warp_sum(static_cast<float>(q));
+    if (threadIdx.x % kWarp == 0) {
+      p.qd[i / 32] = d;
+      p.qs[i / 32] = d * sum;
+    }
+  }
+}
+
+__global__ void add_kernel(const AddParams p) {
+  const int64_t i = thread_index();
+  if (i < p.n) p.out[i] = p.a[i] + p.b[i];
+}
+
+__global__ void add_bias_kernel(const AddBiasParams p) {
+  const int64_t i = thread_index();
+  if (i < p.rows * p.cols) p.x[i] += p.bias[i % p.cols];
+}
+
+__global__ void gather_rows_kernel(const GatherParams p) {
+  const int64_t i = thread_index();
+  if (i >= p.n_out * p.cols) return;
+  const int64_t r = i / p.cols, c = i % p.cols;
+  p.out[i] = p.x[static_cast<int64_t>(p.rows[r]) * p.cols + c];
+}
+
+__global__ void embed_kernel(const EmbedParams p) {
+  const int64_t i = thread_index();
+  const DevWeight& w = p.table;
+  if (i >= p.n * w.cols) return;
+  const int64_t t = i / w.cols, k = i % w.cols;
+  const int64_t id = p.tokens[t];
+  const WAux aux{w.scales, w.biases, w.scale_kind, w.group_size, w.groups_per_row};
+  p.out[i] = dequant_elem(w.type, w.data + id * w.row_bytes, id, k, aux, w.bits);
+}
+
+}  // namespace
+
+void launch_swiglu(const SwigluParams& p, cudaStream_t stream) {
+  if (p.n == 0) return;
+  swiglu_kernel<<<grid_for(p.n, kThreads), kThreads, 0, stream>>>(p);
+  HEARTH_CUDA_LAUNCHED();
+}
+
+void launch_add(const AddParams& p, cudaStream_t stream) {
+  if (p.n == 0) return;
+  add_kernel<<<grid_for(p.n, kThreads), kThreads, 0, stream>>>(p);
+  HEARTH_CUDA_LAUNCHED();
+}
+
+void launch_add_bias(const AddBiasParams& p, cudaStream_t stream) {
+  if (p.rows * p.cols == 0) return;
+  add_bias_kernel<<<grid_for(p.rows * p.cols, kThreads), kThreads, 0, stream>>>(p);
+  HEARTH_CUDA_LAUNCHED();
+}
+
+void launch_gather_rows(const GatherParams& p, cudaStream_t stream) {
+  if (p.n_out * p.cols == 0) return;
+  gather_rows_kernel<<<grid_for(p.n_out * p.cols, kThreads), kThreads, 0, stream>>>(p);
+  HEARTH_CUDA_LAUNCHED();
+}
+
+void launch_embed(const EmbedParams& p, cudaStream_t stream) {
+  if (p.n * p.table.cols == 0) return;
+  embed_kernel<<<grid_for(p.n * p.table.cols, kThreads), kThreads, 0, stream>>>(p);
+  HEARTH_CUDA_LAUNCHED();
+}
+
+}  // namespace hearth::cuda

@@ -1,0 +1,153 @@
+// RMSNorm and rotary position embeddings on the GPU, with the fusions the backend records
+// for decode steps (see RmsNormParams and RopeParams in ops.h).
+//
+// RMSNorm: one warp per row for short rows (per-head q/k norms, hd <= 1024), one block of
+// 256 threads per row otherwise; the sum of squares is accumulated in f32 per thread and
+// reduced across the warp/block (the CPU reference accumulates in double; the difference
+// is far inside the op tests' bounds). Both walk a row in 32-element strides per warp, so
+// each warp iteration covers one 32-block and can quantize it for the next matmul.
+// RoPE: one thread per (token, rotated pair), looping over heads so cos/sin are computed
+// once per pair; fused with the per-head norm (and the KV store), one warp per (token,
+// head). The angle is evaluated in double like the CPU reference: positions reach 10^5 and
+// a float angle would lose the phase.
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/ops.h"
+
+namespace hearth::cuda {
+namespace {
+
+// The second pass of a row: y = v * inv * w, stored, and quantized per 32-block when asked.
+// i runs lane-contiguously in 32-element strides, so `i / 32` is one block per warp step.
+__device__ __forceinline__ void norm_store(const RmsNormParams& p, int64_t row, int64_t i, float y) {
+  p.out[row * p.dim + i] = y;
+  if (p.q) {
+    const float amax = warp_max(fabsf(y));
+    const float d = amax / 127.0f;
+    const int q = amax > 0.0f ? __float2int_rn(y / d) : 0;
+    p.q[row * p.dim + i] = static_cast<int8_t>(q);
+    const float sum = warp_sum(static_cast<float>(q));
+    if (threadIdx.x % kWarp == 0) {
+      const int64_t b = (row * p.dim + i) / 32;
+      p.qd[b] = d;
+      p.qs[b] = d * sum;
+    }
+  }
+}
+
+__device__ __forceinline__ float norm_load(const RmsNormParams& p, int64_t row, int64_t i) {
+  float v = p.x[row * p.dim + i];
+  if (p.add) {
+    v += p.add[row * p.dim + i];
+    p.x[row * p.dim + i] = v;  // the residual stream keeps the sum
+  }
+  return v;
+}
+
+__global__ void rms_norm_warp_kernel(const RmsNormParams p) {
+  const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (row >= p.rows) return;  // uniform per warp
+  float ss = 0;
+  for (int64_t i = lane; i < p.dim; i += kWarp) {
+    const float v = norm_load(p, row, i);
+    ss += v * v;
+  }
+  ss = warp_sum(ss);
+  const float inv = rsqrtf(ss / static_cast<float>(p.dim) + p.eps);
+  for (int64_t i = lane; i < p.dim; i += kWarp) norm_store(p, row, i, p.x[row * p.dim + i] * inv * p.w[i]);
+}
+
+__global__ void rms_norm_block_kernel(const RmsNormParams p) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  float ss = 0;
+  for (int64_t i = threadIdx.x; i < p.dim; i += blockDim.x) {
+    const float v = norm_load(p, row, i);
+    ss += v * v;
+  }
+  ss = block_sum(ss, scratch);
+  const float inv = rsqrtf(ss / static_cast<float>(p.dim) + p.eps);
+  for (int64_t i = threadIdx.x; i < p.dim; i += blockDim.x) norm_store(p, row, i, p.x[row * p.dim + i] * inv * p.w[i]);
+}
+
+__device__ __forceinline__ void rope_angle(const RopeParams& p, int64_t t, int64_t j, float* c, float* s) {
+  double sd = 0, cd = 0;
+  sincos(static_cast<double>(p.positions[t]) * static_cast<double>(p.inv_freq[j]), &sd, &cd);
+  *c = static_cast<float>(cd) * p.attn_factor;
+  *s = static_cast<float>(sd) * p.attn_factor;
+}
+
+__global__ void rope_kernel(const RopeParams p) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= p.n * p.half) return;
+  const int64_t t = i / p.half, j = i % p.half;
+  float cf, sf;
+  rope_angle(p, t, j, &cf, &sf);
+  const int64_t ia = p.neox ? j : 2 * j, ib = p.neox ? j + p.half : 2 * j + 1;
+  float* x = p.x + t * p.heads * p.head_dim;
+  for (int64_t h = 0; h < p.heads; ++h, x += p.head_dim) {
+    const float a = x[ia], b = x[ib];
+    x[ia] = a * cf - b * sf;
+    x[ib] = a * sf + b * cf;
+  }
+}
+
+// Per-head RMSNorm, then the rotation, then (k_cache set) the cache write of kv_store.
+__global__ void norm_rope_kernel(const RopeParams p) {
+  const int64_t task = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;  // t * heads + h
+  const int lane = threadIdx.x % kWarp;
+  if (task >= p.n * p.heads) return;  // uniform per warp
+  const int64_t t = task / p.heads, hd = p.head_dim;
+  float* x = p.x + task * hd;
+  float ss = 0;
+  for (int64_t i = lane; i < hd; i += kWarp) ss += x[i] * x[i];
+  const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(hd) + p.eps);
+  const int64_t cache_at = p.k_cache ? p.slots[t] * p.heads * hd + (task % p.heads) * hd : 0;
+  auto put = [&](int64_t i, float y) {
+    x[i] = y;
+    if (!p.k_cache) return;
+    const float v = p.v[task * hd + i];
+    if (p.kv_kind == 1) {
+      static_cast<__half*>(p.k_cache)[cache_at + i] = __float2half_rn(y);
+      static_cast<__half*>(p.v_cache)[cache_at + i] = __float2half_rn(v);
+    } else {
+      static_cast<float*>(p.k_cache)[cache_at + i] = y;
+      static_cast<float*>(p.v_cache)[cache_at + i] = v;
+    }
+  };
+  // All reads of x for the sum are done (warp_sum synchronises the warp); each lane now
+  // reads and writes only its own elements.
+  for (int64_t j = lane; j < p.half; j += kWarp) {
+    const int64_t ia = p.neox ? j : 2 * j, ib = p.neox ? j + p.half : 2 * j + 1;
+    const float a = x[ia] * inv * p.norm_w[ia], b = x[ib] * inv * p.norm_w[ib];
+    float cf, sf;
+    rope_angle(p, t, j, &cf, &sf);
+    put(ia, a * cf - b * sf);
+    put(ib, a * sf + b * cf);
+  }
+  for (int64_t i = 2 * p.half + lane; i < hd; i += kWarp) put(i, x[i] * inv * p.norm_w[i]);  // not rotated
+}
+
+}  // namespace
+
+void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
+  if (p.rows == 0) return;
+  if (p.dim <= 1024) {
+    rms_norm_warp_kernel<<<grid_for(p.rows * kWarp, 256), 256, 0, stream>>>(p);
+  } else {
+    rms_norm_block_kernel<<<static_cast<unsigned>(p.rows), 256, 0, stream>>>(p);
+  }
+  HEARTH_CUDA_LAUNCHED();
+}
+
+void launch_rope(const RopeParams& p, cudaStream_t stream) {
+  if (p.n * p.half == 0 && !p.norm_w) return;
+  if (p.norm_w) {
+    norm_rope_kernel<<<grid_for(p.n * p.heads * kWarp, 128), 128, 0, stream>>>(p);
+  } else {
+    rope_kernel<<<grid_for(p.n * p.half, 128), 128, 0, stream>>>(p);
+  }
+  HEARTH_CUDA_LAUNCHED();
+}
+
+}  // namespace hearth::cuda

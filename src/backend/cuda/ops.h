@@ -1,0 +1,211 @@
+// CUDA op entry points, one family per file (matmul.cu, norm_rope.cu, attention.cu,
+// elementwise.cu). backend_cuda.cpp validates shapes, owns memory and calls these; each
+// takes one plain parameter struct and a stream and only launches work.
+//
+// Parameter structs are trivially copyable values with no hidden state: the backend
+// records them (their bytes are the identity of a launch) and replays a step's launches
+// from a CUDA graph when a later step records the same bytes (see backend_cuda.cpp).
+// Every struct is zero-filled before its fields are set, so padding compares equal.
+// Shapes: n = tokens (rows of x), H = hidden size, hd = head dim; all row-major F32
+// activations unless a field says otherwise.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace hearth::cuda {
+
+// A weight in device memory: the stored bytes plus what the kernels need to read them.
+struct DevWeight {
+  const uint8_t* data;   // rows * row_bytes bytes (+16 bytes of padding)
+  const void* scales;    // MLX: [rows, groups_per_row] of scale_kind
+  const void* biases;    // MLX: [rows, groups_per_row]
+  int64_t rows, cols, row_bytes, groups_per_row;
+  DType type;
+  int32_t scale_kind;  // 0 f32, 1 f16, 2 bf16
+  int32_t bits;        // MLX: 4 or 8
+  int32_t group_size;  // MLX: 32, 64 or 128
+};
+
+// True if the kernels can read weights of this type (bits: MLX only).
+bool weight_type_supported(DType type, int bits);
+
+// ---- matmul.cu ---------------------------------------------------------------------------
+// x[n, cols] -> 32-element int8 blocks: q[n, cols], d[n, cols/32], s = d * sum(q).
+struct QuantizeXParams {
+  const float* x;
+  int8_t* q;
+  float* d;
+  float* s;
+  int64_t n, cols;
+};
+void launch_quantize_x(const QuantizeXParams& p, cudaStream_t stream);
+
+// out[n, rows] = x[n, cols] @ w^T for n <= 8, dequantizing in registers. Quantized types
+// read xq/xd/xs (launch_quantize_x), float types read x.
+struct GemvParams {
+  DevWeight w;
+  const float* x;
+  const int8_t* xq;
+  const float* xd;
+  const float* xs;
+  float* out;
+  int64_t n;
+  int32_t rows_per_block;  // 1, 2 or 4 rows per block of 128 threads
+  int32_t pad;
+  // Up to two more weights of w's type and row length, against the same x (q/k/v,
+  // gate/up): blocks [0, blocks1) compute w into out, [blocks1, blocks2) the second
+  // weight into out2, the rest the third into out3. blocks1 = 0: w alone.
+  const uint8_t* data2;
+  const uint8_t* data3;
+  const void* scales2;
+  const void* biases2;
+  const void* scales3;
+  const void* biases3;
+  float* out2;
+  float* out3;
+  int64_t rows2, rows3;
+  int32_t blocks1, blocks2;
+};
+void launch_gemv(const GemvParams& p, cudaStream_t stream);
+constexpr int64_t kGemvMaxTokens = 8;
+
+// The same for any n through cuBLAS: x is converted to f16 (xh, n * cols), the weight is
+// dequantized to f16 tiles of at most tile_elems elements (whole rows), each tile one
+// GEMM with f32 accumulation. F16 weights skip the tiles, F32 weights use SGEMM.
+struct TiledMatmulParams {
+  DevWeight w;
+  const float* x;
+  float* out;
+  int64_t n;
+  uint16_t* xh;
+  uint16_t* tile;
+  int64_t tile_elems;
+  void* cublas;  // cublasHandle_t
+};
+void launch_matmul_tiled(const TiledMatmulParams& p, cudaStream_t stream);
+
+// ---- norm_rope.cu ------------------------------------------------------------------------
+// Optionally fused: the residual add before (x += add, written back) and the 8-bit
+// quantization of out for the next matmul after (q/qd/qs as launch_quantize_x writes them;
+// dim % 32 == 0).
+struct RmsNormParams {
+  float* out;
+  float* x;
+  const float* w;    // [dim]
+  const float* add;  // optional
+  int8_t* q;         // optional
+  float* qd;
+  float* qs;
+  int64_t rows, dim;
+  float eps;
+  int32_t pad;
+};
+void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream);
+
+// Rotates x[n, heads, head_dim] in place: pairs (i, i + half) (neox) or (2i, 2i + 1).
+// Optionally fused: a per-head RMSNorm before the rotation (norm_w, Qwen3's q/k norms),
+// and then the KV cache write of kv_store (k_cache set: x is k, v is copied as given).
+struct RopeParams {
+  float* x;
+  const int32_t* positions;  // [n]
+  const float* inv_freq;     // [half]
+  int64_t n, heads, head_dim, half;
+  float attn_factor;
+  int32_t neox;
+  const float* norm_w;  // optional, [head_dim]
+  float eps;
+  int32_t kv_kind;  // 0 f32, 1 f16
+  void* k_cache;    // optional (needs norm_w)
+  void* v_cache;
+  const float* v;         // [n, heads * head_dim]
+  const int64_t* slots;   // [n]
+};
+void launch_rope(const RopeParams& p, cudaStream_t stream);
+
+// ---- attention.cu ------------------------------------------------------------------------
+// The cache of one layer: [n_slots, n_kv_heads * head_dim] keys and values, f32 or f16.
+struct KvStoreParams {
+  const float* k;  // [n, row]
+  const float* v;
+  void* k_cache;
+  void* v_cache;
+  const int64_t* slots;  // [n]
+  int64_t n, row;
+  int32_t kind;  // 0 f32, 1 f16
+  int32_t pad;
+};
+void launch_kv_store(const KvStoreParams& p, cudaStream_t stream);
+
+// Causal paged attention, split over keys: every (token, kv head, split) block handles
+// the query heads of that kv head against keys [split * per, (split + 1) * per) of the
+// token's n_keys = position + 1, per = ceil(n_keys / n_splits). With n_splits > 1 the
+// partial results (max, sum, acc) go to part_* and a second kernel combines them.
+struct AttentionParams {
+  float* out;      // [n, n_heads * head_dim]
+  const float* q;  // [n, n_heads * head_dim]
+  const void* k_cache;
+  const void* v_cache;
+  const int32_t* positions;     // [n]
+  const int32_t* table_offset;  // [n] offset of the token's block table in block_tables
+  const int32_t* block_tables;  // all sequences' tables, concatenated
+  float* part_acc;  // [n, n_heads, n_splits, head_dim]
+  float* part_ml;   // [n, n_heads, n_splits, 2]
+  int64_t n;
+  int32_t n_heads, n_kv_heads, head_dim, block_size, n_splits, kind;
+  float scale;
+  int32_t pad;
+};
+void launch_attention(const AttentionParams& p, cudaStream_t stream);
+bool attention_head_dim_supported(int64_t head_dim);
+
+// ---- elementwise.cu ----------------------------------------------------------------------
+// Optionally fused: the 8-bit quantization of out (n % 32 == 0), as in RmsNormParams.
+struct SwigluParams {
+  float* out;
+  const float* gate;
+  const float* up;
+  int8_t* q;
+  float* qd;
+  float* qs;
+  int64_t n;
+};
+void launch_swiglu(const SwigluParams& p, cudaStream_t stream);
+
+struct AddParams {
+  float* out;
+  const float* a;
+  const float* b;
+  int64_t n;
+};
+void launch_add(const AddParams& p, cudaStream_t stream);
+
+struct AddBiasParams {
+  float* x;
+  const float* bias;
+  int64_t rows, cols;
+};
+void launch_add_bias(const AddBiasParams& p, cudaStream_t stream);
+
+// out[i, :] = x[rows[i], :]
+struct GatherParams {
+  float* out;
+  const float* x;
+  const int32_t* rows;
+  int64_t n_out, cols;
+};
+void launch_gather_rows(const GatherParams& p, cudaStream_t stream);
+
+// out[t, :] = row tokens[t] of the table, dequantized.
+struct EmbedParams {
+  float* out;
+  DevWeight table;
+  const int32_t* tokens;
+  int64_t n;
+};
+void launch_embed(const EmbedParams& p, cudaStream_t stream);
+
+}  // namespace hearth::cuda

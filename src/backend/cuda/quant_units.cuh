@@ -1,0 +1,449 @@
+// Quantized weights decoded in registers: the inner loops of the CUDA matrix-vector
+// products, written once for device and host so a plain C++ test (tests/cuda/
+// test_quant_units.cpp) checks every bit trick against the scalar reference without a GPU.
+//
+// A weight row is cut into "units": the piece one thread decodes from contiguous bytes.
+//  - Quantized types pair with activations quantized per 32 elements (XRow: int8 values,
+//    scale d and s = d * sum(q) per block) and use 4-way int8 dot products (dp4a):
+//    Q4_0/Q8_0 one 32-block, Q4_K/Q5_K one 64-element chunk, Q6_K two 32-element quarters
+//    sharing their bytes, MLX 4/8-bit 32 elements of one group.
+//  - F32/F16/BF16 pair with float activations: 8 elements a unit (1 for odd row lengths).
+// A unit's load() reads the weight bytes once; dot() may then run for several tokens.
+// Block layouts are quant/blocks.h; element orders are documented in quant/dequantize.cpp.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#define HEARTH_HD __host__ __device__ __forceinline__
+#define HEARTH_UNROLL _Pragma("unroll")
+#include <cuda_fp16.h>
+#else
+#define HEARTH_HD inline
+#define HEARTH_UNROLL
+#include "core/half.h"
+#endif
+
+namespace hearth::cuda {
+
+// ---- portable intrinsics ------------------------------------------------------------
+
+HEARTH_HD float half_bits_to_float(uint16_t h) {
+#if defined(__CUDACC__)
+  return __half2float(__ushort_as_half(h));
+#else
+  return f16_to_f32(h);
+#endif
+}
+
+HEARTH_HD float bf16_bits_to_float(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+#endif
+}
+
+// c + sum of the four signed byte products of a and b.
+HEARTH_HD int dp4a(uint32_t a, int32_t b, int c) {
+#if defined(__CUDA_ARCH__)
+  return __dp4a(static_cast<int>(a), b, c);
+#else
+  for (int i = 0; i < 4; ++i)
+    c += static_cast<int8_t>(a >> (8 * i)) * static_cast<int8_t>(static_cast<uint32_t>(b) >> (8 * i));
+  return c;
+#endif
+}
+
+// Byte-wise a - b, without borrows between bytes.
+HEARTH_HD uint32_t vsub4(uint32_t a, uint32_t b) {
+#if defined(__CUDA_ARCH__)
+  return __vsub4(a, b);
+#else
+  uint32_t r = 0;
+  for (int i = 0; i < 4; ++i) r |= ((((a >> (8 * i)) & 0xFF) - ((b >> (8 * i)) & 0xFF)) & 0xFF) << (8 * i);
+  return r;
+#endif
+}
+
+// Byte i of the result is byte (selector nibble i) of the 8 bytes x:y (x = bytes 0..3).
+HEARTH_HD uint32_t byte_perm(uint32_t x, uint32_t y, uint32_t selector) {
+#if defined(__CUDA_ARCH__)
+  return __byte_perm(x, y, selector);
+#else
+  const uint64_t v = static_cast<uint64_t>(y) << 32 | x;
+  uint32_t r = 0;
+  for (int i = 0; i < 4; ++i) r |= static_cast<uint32_t>((v >> (8 * ((selector >> (4 * i)) & 7))) & 0xFF) << (8 * i);
+  return r;
+#endif
+}
+
+// ---- loads ---------------------------------------------------------------------------
+
+HEARTH_HD uint16_t ld_u16(const uint8_t* p) {  // p 2-byte aligned
+#if defined(__CUDA_ARCH__)
+  return *reinterpret_cast<const uint16_t*>(p);
+#else
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+#endif
+}
+
+HEARTH_HD uint32_t load_word(const uint8_t* p, int64_t i) {  // word i of 4-byte aligned words
+#if defined(__CUDA_ARCH__)
+  return reinterpret_cast<const uint32_t*>(p)[i];
+#else
+  uint32_t v;
+  std::memcpy(&v, p + 4 * i, 4);
+  return v;
+#endif
+}
+
+// 4N bytes at a 16-byte aligned address.
+template <int N>
+HEARTH_HD void ld_words16(const void* p, uint32_t (&out)[N]) {
+#if defined(__CUDA_ARCH__)
+  static_assert(N % 4 == 0);
+HEARTH_UNROLL
+  for (int i = 0; i < N / 4; ++i) {
+    const uint4 v = reinterpret_cast<const uint4*>(p)[i];
+    out[4 * i] = v.x, out[4 * i + 1] = v.y, out[4 * i + 2] = v.z, out[4 * i + 3] = v.w;
+  }
+#else
+  std::memcpy(out, p, 4 * N);
+#endif
+}
+
+// 4N bytes at any address. On the device it reads the aligned words around them and
+// shifts, so up to 3 bytes past the end are touched: device weights carry 16 bytes of
+// padding for this.
+template <int N>
+HEARTH_HD void ld_words_any(const uint8_t* p, uint32_t (&out)[N]) {
+#if defined(__CUDA_ARCH__)
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uint32_t* base = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
+  const uint32_t shift = static_cast<uint32_t>(a & 3) * 8;
+  uint32_t w[N + 1];
+HEARTH_UNROLL
+  for (int i = 0; i <= N; ++i) w[i] = base[i];
+HEARTH_UNROLL
+  for (int i = 0; i < N; ++i) out[i] = __funnelshift_r(w[i], w[i + 1], shift);
+#else
+  std::memcpy(out, p, 4 * N);
+#endif
+}
+
+HEARTH_HD void ld_x8(const int8_t* p, int32_t (&out)[8]) {  // 32 activation bytes, 16-aligned
+#if defined(__CUDA_ARCH__)
+  const int4 a = reinterpret_cast<const int4*>(p)[0], b = reinterpret_cast<const int4*>(p)[1];
+  out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+#else
+  std::memcpy(out, p, 32);
+#endif
+}
+
+HEARTH_HD void ld_f8(const void* p, float (&out)[8]) {  // 8 floats, 16-aligned
+#if defined(__CUDA_ARCH__)
+  const float4 a = static_cast<const float4*>(p)[0], b = static_cast<const float4*>(p)[1];
+  out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
+#else
+  std::memcpy(out, p, 32);
+#endif
+}
+
+HEARTH_HD int ubyte(uint32_t w, int j) { return static_cast<int>((w >> (8 * j)) & 0xFF); }
+HEARTH_HD int sbyte(uint32_t w, int j) { return static_cast<int8_t>(static_cast<uint8_t>(w >> (8 * j))); }
+
+// ---- operands ------------------------------------------------------------------------
+
+// One token's activations: q/d/s for quantized weights (32-element blocks), f otherwise.
+struct XRow {
+  const int8_t* q;  // [cols]
+  const float* d;   // [cols / 32] block scales
+  const float* s;   // [cols / 32] d * sum(q) of each block
+  const float* f;   // [cols] the floats themselves
+};
+
+// What a unit needs besides its row's bytes (MLX scales and biases).
+struct WAux {
+  const void* scales;  // [rows, cols / group_size]
+  const void* biases;
+  int32_t scale_kind;  // 0 f32, 1 f16, 2 bf16
+  int32_t group_size;
+  int64_t groups_per_row;
+};
+
+HEARTH_HD float load_scale(const void* p, int32_t kind, int64_t i) {
+  if (kind == 1) return half_bits_to_float(static_cast<const uint16_t*>(p)[i]);
+  if (kind == 2) return bf16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
+  return static_cast<const float*>(p)[i];
+}
+
+// Scale and min of sub-block s of a Q4_K/Q5_K block whose 12 scale bytes are the words
+// w0 (bytes 0..3), w1 (4..7), w2 (8..11); see quant::k4_scale_min.
+HEARTH_HD void k4_scale_min_words(uint32_t w0, uint32_t w1, uint32_t w2, int s, int* sc, int* m) {
+  if (s < 4) {
+    *sc = (w0 >> (8 * s)) & 63;
+    *m = (w1 >> (8 * s)) & 63;
+  } else {
+    const int t = 8 * (s - 4);
+    *sc = ((w2 >> t) & 0xF) | (((w0 >> t) >> 6) & 3) << 4;
+    *m = ((w2 >> t) >> 4 & 0xF) | (((w1 >> t) >> 6) & 3) << 4;
+  }
+}
+
+// ---- units against quantized activations ---------------------------------------------
+
+struct UnitQ4_0 {
+  static constexpr int kElems = 32;
+  float d;
+  uint32_t q[4];
+  HEARTH_HD void load(const uint8_t* row, int64_t, int u, const WAux&) {
+    const uint8_t* p = row + 18 * u;
+    d = half_bits_to_float(ld_u16(p));
+    ld_words_any<4>(p + 2, q);
+  }
+  HEARTH_HD float dot(const XRow& x, int u) const {
+    int32_t xv[8];
+    ld_x8(x.q + 32 * u, xv);
+    int sum = 0;
+HEARTH_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      sum = dp4a(q[i] & 0x0F0F0F0Fu, xv[i], sum);
+      sum = dp4a((q[i] >> 4) & 0x0F0F0F0Fu, xv[4 + i], sum);
+    }
+    return d * (x.d[u] * static_cast<float>(sum) - 8.0f * x.s[u]);  // nibbles are offset by 8
+  }
+  // Element i of the unit (i a compile-time constant after unrolling), at row element
+  // part_offset(u, i / 32) + i % 32.
+  HEARTH_HD float elem(int i) const {
+    const int j = i % 16;
+    return d * static_cast<float>(((ubyte(q[j / 4], j % 4) >> (i < 16 ? 0 : 4)) & 0xF) - 8);
+  }
+  static HEARTH_HD int64_t part_offset(int u, int) { return 32 * static_cast<int64_t>(u); }
+};
+
+struct UnitQ8_0 {
+  static constexpr int kElems = 32;
+  float d;
+  uint32_t q[8];
+  HEARTH_HD void load(const uint8_t* row, int64_t, int u, const WAux&) {
+    const uint8_t* p = row + 34 * u;
+    d = half_bits_to_float(ld_u16(p));
+    ld_words_any<8>(p + 2, q);
+  }
+  HEARTH_HD float dot(const XRow& x, int u) const {
+    int32_t xv[8];
+    ld_x8(x.q + 32 * u, xv);
+    int sum = 0;
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) sum = dp4a(q[i], xv[i], sum);
+    return d * x.d[u] * static_cast<float>(sum);
+  }
+  HEARTH_HD float elem(int i) const { return d * static_cast<float>(sbyte(q[i / 4], i % 4)); }
+  static HEARTH_HD int64_t part_offset(int u, int) { return 32 * static_cast<int64_t>(u); }
+};
+
+// Q4_K (kFifth = false) and Q5_K: unit u is chunk u % 4 (64 elements: sub-blocks 2c
+// in the low nibbles, 2c + 1 in the high ones) of super-block u / 4.
+template <bool kFifth>
+struct UnitQ45_K {
+  static constexpr int kElems = 64;
+  static constexpr int kBlockBytes = kFifth ? 176 : 144;
+  float d0, m0, d1, m1;  // (d * scale) and (dmin * min) of the two sub-blocks
+  uint32_t lo[8], hi[8];  // 4-bit (5-bit) values as bytes, elements 4i..4i+3 per word
+  HEARTH_HD void load(const uint8_t* row, int64_t, int u, const WAux&) {
+    const int c = u & 3;
+    const uint8_t* p = row + static_cast<int64_t>(kBlockBytes) * (u >> 2);
+    uint32_t head[4];  // d, dmin (f16 each), then the 12 scale bytes
+    ld_words16<4>(p, head);
+    const float d = half_bits_to_float(static_cast<uint16_t>(head[0] & 0xFFFF));
+    const float dmin = half_bits_to_float(static_cast<uint16_t>(head[0] >> 16));
+    int sc = 0, m = 0;
+    k4_scale_min_words(head[1], head[2], head[3], 2 * c, &sc, &m);
+    d0 = d * static_cast<float>(sc), m0 = dmin * static_cast<float>(m);
+    k4_scale_min_words(head[1], head[2], head[3], 2 * c + 1, &sc, &m);
+    d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(m);
+    uint32_t q[8];
+    ld_words16<8>(p + (kFifth ? 48 : 16) + 32 * c, q);
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) lo[i] = q[i] & 0x0F0F0F0Fu, hi[i] = (q[i] >> 4) & 0x0F0F0F0Fu;
+    if constexpr (kFifth) {
+      uint32_t h[8];
+      ld_words16<8>(p + 16, h);
+HEARTH_UNROLL
+      for (int i = 0; i < 8; ++i) {
+        lo[i] |= ((h[i] >> (2 * c)) & 0x01010101u) << 4;
+        hi[i] |= ((h[i] >> (2 * c + 1)) & 0x01010101u) << 4;
+      }
+    }
+  }
+  HEARTH_HD float dot(const XRow& x, int u) const {
+    int32_t x0[8], x1[8];
+    ld_x8(x.q + 64 * u, x0);
+    ld_x8(x.q + 64 * u + 32, x1);
+    int s0 = 0, s1 = 0;
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) s0 = dp4a(lo[i], x0[i], s0), s1 = dp4a(hi[i], x1[i], s1);
+    const int b = 2 * u;
+    return d0 * x.d[b] * static_cast<float>(s0) - m0 * x.s[b] + d1 * x.d[b + 1] * static_cast<float>(s1) -
+           m1 * x.s[b + 1];
+  }
+  HEARTH_HD float elem(int i) const {
+    return i < 32 ? d0 * static_cast<float>(ubyte(lo[i / 4], i % 4)) - m0
+                  : d1 * static_cast<float>(ubyte(hi[(i - 32) / 4], i % 4)) - m1;
+  }
+  static HEARTH_HD int64_t part_offset(int u, int part) { return 64 * static_cast<int64_t>(u) + 32 * part; }
+};
+using UnitQ4_K = UnitQ45_K<false>;
+using UnitQ5_K = UnitQ45_K<true>;
+
+// Q6_K: unit u of super-block u / 4 is half h = (u / 2) % 2, quarters r0 = u % 2 and
+// r0 + 2, which share their low-bit bytes (low / high nibble) and high-bit bytes.
+struct UnitQ6_K {
+  static constexpr int kElems = 64;
+  int32_t a[8], b[8];  // signed 6-bit values (q - 32) of quarters r0 and r0 + 2
+  int sa0, sa1, sb0, sb1;  // scales of their 16-element halves
+  float d;
+  HEARTH_HD void load(const uint8_t* row, int64_t, int u, const WAux&) {
+    const int h = (u >> 1) & 1, r0 = u & 1;
+    const uint8_t* p = row + 210 * static_cast<int64_t>(u >> 2);
+    uint32_t ql[8], qh[8];
+    ld_words_any<8>(p + 64 * h + 32 * r0, ql);
+    ld_words_any<8>(p + 128 + 32 * h, qh);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(p + 192 + 8 * h + 2 * r0);
+    sa0 = sc[0], sa1 = sc[1], sb0 = sc[4], sb1 = sc[5];
+    d = half_bits_to_float(ld_u16(p + 208));
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t va = (ql[i] & 0x0F0F0F0Fu) | ((qh[i] >> (2 * r0)) & 0x03030303u) << 4;
+      const uint32_t vb = ((ql[i] >> 4) & 0x0F0F0F0Fu) | ((qh[i] >> (2 * r0 + 4)) & 0x03030303u) << 4;
+      a[i] = static_cast<int32_t>(vsub4(va, 0x20202020u));
+      b[i] = static_cast<int32_t>(vsub4(vb, 0x20202020u));
+    }
+  }
+  HEARTH_HD float dot(const XRow& x, int u) const {
+    const int xa = 8 * (u >> 2) + 4 * ((u >> 1) & 1) + (u & 1), xb = xa + 2;
+    int32_t va[8], vb[8];
+    ld_x8(x.q + 32 * xa, va);
+    ld_x8(x.q + 32 * xb, vb);
+    int a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+HEARTH_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      a0 = dp4a(static_cast<uint32_t>(a[i]), va[i], a0), a1 = dp4a(static_cast<uint32_t>(a[i + 4]), va[i + 4], a1);
+      b0 = dp4a(static_cast<uint32_t>(b[i]), vb[i], b0), b1 = dp4a(static_cast<uint32_t>(b[i + 4]), vb[i + 4], b1);
+    }
+    return d * (x.d[xa] * static_cast<float>(sa0 * a0 + sa1 * a1) + x.d[xb] * static_cast<float>(sb0 * b0 + sb1 * b1));
+  }
+  HEARTH_HD float elem(int i) const {
+    const int l = i % 32;
+    const int q = i < 32 ? sbyte(static_cast<uint32_t>(a[l / 4]), l % 4) : sbyte(static_cast<uint32_t>(b[l / 4]), l % 4);
+    const int sc = i < 32 ? (l < 16 ? sa0 : sa1) : (l < 16 ? sb0 : sb1);
+    return d * static_cast<float>(sc) * static_cast<float>(q);
+  }
+  static HEARTH_HD int64_t part_offset(int u, int part) {
+    return 256 * static_cast<int64_t>(u >> 2) + 128 * ((u >> 1) & 1) + 32 * (u & 1) + 64 * part;
+  }
+};
+
+// MLX affine, 4 bits: 32 elements = 4 words; word k holds elements 8k..8k+7, lowest first.
+struct UnitMlx4 {
+  static constexpr int kElems = 32;
+  uint32_t v[8];  // values as bytes in element order
+  float scale, bias;
+  HEARTH_HD void load(const uint8_t* row, int64_t r, int u, const WAux& aux) {
+    uint32_t w[4];
+    ld_words16<4>(row + 16 * u, w);
+HEARTH_UNROLL
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t even = w[k] & 0x0F0F0F0Fu, odd = (w[k] >> 4) & 0x0F0F0F0Fu;  // elements 0,2,4,6 / 1,3,5,7
+      v[2 * k] = byte_perm(even, odd, 0x5140);
+      v[2 * k + 1] = byte_perm(even, odd, 0x7362);
+    }
+    const int64_t g = r * aux.groups_per_row + (32 * u) / aux.group_size;
+    scale = load_scale(aux.scales, aux.scale_kind, g);
+    bias = load_scale(aux.biases, aux.scale_kind, g);
+  }
+  HEARTH_HD float dot(const XRow& x, int u) const {
+    int32_t xv[8];
+    ld_x8(x.q + 32 * u, xv);
+    int sum = 0;
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) sum = dp4a(v[i], xv[i], sum);
+    return scale * x.d[u] * static_cast<float>(sum) + bias * x.s[u];
+  }
+  HEARTH_HD float elem(int i) const { return scale * static_cast<float>(ubyte(v[i / 4], i % 4)) + bias; }
+  static HEARTH_HD int64_t part_offset(int u, int) { return 32 * static_cast<int64_t>(u); }
+};
+
+// MLX affine, 8 bits: 32 elements = 8 words of 4 bytes; values are stored as q - 128 so
+// the signed dot product applies, and 128 * sum(x) is added back.
+struct UnitMlx8 {
+  static constexpr int kElems = 32;
+  uint32_t v[8];
+  float scale, bias;
+  HEARTH_HD void load(const uint8_t* row, int64_t r, int u, const WAux& aux) {
+    ld_words16<8>(row + 32 * u, v);
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) v[i] ^= 0x80808080u;
+    const int64_t g = r * aux.groups_per_row + (32 * u) / aux.group_size;
+    scale = load_scale(aux.scales, aux.scale_kind, g);
+    bias = load_scale(aux.biases, aux.scale_kind, g);
+  }
+  HEARTH_HD float dot(const XRow& x, int u) const {
+    int32_t xv[8];
+    ld_x8(x.q + 32 * u, xv);
+    int sum = 0;
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) sum = dp4a(v[i], xv[i], sum);
+    return scale * (x.d[u] * static_cast<float>(sum) + 128.0f * x.s[u]) + bias * x.s[u];
+  }
+  HEARTH_HD float elem(int i) const { return scale * static_cast<float>(ubyte(v[i / 4], i % 4) ^ 0x80) + bias; }
+  static HEARTH_HD int64_t part_offset(int u, int) { return 32 * static_cast<int64_t>(u); }
+};
+
+// ---- units against float activations ---------------------------------------------------
+
+// kKind 0 f32, 1 f16, 2 bf16; kWidth 8 (row length a multiple of 8) or 1.
+template <int kKind, int kWidth>
+struct UnitFloat {
+  static constexpr int kElems = kWidth;
+  float w[kWidth];
+  HEARTH_HD void load(const uint8_t* row, int64_t, int u, const WAux&) {
+    if constexpr (kWidth == 8) {
+      if constexpr (kKind == 0) {
+        ld_f8(row + 32 * u, w);
+      } else {
+        uint32_t h[4];
+        ld_words16<4>(row + 16 * u, h);
+HEARTH_UNROLL
+        for (int i = 0; i < 4; ++i) {
+          const auto lo = static_cast<uint16_t>(h[i] & 0xFFFF), hi = static_cast<uint16_t>(h[i] >> 16);
+          w[2 * i] = kKind == 1 ? half_bits_to_float(lo) : bf16_bits_to_float(lo);
+          w[2 * i + 1] = kKind == 1 ? half_bits_to_float(hi) : bf16_bits_to_float(hi);
+        }
+      }
+    } else {
+      w[0] = load_scale(row, kKind, u);
+    }
+  }
+  HEARTH_HD float dot(const XRow& x, int u) const {
+    float sum = 0;
+    if constexpr (kWidth == 8) {
+      float xf[8];
+      ld_f8(x.f + 8 * u, xf);
+HEARTH_UNROLL
+      for (int i = 0; i < 8; ++i) sum += w[i] * xf[i];
+    } else {
+      sum = w[0] * x.f[u];
+    }
+    return sum;
+  }
+};
+
+}  // namespace hearth::cuda
