@@ -17,5 +17,6 @@ Command add_make_model(CLI::App& app);
 Command add_chat(CLI::App& app);
 Command add_batch(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_serve(CLI::App& app);
 
 }  // namespace hearth::cli

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   add("chat", "interactive multi-turn chat in the terminal", hearth::cli::add_chat);
   add("batch", "answer a JSONL file of chat requests", hearth::cli::add_batch);
   add("bench", "benchmarks (bench model: in-process speed of a model)", hearth::cli::add_bench);
+  add("serve", "OpenAI-compatible HTTP server (continuous batching)", hearth::cli::add_serve);
   add("make-model", "write a synthetic Qwen3-shaped model (GGUF, HF or MLX folder)", hearth::cli::add_make_model);
   try {
     app.parse(argc, argv);
