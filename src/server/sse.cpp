@@ -1,6 +1,8 @@
 // SinkWriter and pump() (sse.h).
 #include "server/sse.h"
 
+#include <algorithm>
+
 #include "server/server_state.h"
 
 namespace hearth::server {
@@ -26,9 +28,12 @@ bool pump(State& st, const std::vector<std::shared_ptr<RequestStream>>& streams,
           const std::function<bool(size_t, const EngineEvent&)>& on_event, const std::function<bool()>& keepalive,
           const SinkWriter& writer, double keepalive_s) {
   using namespace std::chrono_literals;
-  // One request: block on it. Several: take turns in short slices.
-  const auto slice = streams.size() == 1 ? 200ms : 5ms;
+  // One request: block on it. Several: take turns in short slices. Never wait past the
+  // next keep-alive.
+  const auto max_slice = streams.size() == 1 ? 200ms : 5ms;
   for (;;) {
+    const auto until_keepalive = std::chrono::milliseconds(static_cast<int64_t>((keepalive_s - writer.idle_s()) * 1000));
+    const auto slice = std::clamp(until_keepalive, std::chrono::milliseconds(1), std::chrono::milliseconds(max_slice));
     bool all_done = true, got = false;
     for (size_t i = 0; i < streams.size(); ++i) {
       if (streams[i]->done()) continue;

@@ -121,6 +121,39 @@ TEST(ServerStress, FullQueueAnswers503WithRetryAfter) {
   for (auto& t : streams) t.join();
 }
 
+TEST(ServerStress, KeepAliveCommentsWhileAPromptIsProcessed) {
+  TestServer::Options o;
+  o.server.keepalive_s = 0.001;  // any pause in the output gets a comment
+  o.engine.max_batch_tokens = 16;  // the prompt takes ~30 steps
+  TestServer srv(o);
+  std::vector<int32_t> prompt(480);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(100 + i * 7 % 5000);
+  const SseResult s = srv.stream("/v1/completions", Json{{"prompt", prompt}, {"max_tokens", 3}, {"stream", true}});
+  EXPECT_TRUE(s.done);
+  EXPECT_GE(s.comments, 1);
+  EXPECT_NE(s.raw.find(": keep-alive\n\n"), std::string::npos);
+}
+
+TEST(ServerStress, PrefixCacheReusesBlocksAndKeepsGreedyOutput) {
+  TestServer::Options o;
+  o.engine.prefix_cache = true;
+  TestServer srv(o);
+  std::vector<int32_t> shared(100);
+  for (size_t i = 0; i < shared.size(); ++i) shared[i] = static_cast<int32_t>(1000 + i * 13 % 3000);
+  for (int turn = 0; turn < 3; ++turn) {
+    std::vector<int32_t> prompt = shared;
+    for (int k = 0; k <= turn; ++k) prompt.push_back(2000 + k);
+    const auto r = srv.post("/v1/completions", Json{{"prompt", prompt}, {"max_tokens", 6}, {"temperature", 0},
+                                                     {"ignore_eos", true}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    // 100 shared tokens = 6 whole blocks of 16 found in the cache after the first turn.
+    EXPECT_EQ(r.json["usage"]["prompt_tokens_details"]["cached_tokens"], turn == 0 ? 0 : 96) << turn;
+    const auto want = reference_greedy(prompt, 6, /*stop_at_eog=*/false);
+    EXPECT_EQ(r.json["choices"][0]["text"], srv.runtime().tokenizer->decode(want, /*skip_special=*/true)) << turn;
+  }
+  EXPECT_TRUE(engine_idle(srv.engine(), 2s));
+}
+
 TEST(ServerStress, MalformedBodiesNeverCauseA500) {
   TestServer srv({});
   std::mt19937 rng(7);
