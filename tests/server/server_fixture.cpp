@@ -33,8 +33,9 @@ const std::string& TestServer::model_path() {
 
 TestServer::TestServer(Options options) {
   runtime_ = std::make_unique<Runtime>(Runtime::open(model_path(), {.threads = 2}));
-  engine_ = std::make_unique<Engine>(std::make_unique<ModelRunner>(*runtime_->model), runtime_->tokenizer.get(),
-                                     runtime_->vocab, options.engine);
+  std::unique_ptr<StepRunner> runner =
+      options.runner ? options.runner(*runtime_) : std::make_unique<ModelRunner>(*runtime_->model);
+  engine_ = std::make_unique<Engine>(std::move(runner), runtime_->tokenizer.get(), runtime_->vocab, options.engine);
   server::ServedModel m;
   m.id = "tiny";
   m.tokenizer = runtime_->tokenizer.get();

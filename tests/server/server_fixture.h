@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -43,6 +44,8 @@ class TestServer {
   struct Options {
     server::ServerOptions server;
     EngineConfig engine{.n_ctx = 512, .block_size = 16, .max_seqs = 4, .max_batch_tokens = 64};
+    // The engine's step runner; null = the tiny model itself.
+    std::function<std::unique_ptr<StepRunner>(Runtime&)> runner;
   };
   explicit TestServer(Options options);
   ~TestServer();
