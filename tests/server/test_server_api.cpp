@@ -211,6 +211,27 @@ TEST(ServerOptions, ApiKeyIsRequiredWhenSet) {
   EXPECT_EQ(srv.get("/health").status, 200);
 }
 
+TEST(ServerOptions, CorsIsOffUnlessConfigured) {
+  {
+    TestServer srv({});
+    auto c = srv.client();
+    const auto pre = c.Options("/v1/chat/completions");
+    ASSERT_TRUE(pre);
+    EXPECT_EQ(pre->status, 405);
+    const auto r = c.Get("/health");
+    EXPECT_FALSE(r->has_header("Access-Control-Allow-Origin"));
+  }
+  TestServer::Options o;
+  o.server.cors_origin = "http://localhost:3000";
+  TestServer srv(o);
+  auto c = srv.client();
+  const auto pre = c.Options("/v1/chat/completions");
+  ASSERT_TRUE(pre);
+  EXPECT_EQ(pre->status, 204);
+  EXPECT_EQ(pre->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000");
+  EXPECT_EQ(c.Get("/v1/models")->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000");
+}
+
 TEST(ServerOptions, OversizedBodiesAre413) {
   TestServer::Options o;
   o.server.max_body_bytes = 4096;

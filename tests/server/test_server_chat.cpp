@@ -3,6 +3,8 @@
 // usage against /tokenize of the same messages, enforced tool_choice (a named function
 // always yields that call, streamed with id/type/name first), tool_choice none, and
 // request bodies as real clients send them.
+#include <map>
+
 #include "server_fixture.h"
 
 namespace hearth::test {
@@ -196,6 +198,35 @@ TEST_F(ServerChat, ChatLogprobs) {
     ASSERT_EQ(e["top_logprobs"].size(), 3u);
     // Greedy: the chosen token is the most likely one.
     EXPECT_NEAR(e["top_logprobs"][0]["logprob"].get<double>(), e["logprob"].get<double>(), 1e-6);
+  }
+}
+
+TEST_F(ServerChat, SeveralChoicesStreamSideBySide) {
+  Json body = chat_body("Pick a number.", 5);
+  body["n"] = 2;
+  body["temperature"] = 1.0;
+  body["seed"] = 11;
+  body["ignore_eos"] = true;
+  const auto whole = srv().post("/v1/chat/completions", body);
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  ASSERT_EQ(whole.json["choices"].size(), 2u);
+  EXPECT_EQ(whole.json["usage"]["completion_tokens"], 10);
+  body["stream"] = true;
+  const auto s = srv().stream("/v1/chat/completions", body);
+  std::map<int, int> roles, finishes;
+  std::map<int, std::string> text;
+  for (const Json& e : s.events) {
+    const Json& c = e["choices"][0];
+    const int i = c["index"];
+    if (c["delta"].contains("role")) ++roles[i];
+    if (c["delta"].contains("content")) text[i] += c["delta"]["content"].get<std::string>();
+    if (!c["finish_reason"].is_null()) ++finishes[i];
+  }
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(roles[i], 1);
+    EXPECT_EQ(finishes[i], 1);
+    // Seeded: the streamed choice i is the non-streamed choice i.
+    EXPECT_EQ(text[i], whole.json["choices"][i]["message"]["content"]);
   }
 }
 
