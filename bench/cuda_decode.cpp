@@ -146,6 +146,9 @@ Net synthetic(Backend& be, const Options& o) {
   return net;
 }
 
+// Host time spent issuing a step's ops, and waiting in read_rows (the GPU's share).
+double g_issue_s = 0, g_wait_s = 0;
+
 // One forward pass of `n` tokens at positions start.. with the logits of the last one.
 void forward(Backend& be, const Net& net, const std::vector<int32_t>& tokens, int32_t start, std::vector<float>& logits) {
   const auto& c = net.config;
@@ -163,6 +166,7 @@ void forward(Backend& be, const Net& net, const std::vector<int32_t>& tokens, in
     last = be.alloc_activation({1, c.hidden_size}), out = be.alloc_activation({1, c.vocab_size});
   }
   auto rows = [n](Tensor t) { return t.shape[0] = n, t; };
+  const double t0 = now_s();
   be.begin_step(StepBatch::single(tokens, start, be.kv_cache_config().block_size, false));
   LayerState s{.be = be, .config = c, .rope = net.rope, .x = rows(x), .xn = rows(xn), .q = rows(q), .k = rows(k),
                .v = rows(v), .attn = rows(attn), .gate = rows(gate), .up = rows(up), .tmp = rows(tmp)};
@@ -174,7 +178,10 @@ void forward(Backend& be, const Net& net, const std::vector<int32_t>& tokens, in
   be.gather_logit_rows(last, s.x);
   be.rms_norm(last, last, net.w.output_norm, static_cast<float>(c.rms_norm_eps));
   be.matmul(out, last, net.w.output);
+  const double t1 = now_s();
   be.read_rows(out, logits.data());
+  g_issue_s += t1 - t0;
+  g_wait_s += now_s() - t1;
 }
 
 }  // namespace
@@ -216,6 +223,7 @@ int main(int argc, char** argv) {
       const double pp_s = now_s() - t0;
       forward(*be, net, {prompt.empty() ? 1 : prompt[0]}, 0, logits);
       t0 = now_s();
+      g_issue_s = g_wait_s = 0;
       for (int i = 1; i <= o.gen; ++i) forward(*be, net, {static_cast<int32_t>((i * 7919) % c.vocab_size)}, i, logits);
       const double tg_s = now_s() - t0;
       if (rep >= 0) pp += o.prompt / pp_s / o.reps, tg += o.gen / tg_s / o.reps;
@@ -235,6 +243,8 @@ int main(int argc, char** argv) {
     if (o.prompt > 0) std::printf("| pp%d | %.0f | | | |\n", o.prompt, pp);
     std::printf("| tg%d | %.1f | %.3f | %.0f | %.0f%% |\n", o.gen, tg, 1e3 / tg, step_bytes * tg / 1e9,
                 100 * step_bytes * tg / bw);
+    std::printf("decode step (last run): %.3f ms issuing ops on the host, %.3f ms waiting for the GPU\n",
+                1e3 * g_issue_s / o.gen, 1e3 * g_wait_s / o.gen);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cuda_decode: %s\n", e.what());
     return 1;

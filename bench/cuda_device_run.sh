@@ -3,6 +3,8 @@
 # synthetic Qwen3 0.6B and 8B shapes. Expects the binaries built here in build-cuda/bin
 # (carried with the call); writes logs to $OUT (or ./cuda_out) and prints a summary last.
 #   bench/cuda_device_run.sh [tests|bench|all]
+# Environment: TESTS="test_cuda_ops ..." (":nofuse" runs one with HEARTH_CUDA_FUSE=0),
+# PROFILE=1 (GPU time per launch first), QUICK=1 (only the 0.6B and 8B Q4_K_M runs).
 set -u
 what=${1:-all}
 out=${OUT:-./cuda_out}
@@ -20,15 +22,15 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv | tee "$out/gpu.txt"
 summary=()
 if [ "$what" != bench ]; then
-  for t in test_cuda_units test_cuda_ops test_cuda_model test_cuda_ops:nofuse test_cuda_model:nofuse; do
+  for t in ${TESTS:-test_cuda_units test_cuda_ops test_cuda_model test_cuda_ops:nofuse test_cuda_model:nofuse}; do
     exe=${t%%:*}
     log="$out/${t/:/_}.log"
     if [ "$t" != "$exe" ]; then export HEARTH_CUDA_FUSE=0; fi
-    timeout 300 $bin/$exe --gtest_brief=1 >"$log" 2>&1
+    timeout 120 $bin/$exe --gtest_brief=1 >"$log" 2>&1
     rc=$?
     unset HEARTH_CUDA_FUSE
     summary+=("$t: rc=$rc $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$log" | tr '\n' ' ')")
-    grep -E "FAILED|Failure|error|max \|logprob" "$log" | head -30
+    grep -E "FAILED|Failure|error|elements off|max \|logprob" "$log" | head -30
   done
 fi
 if [ "$what" != tests ]; then
@@ -36,19 +38,28 @@ if [ "$what" != tests ]; then
     local label=$1
     shift
     echo "== $label" >>"$out/bench.log"
-    timeout 240 $bin/cuda_decode "$@" >>"$out/bench.log" 2>&1
+    timeout 100 $bin/cuda_decode "$@" >>"$out/bench.log" 2>&1
     summary+=("$label: $(grep -E '^\| (pp|tg)' "$out/bench.log" | tail -2 | tr -s ' ' | tr '\n' ' ')")
   }
+  if [ -n "${PROFILE:-}" ]; then  # GPU time per launch (graphs off, fusion on)
+    export HEARTH_CUDA_PROFILE=1
+    run "profile 0.6b q4_k_m tg32" --shape 0.6b --type q4_k_m --prompt 0 --gen 32 --reps 1
+    run "profile 8b q4_k_m tg32" --shape 8b --type q4_k_m --prompt 0 --gen 32 --reps 1
+    run "profile 8b q4_k_m pp512" --shape 8b --type q4_k_m --prompt 512 --gen 1 --reps 1
+    unset HEARTH_CUDA_PROFILE
+  fi
   run "0.6b q4_k_m" --shape 0.6b --type q4_k_m
   run "8b q4_k_m" --shape 8b --type q4_k_m
-  run "8b q4_k_m pp4096" --shape 8b --type q4_k_m --prompt 4096 --gen 16 --reps 2
-  run "8b q4_0" --shape 8b --type q4_0
-  run "8b mlx4" --shape 8b --type mlx4
-  export HEARTH_CUDA_FUSE=0
-  run "8b q4_k_m no fusion" --shape 8b --type q4_k_m --prompt 0
-  export HEARTH_CUDA_GRAPHS=0
-  run "8b q4_k_m no fusion, no graphs" --shape 8b --type q4_k_m --prompt 0
-  unset HEARTH_CUDA_GRAPHS HEARTH_CUDA_FUSE
+  if [ -z "${QUICK:-}" ]; then
+    run "8b q4_k_m pp4096" --shape 8b --type q4_k_m --prompt 4096 --gen 16 --reps 2
+    run "8b q4_0" --shape 8b --type q4_0
+    run "8b mlx4" --shape 8b --type mlx4
+    export HEARTH_CUDA_FUSE=0
+    run "8b q4_k_m no fusion" --shape 8b --type q4_k_m --prompt 0
+    export HEARTH_CUDA_GRAPHS=0
+    run "8b q4_k_m no fusion, no graphs" --shape 8b --type q4_k_m --prompt 0
+    unset HEARTH_CUDA_GRAPHS HEARTH_CUDA_FUSE
+  fi
   cat "$out/bench.log"
 fi
 printf '%s\n' "${summary[@]}"

@@ -25,7 +25,7 @@ namespace {
 
 ModelConfig small_config() {
   ModelConfig c = qwen3_shape("tiny");
-  c.hidden_size = 256;
+  c.hidden_size = 512;  // above 256: the one-block-a-row norm kernels, fused as in decode
   c.intermediate_size = 512;
   c.num_attention_heads = 4;
   c.num_key_value_heads = 2;

@@ -108,6 +108,9 @@ class CudaBackend final : public Backend {
   LaunchTape tape_;
   bool graphs_enabled_ = true;  // HEARTH_CUDA_GRAPHS=0 turns graphs off
   bool fuse_ = true;            // HEARTH_CUDA_FUSE=0 turns the peephole fusions off
+  std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
+  float* read_staging_ = nullptr;  // pinned host buffer for read_rows
+  size_t read_staging_bytes_ = 0;
 
   std::vector<Buffer> weights_, activations_, retired_;
   Buffer kv_, step_buf_, qx_, xh_, tile_, attn_part_;

@@ -149,10 +149,13 @@ void CudaBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
 }
 
 int CudaBackend::gemv_rows_per_block(const Weight& w) const {
-  // Fewer rows per block (more threads per row) when there are too few rows to fill the
-  // GPU and enough units per row to keep the extra threads busy.
+  // Long rows: enough threads per row that each loads at most about two units (one round
+  // trip to memory) instead of looping; measured on an H100, a 4096 x 12288 q6_K product
+  // took 28 us with 32 threads a row. Few rows: more threads per row to fill the GPU, while
+  // there are units for them.
   const int64_t units = w.cols / unit_elems(w);
   int rpb = 4;
+  while (rpb > 1 && units > 2 * (128 / rpb)) rpb /= 2;
   while (rpb > 1 && w.rows / rpb < 4 * sm_count_ && 256 / rpb <= units) rpb /= 2;
   return rpb;
 }

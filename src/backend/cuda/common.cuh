@@ -24,7 +24,6 @@ inline void check_cuda(cudaError_t e, const char* what, const char* file, int li
          ")");
 }
 
-#define HEARTH_CUDA(call) ::hearth::cuda::check_cuda((call), #call, __FILE__, __LINE__)
 #define HEARTH_CUDA_LAUNCHED() ::hearth::cuda::check_cuda(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
 
 constexpr int kWarp = 32;
@@ -51,18 +50,6 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   __syncthreads();
   v = lane < n_warps ? scratch[lane] : 0.0f;
   return warp_sum(v);
-}
-
-__device__ __forceinline__ float h2f(uint16_t bits) { return __half2float(__ushort_as_half(bits)); }
-__device__ __forceinline__ float bf2f(uint16_t bits) { return __uint_as_float(static_cast<uint32_t>(bits) << 16); }
-
-// Element i of an F32/F16/BF16 array as float.
-__device__ __forceinline__ float load_as_float(const void* p, int dtype_f16_bf16_f32, int64_t i) {
-  switch (dtype_f16_bf16_f32) {
-    case 1: return h2f(static_cast<const uint16_t*>(p)[i]);
-    case 2: return bf2f(static_cast<const uint16_t*>(p)[i]);
-    default: return static_cast<const float*>(p)[i];
-  }
 }
 
 inline unsigned grid_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }

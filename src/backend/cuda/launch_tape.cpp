@@ -2,6 +2,8 @@
 // capture the recorded launches into a new one (see launch_tape.h).
 #include "backend/cuda/launch_tape.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <functional>
 
 #include "core/error.h"
@@ -16,6 +18,48 @@ void check(cudaError_t e, const char* what) {
 }  // namespace
 
 LaunchTape::~LaunchTape() { clear_graphs(); }
+
+LaunchProfile::~LaunchProfile() {
+  for (cudaEvent_t e : events_) cudaEventDestroy(e);
+}
+
+void LaunchProfile::around(const std::string& label, cudaStream_t stream, bool end) {
+  if (used_ == events_.size()) {
+    cudaEvent_t e = nullptr;
+    check(cudaEventCreate(&e), "cudaEventCreate");
+    events_.push_back(e);
+  }
+  if (!end) labels_.push_back(label);
+  check(cudaEventRecord(events_[used_++], stream), "cudaEventRecord");
+}
+
+void LaunchProfile::collect() {
+  for (size_t i = 0; i + 1 < used_; i += 2) {
+    float ms = 0;
+    cudaEventElapsedTime(&ms, events_[i], events_[i + 1]);
+    auto& t = totals_[labels_[i / 2]];
+    t.first += ms;
+    t.second += 1;
+  }
+  used_ = 0;
+  labels_.clear();
+}
+
+std::string LaunchProfile::report() const {
+  std::vector<std::pair<double, std::string>> rows;
+  double total = 0;
+  for (const auto& [label, t] : totals_) {
+    char line[256];
+    std::snprintf(line, sizeof line, "%10.3f ms %8lld x %8.2f us  %s", t.first, static_cast<long long>(t.second),
+                  1e3 * t.first / static_cast<double>(std::max<int64_t>(t.second, 1)), label.c_str());
+    rows.emplace_back(t.first, line);
+    total += t.first;
+  }
+  std::sort(rows.rbegin(), rows.rend());
+  std::string out = "GPU time by launch (" + std::to_string(total) + " ms in all):\n";
+  for (const auto& r : rows) out += r.second + "\n";
+  return out;
+}
 
 void LaunchTape::clear_graphs() {
   for (auto& g : graphs_) cudaGraphExecDestroy(g.exec);
@@ -33,6 +77,16 @@ void LaunchTape::erase(size_t from_end) {
 
 void LaunchTape::flush(cudaStream_t stream) {
   if (ops_.empty()) {
+    bytes_.clear();
+    return;
+  }
+  if (profile_) {  // one launch at a time, each timed
+    for (const Op& op : ops_) {
+      profile_->around(op.describe(bytes_.data() + op.offset), stream, false);
+      op.run(bytes_.data() + op.offset, stream);
+      profile_->around("", stream, true);
+    }
+    ops_.clear();
     bytes_.clear();
     return;
   }

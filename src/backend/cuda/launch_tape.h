@@ -19,11 +19,45 @@
 
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 #include <vector>
 
+#include "backend/cuda/ops.h"
+
 namespace hearth::cuda {
+
+// GPU time per kind of launch, measured with events around each launch (HEARTH_CUDA_PROFILE=1:
+// graphs off, launches still recorded and fused). collect() after the stream has
+// synchronised; report() is a table sorted by total time.
+class LaunchProfile {
+ public:
+  ~LaunchProfile();
+  void around(const std::string& label, cudaStream_t stream, bool end);
+  void collect();
+  std::string report() const;
+
+ private:
+  std::vector<cudaEvent_t> events_;
+  size_t used_ = 0;
+  std::vector<std::string> labels_;  // one per pair of events in use
+  std::map<std::string, std::pair<double, int64_t>> totals_;  // label -> (ms, launches)
+};
+
+// A label for a launch in the profile: the parameter struct's name, and for matrix
+// products the weight type and shape.
+template <class P>
+std::string describe_launch(const P&) {
+  std::string n = typeid(P).name();
+  const size_t at = n.find("cuda");
+  return at == std::string::npos ? n : n.substr(at + 6);
+}
+inline std::string describe_launch(const GemvParams& p) {
+  return "gemv " + std::string(dtype_name(p.w.type)) + " " + std::to_string(p.w.rows + p.rows2 + p.rows3) + "x" +
+         std::to_string(p.w.cols) + (p.blocks1 ? " (merged)" : "") + " n" + std::to_string(p.n);
+}
 
 class LaunchTape {
  public:
@@ -34,6 +68,8 @@ class LaunchTape {
 
   // Recording on: launches wait for flush() and may be replayed from a graph.
   void set_recording(bool on) { recording_ = on; }
+  // Profiling on: no graphs; every launch is timed (see LaunchProfile).
+  void set_profile(LaunchProfile* profile) { profile_ = profile; }
   bool recording() const { return recording_; }
 
   // Launches (or records) F(params, stream). P must be zero-filled before its fields are set.
@@ -41,14 +77,16 @@ class LaunchTape {
   void launch(const P& params, cudaStream_t stream) {
     static_assert(std::is_trivially_copyable_v<P>);
     if (!recording_) {
+      if (profile_) profile_->around(describe_launch(params), stream, false);
       F(params, stream);
+      if (profile_) profile_->around("", stream, true);
       return;
     }
     const Runner run = &run_op<P, F>;
     const size_t at = bytes_.size();
     bytes_.append(reinterpret_cast<const char*>(&run), sizeof run);
     bytes_.append(reinterpret_cast<const char*>(&params), sizeof params);
-    ops_.push_back(Op{run, at + sizeof run});
+    ops_.push_back(Op{run, at + sizeof run, &describe_op<P>});
   }
 
   // Peephole fusion. Recorded launches are counted back from the last (from_end 0): is()
@@ -80,12 +118,19 @@ class LaunchTape {
   template <class P, void (*F)(const P&, cudaStream_t)>
   static void run_op(const char* bytes, cudaStream_t stream) {
     P p;
-    std::memcpy(&p, bytes, sizeof p);
+    std::memcpy(static_cast<void*>(&p), bytes, sizeof p);
     F(p, stream);
+  }
+  template <class P>
+  static std::string describe_op(const char* bytes) {
+    P p;
+    std::memcpy(static_cast<void*>(&p), bytes, sizeof p);
+    return describe_launch(p);
   }
   struct Op {
     Runner run;
     size_t offset;  // of the parameters in bytes_
+    std::string (*describe)(const char*);
   };
   struct Graph {
     std::string bytes;
@@ -95,6 +140,7 @@ class LaunchTape {
   static constexpr size_t kMaxGraphs = 24;
 
   bool recording_ = false;
+  LaunchProfile* profile_ = nullptr;
   std::string bytes_;  // (runner, params) of every recorded launch, in order
   std::vector<Op> ops_;
   std::vector<Graph> graphs_;

@@ -1,8 +1,9 @@
 // RMSNorm and rotary position embeddings on the GPU, with the fusions the backend records
 // for decode steps (see RmsNormParams and RopeParams in ops.h).
 //
-// RMSNorm: one warp per row for short rows (per-head q/k norms, hd <= 1024), one block of
-// 256 threads per row otherwise; the sum of squares is accumulated in f32 per thread and
+// RMSNorm: one warp per row for short rows (per-head q/k norms, hd <= 256) or many rows,
+// one block of up to 1024 threads per row otherwise (the hidden-state norms of a decode
+// step), holding the row in registers; the sum of squares is accumulated in f32 per thread and
 // reduced across the warp/block (the CPU reference accumulates in double; the difference
 // is far inside the op tests' bounds). Both walk a row in 32-element strides per warp, so
 // each warp iteration covers one 32-block and can quantize it for the next matmul.
@@ -57,7 +58,43 @@ __global__ void rms_norm_warp_kernel(const RmsNormParams p) {
   for (int64_t i = lane; i < p.dim; i += kWarp) norm_store(p, row, i, p.x[row * p.dim + i] * inv * p.w[i]);
 }
 
-__global__ void rms_norm_block_kernel(const RmsNormParams p) {
+// A row per block of up to 1024 threads, its values held in registers (kPer per thread),
+// so each pass over global memory pays its latency once: the decode step's hidden-state
+// norms, one or a few rows of 1024..8192, where a loop of dependent loads was the cost.
+template <int kPer>
+__global__ void __launch_bounds__(1024) rms_norm_block_kernel(const RmsNormParams p) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  float v[kPer];
+  float ss = 0;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+    v[j] = i < p.dim ? p.x[row * p.dim + i] : 0.0f;
+  }
+  if (p.add) {
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+      if (i < p.dim) {
+        v[j] += p.add[row * p.dim + i];
+        p.x[row * p.dim + i] = v[j];  // the residual stream keeps the sum
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) ss += v[j] * v[j];
+  ss = block_sum(ss, scratch);
+  const float inv = rsqrtf(ss / static_cast<float>(p.dim) + p.eps);
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+    if (i < p.dim) norm_store(p, row, i, v[j] * inv * p.w[i]);  // dim % 32 == 0 with q: whole warps
+  }
+}
+
+// Rows too long for registers: the same in two passes over memory.
+__global__ void rms_norm_long_kernel(const RmsNormParams p) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   float ss = 0;
@@ -132,10 +169,19 @@ __global__ void norm_rope_kernel(const RopeParams p) {
 
 void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
   if (p.rows == 0) return;
-  if (p.dim <= 1024) {
+  const auto rows = static_cast<unsigned>(p.rows);
+  if (p.dim <= 256 || p.rows >= 512) {  // many or short rows: a warp each
     rms_norm_warp_kernel<<<grid_for(p.rows * kWarp, 256), 256, 0, stream>>>(p);
+  } else if (p.dim <= 1024) {  // a block a row, values in registers; whole warps (q needs them)
+    rms_norm_block_kernel<1><<<rows, static_cast<unsigned>((p.dim + 31) / 32 * 32), 0, stream>>>(p);
+  } else if (p.dim <= 2048) {
+    rms_norm_block_kernel<2><<<rows, 1024, 0, stream>>>(p);
+  } else if (p.dim <= 4096) {
+    rms_norm_block_kernel<4><<<rows, 1024, 0, stream>>>(p);
+  } else if (p.dim <= 8192) {
+    rms_norm_block_kernel<8><<<rows, 1024, 0, stream>>>(p);
   } else {
-    rms_norm_block_kernel<<<static_cast<unsigned>(p.rows), 256, 0, stream>>>(p);
+    rms_norm_long_kernel<<<rows, 1024, 0, stream>>>(p);
   }
   HEARTH_CUDA_LAUNCHED();
 }
