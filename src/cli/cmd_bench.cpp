@@ -6,17 +6,28 @@
 // Each test runs -r times after one untimed warm-up; mean and sample standard deviation.
 // Decoding reads every weight once per step (plus the keys and values of the context), so
 // bytes read per step over time is compared with the machine's memory read bandwidth,
-// measured in the same run by bench_memory.cpp.
+// measured in the same run: threads sum disjoint slices of a buffer much larger than the
+// caches (written once first so its pages are resident), four accumulators each so loads,
+// not adds, bound the loop; the best of several passes counts, a pass lasting as long as
+// its slowest thread.
+// On a shared machine wall-clock figures fall with the load, so each figure also comes as
+// "cpu": tokens x threads / process CPU seconds (and bytes / the slowest thread's CPU
+// seconds for the bandwidth), the speed had every thread kept a core to itself.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <cstdio>
+#include <fstream>
+#include <memory>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+#include <sys/resource.h>
 
-#include "cli/bench_memory.h"
 #include "cli/commands.h"
 #include "cli/direct_options.h"
 #include "core/error.h"
@@ -26,6 +37,83 @@
 
 namespace hearth::cli {
 namespace {
+
+struct Bandwidth {
+  double bytes_per_s = 0;
+  double cpu_bytes_per_s = 0;  // over the slowest thread's CPU time
+  size_t buffer_bytes = 0;
+};
+
+
+uint64_t sum_slice(const uint64_t* p, size_t n) {
+  uint64_t a = 0, b = 0, c = 0, d = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a += p[i];
+    b += p[i + 1];
+    c += p[i + 2];
+    d += p[i + 3];
+  }
+  for (; i < n; ++i) a += p[i];
+  return a + b + c + d;
+}
+
+// Reads a buffer of about `bytes` (at most a quarter of available memory) with n_threads.
+Bandwidth measure_read_bandwidth(int n_threads, size_t bytes, int passes = 5) {
+  const int64_t avail = mem_available_bytes();
+  if (avail > 0) bytes = std::min(bytes, static_cast<size_t>(avail / 4));
+  const size_t n = std::max<size_t>(bytes / sizeof(uint64_t), 1 << 20);
+  std::unique_ptr<uint64_t[]> buf(new uint64_t[n]);
+  for (size_t i = 0; i < n; ++i) buf[i] = i;
+  n_threads = std::max(1, n_threads);
+  std::atomic<uint64_t> sink{0};
+  double best = 1e30, best_cpu = 1e30;
+  for (int pass = 0; pass < passes; ++pass) {
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<double> elapsed(static_cast<size_t>(n_threads)), cpu(static_cast<size_t>(n_threads));
+    std::vector<std::thread> threads;
+    for (int t = 0; t < n_threads; ++t) {
+      threads.emplace_back([&, t] {
+        const size_t begin = n * static_cast<size_t>(t) / static_cast<size_t>(n_threads);
+        const size_t end = n * static_cast<size_t>(t + 1) / static_cast<size_t>(n_threads);
+        ready.fetch_add(1);
+        while (!go.load(std::memory_order_acquire)) {
+        }
+        timespec c0{}, c1{};
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+        const auto t0 = std::chrono::steady_clock::now();
+        sink.fetch_add(sum_slice(buf.get() + begin, end - begin), std::memory_order_relaxed);
+        elapsed[static_cast<size_t>(t)] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+        cpu[static_cast<size_t>(t)] = static_cast<double>(c1.tv_sec - c0.tv_sec) + 1e-9 * static_cast<double>(c1.tv_nsec - c0.tv_nsec);
+      });
+    }
+    while (ready.load() < n_threads) std::this_thread::yield();
+    go.store(true, std::memory_order_release);
+    for (auto& th : threads) th.join();
+    best = std::min(best, *std::max_element(elapsed.begin(), elapsed.end()));
+    best_cpu = std::min(best_cpu, *std::max_element(cpu.begin(), cpu.end()));
+  }
+  Bandwidth bw;
+  bw.buffer_bytes = n * sizeof(uint64_t);
+  bw.bytes_per_s = static_cast<double>(bw.buffer_bytes) / best;
+  bw.cpu_bytes_per_s = best_cpu > 0 ? static_cast<double>(bw.buffer_bytes) / best_cpu : 0;
+  return bw;
+}
+
+// "model name" of /proc/cpuinfo.
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  }
+  return "unknown CPU";
+}
+
 
 struct BenchOptions {
   std::string model;
@@ -45,11 +133,14 @@ struct Result {
   int64_t tokens = 0;       // per repetition
   int32_t batch = 1;        // sequences decoded together
   std::vector<double> tps;  // tokens/s of each repetition
+  std::vector<double> cpu_tps;  // tokens x threads / process CPU seconds, per repetition
   int64_t bytes_per_step = 0;  // decode only: bytes read per forward pass
-  double mean() const {
+  double mean() const { return average(tps); }
+  double cpu_mean() const { return average(cpu_tps); }
+  static double average(const std::vector<double>& v) {
     double s = 0;
-    for (double v : tps) s += v;
-    return tps.empty() ? 0 : s / static_cast<double>(tps.size());
+    for (double x : v) s += x;
+    return v.empty() ? 0 : s / static_cast<double>(v.size());
   }
   double stddev() const {
     if (tps.size() < 2) return 0;
@@ -60,6 +151,7 @@ struct Result {
   }
   // Bytes read per second at the mean speed (decode tests).
   double bytes_per_s() const { return static_cast<double>(bytes_per_step) * mean() / batch; }
+  double cpu_bytes_per_s() const { return static_cast<double>(bytes_per_step) * cpu_mean() / batch; }
 };
 
 std::vector<int64_t> parse_list(const std::string& text, const char* flag, int64_t lo, int64_t hi) {
@@ -81,15 +173,33 @@ std::vector<int64_t> parse_list(const std::string& text, const char* flag, int64
   return out;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
+// Wall and process CPU time from construction; record() adds tokens/s of both to a Result.
+struct Stopwatch {
+  std::chrono::steady_clock::time_point wall = std::chrono::steady_clock::now();
+  double cpu = process_cpu_seconds();
+  void record(struct Result& r, double tokens, int threads) const;
+};
+
+void Stopwatch::record(Result& r, double tokens, int threads) const {
+  const double w = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
+  const double c = process_cpu_seconds() - cpu;
+  r.tps.push_back(tokens / w);
+  r.cpu_tps.push_back(c > 0 ? tokens * threads / c : 0);
 }
 
 int32_t argmax(const float* logits, int64_t n) { return static_cast<int32_t>(std::max_element(logits, logits + n) - logits); }
 
 class Bench {
  public:
-  Bench(Runtime& rt, const BenchOptions& o) : rt_(rt), o_(o), vocab_(rt.model->config().vocab_size) {
+  Bench(Runtime& rt, const BenchOptions& o, int threads)
+      : rt_(rt), o_(o), threads_(threads), vocab_(rt.model->config().vocab_size) {
     n_tokens_ = rt.vocab.n_tokens > 0 ? rt.vocab.n_tokens : static_cast<int32_t>(vocab_);
   }
 
@@ -103,37 +213,37 @@ class Bench {
   }
 
   Result prompt(int64_t n) {
-    Result r{"pp" + std::to_string(n), n, 1, {}, 0};
+    Result r{"pp" + std::to_string(n), n, 1, {}, {}, 0};
     Sequence seq(*rt_.model, static_cast<int32_t>(n));
     for (int rep = -1; rep < o_.reps; ++rep) {  // rep -1 warms up
       seq.truncate(0);
       const auto tokens = random_tokens(n);
-      const auto t0 = std::chrono::steady_clock::now();
+      const Stopwatch watch;
       seq.feed(tokens, o_.batch);
-      if (rep >= 0) r.tps.push_back(static_cast<double>(n) / seconds_since(t0));
+      if (rep >= 0) watch.record(r, static_cast<double>(n), threads_);
     }
     return r;
   }
 
   Result generate(int64_t n) {
-    Result r{"tg" + std::to_string(n), n, 1, {}, rt_.bytes_per_token(1 + n / 2)};
+    Result r{"tg" + std::to_string(n), n, 1, {}, {}, rt_.bytes_per_token(1 + n / 2)};
     Sequence seq(*rt_.model, static_cast<int32_t>(n + 1));
     for (int rep = -1; rep < o_.reps; ++rep) {
       seq.truncate(0);
       int32_t token = random_tokens(1)[0];
       const float* logits = seq.feed(std::span<const int32_t>(&token, 1)).data();
-      const auto t0 = std::chrono::steady_clock::now();
+      const Stopwatch watch;
       for (int64_t i = 0; i < n; ++i) {
         token = argmax(logits, vocab_);
         logits = seq.feed(std::span<const int32_t>(&token, 1)).data();
       }
-      if (rep >= 0) r.tps.push_back(static_cast<double>(n) / seconds_since(t0));
+      if (rep >= 0) watch.record(r, static_cast<double>(n), threads_);
     }
     return r;
   }
 
   Result batched(int64_t n, int32_t b) {
-    Result r{"tg" + std::to_string(n) + " @ batch " + std::to_string(b), n * b, b, {}, 0};
+    Result r{"tg" + std::to_string(n) + " @ batch " + std::to_string(b), n * b, b, {}, {}, 0};
     r.bytes_per_step = rt_.bytes_per_token(0) + b * (1 + n / 2) * rt_.kv_bytes_per_token();
     SequenceGroup group(*rt_.model, b, static_cast<int32_t>(n + 1));
     std::vector<int32_t> tokens(static_cast<size_t>(b));
@@ -143,12 +253,12 @@ class Bench {
         const int32_t first = random_tokens(1)[0];
         tokens[static_cast<size_t>(s)] = argmax(group.prefill(s, std::span<const int32_t>(&first, 1)).data(), vocab_);
       }
-      const auto t0 = std::chrono::steady_clock::now();
+      const Stopwatch watch;
       for (int64_t i = 0; i < n; ++i) {
         const float* logits = group.step(tokens).data();
         for (int32_t s = 0; s < b; ++s) tokens[static_cast<size_t>(s)] = argmax(logits + s * vocab_, vocab_);
       }
-      if (rep >= 0) r.tps.push_back(static_cast<double>(n * b) / seconds_since(t0));
+      if (rep >= 0) watch.record(r, static_cast<double>(n * b), threads_);
     }
     return r;
   }
@@ -156,6 +266,7 @@ class Bench {
  private:
   Runtime& rt_;
   const BenchOptions& o_;
+  int threads_;
   int64_t vocab_;
   int32_t n_tokens_;
   uint64_t state_ = 0x853c49e6748fea9bull;
@@ -184,9 +295,8 @@ int run_bench(const BenchOptions& o) {
   for (int64_t n : pp) HEARTH_CHECK(trained <= 0 || n <= trained, "-p " + std::to_string(n) + " exceeds the context of " + std::to_string(trained));
   for (int64_t n : tg) HEARTH_CHECK(trained <= 0 || n < trained, "-n " + std::to_string(n) + " exceeds the context of " + std::to_string(trained));
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const Bandwidth bw = measure_read_bandwidth(threads, static_cast<size_t>(o.buffer_mib * 1048576.0));
 
-  Bench bench(rt, o);
+  Bench bench(rt, o, threads);
   std::vector<Result> results;
   for (int64_t n : pp)
     if (n > 0) results.push_back(bench.prompt(n));
@@ -195,7 +305,9 @@ int run_bench(const BenchOptions& o) {
   for (int64_t n : tg)
     for (int64_t b : bs)
       if (n > 0) results.push_back(bench.batched(n, static_cast<int32_t>(b)));
+  // Memory first: the bandwidth buffer would raise the peak RSS.
   const MemoryStats mem = rt.memory();
+  const Bandwidth bw = measure_read_bandwidth(threads, static_cast<size_t>(o.buffer_mib * 1048576.0));
   const auto& info = rt.model->info();
   std::string types;
   for (const auto& [t, count] : info.tensor_types) types += (types.empty() ? "" : ",") + t;
@@ -210,6 +322,7 @@ int run_bench(const BenchOptions& o) {
     j["cpu"] = cpu_model_name();
     j["threads"] = threads;
     j["bandwidth_bytes_per_s"] = bw.bytes_per_s;
+    j["bandwidth_cpu_bytes_per_s"] = bw.cpu_bytes_per_s;
     j["bandwidth_buffer_bytes"] = bw.buffer_bytes;
     auto arr = nlohmann::ordered_json::array();
     for (const auto& r : results) {
@@ -221,10 +334,13 @@ int run_bench(const BenchOptions& o) {
       e["tokens_per_s"] = r.mean();
       e["stddev"] = r.stddev();
       e["samples"] = r.tps;
+      e["cpu_tokens_per_s"] = r.cpu_mean();
+      e["cpu_samples"] = r.cpu_tps;
       if (r.bytes_per_step > 0) {
         e["bytes_per_step"] = r.bytes_per_step;
         e["bytes_per_s"] = r.bytes_per_s();
         e["bandwidth_fraction"] = bw.bytes_per_s > 0 ? r.bytes_per_s() / bw.bytes_per_s : 0.0;
+        e["cpu_bandwidth_fraction"] = bw.cpu_bytes_per_s > 0 ? r.cpu_bytes_per_s() / bw.cpu_bytes_per_s : 0.0;
       }
       arr.push_back(e);
     }
@@ -236,20 +352,23 @@ int run_bench(const BenchOptions& o) {
   }
   std::printf("model: %s (%s, %.3f B params, %s, %s)\n", path.c_str(), rt.model->config().architecture.c_str(),
               static_cast<double>(info.n_params) / 1e9, types.c_str(), human_bytes(static_cast<double>(info.weight_bytes)).c_str());
-  std::printf("machine: %s, %s; memory read bandwidth %.2f GB/s (measured, %d threads, %s buffer)\n\n",
-              cpu_model_name().c_str(), rt.backend->name().c_str(), bw.bytes_per_s / 1e9, threads,
-              human_bytes(static_cast<double>(bw.buffer_bytes)).c_str());
-  std::printf("| test | t/s | ± | bytes read per step | GB/s | %% of bandwidth |\n|---|---:|---:|---:|---:|---:|\n");
+  std::printf("machine: %s, %s; memory read bandwidth %.2f GB/s (cpu %.2f; measured, %d threads, %s buffer)\n\n",
+              cpu_model_name().c_str(), rt.backend->name().c_str(), bw.bytes_per_s / 1e9, bw.cpu_bytes_per_s / 1e9,
+              threads, human_bytes(static_cast<double>(bw.buffer_bytes)).c_str());
+  std::printf("| test | t/s | ± | t/s (cpu) | bytes read per step | GB/s | %% of bandwidth | %% (cpu) |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  auto pct = [](double a, double b) { return fmt("%.0f%%", b > 0 ? 100 * a / b : 0.0); };
   for (const auto& r : results) {
-    std::printf("| %s | %s | %s |", r.test.c_str(), fmt("%.2f", r.mean()).c_str(), fmt("%.2f", r.stddev()).c_str());
+    std::printf("| %s | %s | %s | %s |", r.test.c_str(), fmt("%.2f", r.mean()).c_str(), fmt("%.2f", r.stddev()).c_str(),
+                fmt("%.2f", r.cpu_mean()).c_str());
     if (r.bytes_per_step > 0)
-      std::printf(" %s | %s | %s |\n", human_bytes(static_cast<double>(r.bytes_per_step)).c_str(),
-                  fmt("%.2f", r.bytes_per_s() / 1e9).c_str(),
-                  fmt("%.0f%%", bw.bytes_per_s > 0 ? 100 * r.bytes_per_s() / bw.bytes_per_s : 0.0).c_str());
+      std::printf(" %s | %s | %s | %s |\n", human_bytes(static_cast<double>(r.bytes_per_step)).c_str(),
+                  fmt("%.2f", r.bytes_per_s() / 1e9).c_str(), pct(r.bytes_per_s(), bw.bytes_per_s).c_str(),
+                  pct(r.cpu_bytes_per_s(), bw.cpu_bytes_per_s).c_str());
     else
-      std::printf("  |  |  |\n");
+      std::printf("  |  |  |  |\n");
   }
-  std::printf("\n%d repetitions each (mean ± sample stddev); peak RSS %s (weights %s, KV cache %s, scratch %s at the end)\n",
+  std::printf("\n%d repetitions each (mean ± sample stddev); t/s (cpu) = tokens x threads / process CPU seconds; peak RSS %s (weights %s, KV cache %s, scratch %s at the end)\n",
               o.reps, human_bytes(static_cast<double>(mem.peak_rss_bytes)).c_str(),
               human_bytes(static_cast<double>(mem.weights_bytes)).c_str(),
               human_bytes(static_cast<double>(mem.kv_cache_bytes)).c_str(),

@@ -114,6 +114,28 @@ TEST_F(Cli, ChatThroughAPipe) {
   EXPECT_EQ(one["messages"][1]["content"], "Bye");
 }
 
+// Four tokens forced in a cycle (biases 100 > 97 > 94 > 91, each penalised while it is among
+// the last three): "<think> the</think> end<think> the</think> end".
+TEST_F(Cli, ChatShowsOrHidesThinking) {
+  const Tokenizer tok = Tokenizer::from_gguf(*GgufFile::open(model_));
+  std::string bias;
+  int value = 100;
+  for (const char* t : {"<think>", "\xC4\xA0" "the", "</think>", "\xC4\xA0" "end"}) {
+    const auto id = tok.find_token(t);
+    ASSERT_TRUE(id.has_value()) << t;
+    bias += " --logit-bias " + std::to_string(*id) + "=" + std::to_string(value);
+    value -= 3;
+  }
+  const std::string args = "chat -m " + model_ + " --ctx 512 -n 8 --temp 0 --repeat-penalty 10 --repeat-last-n 3" + bias;
+  const auto shown = run_hearth(args, "Hi\n");
+  ASSERT_EQ(shown.status, 0) << shown.err;
+  EXPECT_EQ(shown.out.find("<think> the</think> end<think> the</think> end\n"), 0u) << shown.out;
+  const auto hidden = run_hearth(args + " --hide-think", "Hi\n");
+  ASSERT_EQ(hidden.status, 0) << hidden.err;
+  EXPECT_EQ(hidden.out.find(" end end\n"), 0u) << hidden.out;
+  EXPECT_EQ(hidden.out.find("the"), std::string::npos) << hidden.out;
+}
+
 TEST_F(Cli, BatchReportsBadLinesAndResumes) {
   const std::string dir = scratch_dir("batch");
   const std::string in = dir + "/in.jsonl", out = dir + "/out.jsonl";
