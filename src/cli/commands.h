@@ -18,5 +18,8 @@ Command add_chat(CLI::App& app);
 Command add_batch(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_serve(CLI::App& app);
+Command add_tokenize(CLI::App& app);
+Command add_detokenize(CLI::App& app);
+Command add_chat_template(CLI::App& app);
 
 }  // namespace hearth::cli

@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
   add("batch", "answer a JSONL file of chat requests", hearth::cli::add_batch);
   add("bench", "benchmarks (bench model: in-process speed of a model)", hearth::cli::add_bench);
   add("serve", "OpenAI-compatible HTTP server (continuous batching)", hearth::cli::add_serve);
+  add("tokenize", "UTF-8 text on stdin -> token ids", hearth::cli::add_tokenize);
+  add("detokenize", "token ids on stdin -> text", hearth::cli::add_detokenize);
+  add("chat-template", "OpenAI chat request on stdin -> the exact prompt the model gets", hearth::cli::add_chat_template);
   add("make-model", "write a synthetic Qwen3-shaped model (GGUF, HF or MLX folder)", hearth::cli::add_make_model);
   try {
     app.parse(argc, argv);
