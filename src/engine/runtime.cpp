@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "io/gguf.h"
 
 namespace fs = std::filesystem;
@@ -32,7 +33,9 @@ std::unique_ptr<Backend> make_backend(const RuntimeOptions& options) {
   if (cuda_available()) return make_cuda_backend(0);
   HEARTH_CHECK(d != "cuda", "--device cuda: no CUDA device is available (no GPU or driver, or a build without CUDA)");
 #ifdef HEARTH_HAVE_CUDA
-  std::fprintf(stderr, "hearth: no CUDA device found, running on the CPU\n");
+  // Shown with --verbose: on the CPU-only machines most users run, a note on every
+  // command would be noise (and stderr carries one-line errors). --device cuda fails above.
+  log_info("no CUDA device found, running on the CPU");
 #endif
   return make_cpu_backend(options.threads);
 }
