@@ -37,7 +37,7 @@ VERBS = {
     "unquote", "strip", "replace", "search", "match", "sort", "count", "append", "insert", "extend", "yield",
     "wrap", "construct", "initialize", "determine", "extract", "fetch", "emit", "raise", "resolve", "translate",
     "compare", "merge", "flush", "clear", "list", "iterate", "install", "compile", "execute", "evaluate", "push",
-    "pop", "release", "acquire", "wait", "lock", "create", "truncate", "round", "pack", "unpack", "serialize",
+    "pop", "release", "acquire", "wait", "lock", "truncate", "round", "pack", "unpack", "serialize",
 }
 
 

@@ -12,12 +12,12 @@ DEVICE_OUT_DIR holds demo.tgz.part-* (unpacked into DEVICE_OUT_DIR/unpacked). Wr
 """
 import argparse
 import glob
+import io
 import json
 import os
 import shutil
 import subprocess
 import tarfile
-import io
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NAME = "hearth-demo-coder"
