@@ -76,7 +76,8 @@ TEST_F(CudaOps, MatmulEveryTypeAndSize) {
 }
 
 // Decode-sized products: rows enough that blocks loop over several row groups (the grid
-// is what fits on the GPU at once), rows long enough that threads loop over several units,
+// is what fits on the GPU at once), rows long enough that threads loop over several
+// rounds of units (q4_K long: 272 units for 128 threads loading 2 at a time),
 // row lengths with a partial last 128-byte row of staged activations, and one token
 // (activations staged in shared memory) next to two (read from global memory). Three
 // weights of one input are merged into one launch, as q/k/v are.
@@ -87,7 +88,8 @@ TEST_F(CudaOps, MatmulDecodeShapes) {
   };
   const Shape shapes[] = {
       {{"q4_0", DType::Q4_0, 2080}, 5003},  {{"q4_0 long", DType::Q4_0, 9600}, 301},
-      {{"q4_K", DType::Q4_K, 2304}, 6001},  {{"q6_K", DType::Q6_K, 9984}, 523},
+      {{"q4_K", DType::Q4_K, 2304}, 6001},  {{"q4_K long", DType::Q4_K, 17408}, 301},
+      {{"q5_K", DType::Q5_K, 2304}, 3001},  {{"q6_K", DType::Q6_K, 9984}, 523},
       {{"q8_0", DType::Q8_0, 1056}, 4099},  {{"mlx4 g64", DType::MLX_AFFINE, 2048, 4, 64}, 6001},
   };
   for (const auto& sh : shapes) {
