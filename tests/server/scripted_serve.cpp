@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
     auto runner = std::make_unique<test::ScriptedRunner>(static_cast<int32_t>(rt.model->config().vocab_size),
                                                          tok.encode("<|im_start|>assistant\n"),
                                                          *tok.find_token("<|im_end|>"), &tok);
-    EngineConfig ec{.n_ctx = 2048, .block_size = 16, .max_seqs = 4, .max_batch_tokens = 512};
+    EngineConfig ec{.n_ctx = 16384, .block_size = 16, .max_seqs = 4, .max_batch_tokens = 512};
     Engine engine(std::move(runner), rt.tokenizer.get(), rt.vocab, ec);
     server::ServedModel m;
     m.id = "scripted";
