@@ -73,7 +73,8 @@ const char* route_method(const std::string& path) {
 // The log line of a request answered with an error before any generation (the routes
 // write their own line for generations): the same "request ..." shape as RequestLog.
 void log_refused(const std::string& route, int status, const std::string& message) {
-  log_info("request id=- route=" + route + " status=" + std::to_string(status) + " error=\"" + message.substr(0, 200) + "\"");
+  log_info("request id=- route=" + route + " status=" + std::to_string(status) + " error=\"" + message.substr(0, 200) +
+           "\"");
 }
 
 }  // namespace

@@ -130,8 +130,11 @@ summary.health_after = health;
 const metrics = await fetch(base + "/metrics").then((r) => r.text()).catch(() => "");
 summary.server_responses = Object.fromEntries([...metrics.matchAll(
   /^hearth_http_responses_total\{route="([^"]+)",status="(\d+)"\} (\d+)$/gm)].map((m) => [`${m[1]} ${m[2]}`, Number(m[3])]));
+// From here on an exit is the one asked for, not a crash.
+server.removeAllListeners("exit");
+const exited = new Promise((r) => server.on("exit", (c, s) => r(c ?? s)));
 server.kill("SIGTERM");
-summary.exit = await new Promise((r) => server.on("exit", (c, s) => r(c ?? s)));
+summary.exit = await exited;
 console.log(JSON.stringify(summary, null, 2));
 const ok = !crashed && health === 200 && summary.idle_after_sequential && summary.idle_after_concurrent &&
   !counts.status_500 && !counts.connection_error && !counts.read_error && !counts.stuck && summary.clients_finished &&
