@@ -1,4 +1,4 @@
-// A real coding agent against hearth: OpenCode (npm opencode-ai, tools/npm) in headless
+// A real coding agent against hearth: OpenCode 1.18.33 (tools/npm) in headless
 // mode, `opencode run --format json -m hearth/MODEL` with the prompt on stdin.
 //   node opencode_agent.mjs HEARTH_BINARY SCRIPTED_SERVE_BINARY SOURCE_DIR WORK_DIR
 // 1. `hearth serve` on the demo model (written by make-model when set-up hasn't), configured
@@ -16,18 +16,20 @@
 // @opencode-ai/plugin` finds nothing to do (it installs only when node_modules is missing
 // or the lock file lacks the package). Exit code 0 = pass.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import assert from "node:assert/strict";
 
 const [hearth, scriptedServe, source, work] = process.argv.slice(2);
 const npmDir = path.join(source, "tools/npm/node_modules");
-// The postinstall script links the right platform binary into opencode-ai/bin; without
-// it (--ignore-scripts) the platform package's own binary is used.
-const opencode = [path.join(npmDir, "opencode-ai/bin/opencode.exe"), path.join(npmDir, "opencode-linux-x64/bin/opencode"),
-  path.join(npmDir, "opencode-linux-x64-baseline/bin/opencode")].find((p) => existsSync(p) && statSync(p).size > 1e6);
+// OpenCode's own binary, from the platform package the opencode-ai launcher package would
+// install (tools/npm lists them directly): the baseline build on CPUs without AVX2.
+const avx2 = /\bavx2\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
+const opencode = [avx2 ? "opencode-linux-x64" : null, "opencode-linux-x64-baseline"].filter(Boolean)
+  .map((pkg) => path.join(npmDir, pkg, "bin/opencode")).find((p) => existsSync(p) && statSync(p).size > 1e6);
 if (!opencode) {
-  console.log("FAIL the OpenCode binary is missing: run scripts/setup.sh (npm ci in tools/npm)");
+  console.log("FAIL the OpenCode binary is missing (tools/npm/node_modules/opencode-linux-x64*: run scripts/setup.sh, " +
+    "npm ci in tools/npm; only Linux x64 is provided)");
   process.exit(1);
 }
 
