@@ -4,7 +4,10 @@
 # (carried with the call); writes logs to $OUT (or ./cuda_out) and prints a summary last.
 #   bench/cuda_device_run.sh [tests|bench|all]
 # Environment: TESTS="test_cuda_ops ..." (":nofuse" runs one with HEARTH_CUDA_FUSE=0),
-# PROFILE=1 (GPU time per launch first), QUICK=1 (only the 0.6B and 8B Q4_K_M runs).
+# PROFILE=1 (GPU time per launch first), QUICK=1 (only the 0.6B and 8B Q4_K_M runs),
+# FULL=1 (also pp4096 and the runs without fusion / graphs), BASE=1 (each figure also from
+# build-cuda/bin/cuda_decode_base, an earlier build), ABLATE=1 (decode without programmatic
+# launch / without staged activations), NCU=1 (ncu's bandwidth figures of the products).
 set -u
 what=${1:-all}
 out=${OUT:-./cuda_out}
@@ -34,12 +37,18 @@ if [ "$what" != bench ]; then
   done
 fi
 if [ "$what" != tests ]; then
-  run() {  # label, then cuda_decode flags
+  run() {  # label, then cuda_decode flags; EXE picks another binary of $bin
     local label=$1
     shift
     echo "== $label" >>"$out/bench.log"
-    timeout 100 $bin/cuda_decode "$@" >>"$out/bench.log" 2>&1
+    timeout 100 $bin/${EXE:-cuda_decode} "$@" >>"$out/bench.log" 2>&1
     summary+=("$label: $(grep -E '^\| (pp|tg)' "$out/bench.log" | tail -2 | tr -s ' ' | tr '\n' ' ')")
+  }
+  # BASE=1 and a cuda_decode_base binary (an earlier build, carried along): each figure is
+  # measured with it first, on the same card in the same call.
+  pair() {
+    if [ -n "${BASE:-}" ] && [ -x $bin/cuda_decode_base ]; then EXE=cuda_decode_base run "$1, before" "${@:2}"; fi
+    run "$@"
   }
   if [ -n "${PROFILE:-}" ]; then  # GPU time per launch (graphs off, fusion on)
     export HEARTH_CUDA_PROFILE=1
@@ -48,17 +57,29 @@ if [ "$what" != tests ]; then
     run "profile 8b q4_k_m pp512" --shape 8b --type q4_k_m --prompt 512 --gen 1 --reps 1
     unset HEARTH_CUDA_PROFILE
   fi
-  run "0.6b q4_k_m" --shape 0.6b --type q4_k_m
-  run "8b q4_k_m" --shape 8b --type q4_k_m
+  pair "0.6b q4_k_m" --shape 0.6b --type q4_k_m
+  pair "8b q4_k_m" --shape 8b --type q4_k_m
+  if [ -n "${ABLATE:-}" ]; then  # which change gives what (decode only)
+    HEARTH_CUDA_PDL=0 run "8b q4_k_m, no programmatic launch" --shape 8b --type q4_k_m --prompt 0
+    HEARTH_CUDA_STAGE=0 run "8b q4_k_m, activations not staged" --shape 8b --type q4_k_m --prompt 0
+  fi
   if [ -z "${QUICK:-}" ]; then
+    pair "8b q4_0" --shape 8b --type q4_0
+    pair "8b mlx4" --shape 8b --type mlx4
+  fi
+  if [ -n "${FULL:-}" ]; then
     run "8b q4_k_m pp4096" --shape 8b --type q4_k_m --prompt 4096 --gen 16 --reps 2
-    run "8b q4_0" --shape 8b --type q4_0
-    run "8b mlx4" --shape 8b --type mlx4
     export HEARTH_CUDA_FUSE=0
     run "8b q4_k_m no fusion" --shape 8b --type q4_k_m --prompt 0
     export HEARTH_CUDA_GRAPHS=0
     run "8b q4_k_m no fusion, no graphs" --shape 8b --type q4_k_m --prompt 0
     unset HEARTH_CUDA_GRAPHS HEARTH_CUDA_FUSE
+  fi
+  if [ -n "${NCU:-}" ] && command -v ncu >/dev/null; then  # achieved bandwidth of the decode products
+    timeout 150 ncu --clock-control none -k regex:gemv --launch-skip 40 --launch-count 8 --section SpeedOfLight \
+      --section MemoryWorkloadAnalysis $bin/cuda_decode --shape 8b --type q4_k_m --layers 4 --prompt 0 --gen 4 --reps 0 \
+      >"$out/ncu.log" 2>&1
+    grep -E "gemv_kernel|Duration|DRAM Throughput|Memory Throughput|L1/TEX Hit|L1/TEX Cache Throughput|L2 Cache Throughput" "$out/ncu.log" | cut -c1-150 | head -80
   fi
   cat "$out/bench.log"
 fi

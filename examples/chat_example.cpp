@@ -1,6 +1,6 @@
 // chat_example: a two-turn conversation through hearth's C++ API, streamed to stdout.
 //   build/bin/chat_example [MODEL] ["first question"] ["second question"]
-// MODEL defaults to the demo model written by scripts/setup.sh. The answer of each turn is
+// MODEL defaults to the committed demo model (assets/demo/). The answer of each turn is
 // printed as it is generated (the per-token callback), then its measured statistics.
 #include <cstdio>
 #include <string>
@@ -21,12 +21,12 @@ void print_stats(const hearth::GenerationStats& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string path = argc > 1 ? argv[1] : "models/demo-qwen3-tiny-q8_0.gguf";
-  const std::string first = argc > 2 ? argv[2] : "What is a lighthouse for?";
-  const std::string second = argc > 3 ? argv[3] : "And who keeps it running?";
+  const std::string path = argc > 1 ? argv[1] : "assets/demo/hearth-demo-coder-q8_0.gguf";
+  const std::string first = argc > 2 ? argv[2] : "Write a function that returns the factorial of n";
+  const std::string second = argc > 3 ? argv[3] : "Write a function that reverses a string";
   try {
     hearth::LoadOptions load;
-    load.context = 4096;
+    load.context = 2048;  // the demo model's trained context
     auto model = hearth::LocalModel::load(path, load);
     std::printf("loaded %s in %.2f s (context %lld tokens)\n", model->path().c_str(), model->load_seconds(),
                 static_cast<long long>(model->context_length()));

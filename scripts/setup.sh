@@ -2,9 +2,8 @@
 # Installs what hearth needs on a fresh Debian/Ubuntu machine and builds it.
 #   scripts/setup.sh            packages + npm assets + release build in build/
 #   HEARTH_SKIP_APT=1 ...       skip apt-get (packages already present)
-# The CLI ends up at build/bin/hearth. Until a trained demo model exists, the demo model
-# models/demo-qwen3-tiny-q8_0.gguf (what `hearth run` loads without -m) is written here:
-# a tiny Qwen3-shaped model with random weights and the real Qwen3 tokenizer.
+# The CLI ends up at build/bin/hearth. The demo model it loads without -m is committed:
+# assets/demo/hearth-demo-coder-q8_0.gguf (trained by scripts/train_demo/, see MODEL_CARD.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,10 +39,3 @@ build_dir=${HEARTH_BUILD_DIR:-build}
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release ${HEARTH_CMAKE_ARGS:-}
 cmake --build "$build_dir" -j "$(nproc)"
 echo "setup: built $build_dir/bin/hearth"
-
-demo=models/demo-qwen3-tiny-q8_0.gguf
-if [ ! -f "$demo" ]; then
-  mkdir -p models
-  "$build_dir/bin/hearth" make-model --shape tiny --type q8_0 --out "$demo.tmp"
-  mv "$demo.tmp" "$demo"
-fi

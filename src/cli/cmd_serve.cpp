@@ -88,7 +88,7 @@ int run_serve(const ServeOptions& o) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   const std::string path = resolve_model(o.model);
-  if (o.model.empty()) std::fprintf(stderr, "hearth: using the demo model %s (random weights: its text is noise)\n", path.c_str());
+  if (o.model.empty()) std::fprintf(stderr, "hearth: using the demo model %s (%s)\n", path.c_str(), kDemoModelNote);
   Runtime rt = Runtime::open(path, {.threads = o.threads, .device = o.device});
   const int32_t n_ctx = rt.resolve_context(o.ctx);
   HEARTH_CHECK(o.kv_tokens == 0 || o.kv_tokens >= n_ctx,

@@ -21,5 +21,6 @@ Command add_serve(CLI::App& app);
 Command add_tokenize(CLI::App& app);
 Command add_detokenize(CLI::App& app);
 Command add_chat_template(CLI::App& app);
+Command add_perplexity(CLI::App& app);
 
 }  // namespace hearth::cli

@@ -91,7 +91,7 @@ std::string resolve_model(const std::string& given) {
     if (fs::exists(p)) return p.lexically_normal().string();
   }
   fail(std::string("no model given (-m MODEL) and the demo model ") + kDemoModel +
-       " is missing (scripts/setup.sh writes it)");
+       " is missing (it is part of the source tree; run hearth from the checkout or pass -m)");
 }
 
 std::shared_ptr<LocalModel> load_model(const ModelFlags& f) {
@@ -100,7 +100,7 @@ std::shared_ptr<LocalModel> load_model(const ModelFlags& f) {
   HEARTH_CHECK(f.batch > 0 && f.batch <= 65536, "-b/--batch " + std::to_string(f.batch) + ": expected 1 to 65536");
   HEARTH_CHECK(f.ctx >= 0, "-c/--ctx " + std::to_string(f.ctx) + ": the context size must be positive");
   const std::string path = resolve_model(f.model);
-  if (f.model.empty()) std::fprintf(stderr, "hearth: using the demo model %s (random weights: its text is noise)\n", path.c_str());
+  if (f.model.empty()) std::fprintf(stderr, "hearth: using the demo model %s (%s)\n", path.c_str(), kDemoModelNote);
   LoadOptions lo;
   lo.threads = f.threads;
   lo.context = f.ctx;

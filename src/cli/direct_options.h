@@ -3,7 +3,8 @@
 //
 // Sampling flags override the model's defaults (its generation_config.json) only when they
 // are given; each is range-checked and a bad value is an Error naming the flag. Without
-// -m the demo model (models/demo-qwen3-tiny-q8_0.gguf, written by scripts/setup.sh) is used.
+// -m the demo model (assets/demo/hearth-demo-coder-q8_0.gguf, committed; see its MODEL_CARD.md)
+// is used.
 #pragma once
 
 #include <atomic>
@@ -17,7 +18,9 @@
 
 namespace hearth::cli {
 
-inline constexpr const char* kDemoModel = "models/demo-qwen3-tiny-q8_0.gguf";
+inline constexpr const char* kDemoModel = "assets/demo/hearth-demo-coder-q8_0.gguf";
+// What the CLI says on stderr when it falls back to the demo model.
+inline constexpr const char* kDemoModelNote = "a 14M-parameter coding model trained on Python's standard library";
 
 struct ModelFlags {
   std::string model;

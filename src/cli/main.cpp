@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   add("tokenize", "UTF-8 text on stdin -> token ids", hearth::cli::add_tokenize);
   add("detokenize", "token ids on stdin -> text", hearth::cli::add_detokenize);
   add("chat-template", "OpenAI chat request on stdin -> the exact prompt the model gets", hearth::cli::add_chat_template);
+  add("perplexity", "perplexity of a model on a text file (sliding windows)", hearth::cli::add_perplexity);
   add("make-model", "write a synthetic Qwen3-shaped model (GGUF, HF or MLX folder)", hearth::cli::add_make_model);
   try {
     app.parse(argc, argv);

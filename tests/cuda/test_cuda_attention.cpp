@@ -2,7 +2,9 @@
 // sequences packed in one step with shuffled block tables, a prompt step, decode steps
 // (split over keys, recorded as CUDA graphs), a 1000-key context, GQA groups of 1, 3, 4
 // and 8 heads, head_dim 32 to 256, f32 and f16 caches, and copy_kv_block.
-// Bounds (max |gpu - cpu| over max |cpu|): f32 cache 1e-5, f16 cache 4e-3.
+// Bounds (max |gpu - cpu| over max |cpu|): f32 cache 1e-5, f16 cache 4e-3. Decode steps
+// also multiply the output by a q8_0 weight (the fused quantization of o_proj's input),
+// checked per element against the exact product with the CPU's output (check_matmul).
 #include <algorithm>
 #include <numeric>
 
@@ -67,9 +69,26 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
     cpu->kv_store(1, kc, vc), gpu->kv_store(1, kg, vg);
     cpu->attention(oc, qc, 1, c.n_heads, scale), gpu->attention(og, qg, 1, c.n_heads, scale);
+    // Decode steps: the o_proj-like product of the output, whose 8-bit quantization the
+    // backend fuses into the attention launch; against the exact product of the CPU's
+    // attention output (a q8_0 weight, the 5% bound of the matmul test).
+    Tensor pg = make_output(*gpu, {n, 37});
+    if (n <= 8) gpu->matmul(pg, og, proj_w(qd));
     const double tol = c.kv_dtype == DType::F16 ? 4e-3 : 1e-5;
-    expect_close(read(*gpu, og), read(*cpu, oc), tol, what);
+    const auto want = read(*cpu, oc);
+    expect_close(read(*gpu, og), want, tol, what);
+    if (n <= 8) check_matmul(read(*gpu, pg), proj_host.w, want, n, c.kv_dtype == DType::F16 ? 6e-2 : 5e-2, false, what + " (product)");
   }
+
+  const Weight& proj_w(int64_t cols) {
+    if (proj_host.w.cols != cols) {
+      proj_host = make_weight(WeightSpec{"q8_0", DType::Q8_0, cols}, 37, rng);
+      proj_gpu = gpu->upload_weight(proj_host.w);
+    }
+    return proj_gpu;
+  }
+  HostWeight proj_host;
+  Weight proj_gpu;
 
   static constexpr int32_t kBlocks = 96;
   std::unique_ptr<Backend> cpu, gpu;

@@ -16,46 +16,6 @@ using namespace hearth::test;
 
 namespace {
 
-// A weight in host memory that both backends can take (the CPU keeps pointing at it).
-struct HostWeight {
-  std::vector<uint8_t> data;
-  std::vector<uint16_t> scales, biases;
-  Weight w;
-};
-
-struct WeightSpec {
-  const char* name;
-  DType type;
-  int64_t cols;
-  int bits = 0, group_size = 0;
-};
-
-HostWeight make_weight(const WeightSpec& spec, int64_t rows, std::mt19937& rng) {
-  HostWeight h;
-  const int64_t cols = spec.cols;
-  const auto src = random_vector(static_cast<size_t>(rows * cols), rng, 1.0f / std::sqrt(static_cast<float>(cols)));
-  h.w.type = spec.type;
-  h.w.rows = rows;
-  h.w.cols = cols;
-  if (spec.type == DType::MLX_AFFINE) {
-    h.w.bits = spec.bits, h.w.group_size = spec.group_size, h.w.scale_type = DType::F16;
-    const int64_t words = cols * spec.bits / 32, groups = cols / spec.group_size;
-    h.data.resize(static_cast<size_t>(rows * words * 4));
-    h.scales.resize(static_cast<size_t>(rows * groups)), h.biases.resize(static_cast<size_t>(rows * groups));
-    for (int64_t r = 0; r < rows; ++r)
-      quant::quantize_row_mlx(src.data() + r * cols, reinterpret_cast<uint32_t*>(h.data.data() + r * words * 4),
-                              h.scales.data() + r * groups, h.biases.data() + r * groups, DType::F16, spec.bits,
-                              spec.group_size, cols);
-    h.w.scales = h.scales.data(), h.w.biases = h.biases.data();
-  } else {
-    const int64_t rb = dtype_row_bytes(spec.type, cols);
-    h.data.resize(static_cast<size_t>(rows * rb));
-    for (int64_t r = 0; r < rows; ++r) quant::quantize_row(spec.type, src.data() + r * cols, h.data.data() + r * rb, cols);
-  }
-  h.w.data = h.data.data();
-  return h;
-}
-
 bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
 class CudaOps : public ::testing::Test {
@@ -92,37 +52,6 @@ const WeightSpec kSpecs[] = {
     {"mlx4 g32", DType::MLX_AFFINE, 96, 4, 32}, {"mlx8 g128", DType::MLX_AFFINE, 256, 8, 128},
 };
 
-// out[t, r] against the double-precision product of the dequantized weight (the scalar
-// reference the CPU backend is tested against; the CPU's own fast matmul rounds its
-// activations to 8 bits too, so it is no reference here). The GPU's error is bounded per
-// element by the size of that sum's terms: tol * sqrt(sum_k (w[r,k] x[t,k])^2) for
-// rounded operands (int8 activations: 5%, about six times the rounding's standard
-// deviation; f16 operands: 0.5%), tol * sum_k |w[r,k] x[t,k]| for f32 arithmetic (1e-5).
-void check_matmul(const std::vector<float>& got, const Weight& w, const std::vector<float>& x, int64_t n,
-                  double tol, bool l1, const std::string& what) {
-  const int64_t rows = w.rows, cols = w.cols;
-  std::vector<float> row(static_cast<size_t>(cols));
-  int64_t bad = 0;
-  std::string first;
-  for (int64_t r = 0; r < rows; ++r) {
-    quant::dequantize_weight_row(w, r, row.data());
-    for (int64_t t = 0; t < n; ++t) {
-      double sum = 0, m1 = 0, m2 = 0;
-      for (int64_t k = 0; k < cols; ++k) {
-        const double term = static_cast<double>(row[static_cast<size_t>(k)]) * x[static_cast<size_t>(t * cols + k)];
-        sum += term, m1 += std::fabs(term), m2 += term * term;
-      }
-      const double bound = tol * (l1 ? m1 : std::sqrt(m2)) + 1e-30;
-      const double err = std::fabs(got[static_cast<size_t>(t * rows + r)] - sum);
-      if (!(err <= bound) && bad++ == 0)
-        first = "row " + std::to_string(r) + " token " + std::to_string(t) + ": got " +
-                std::to_string(got[static_cast<size_t>(t * rows + r)]) + ", want " + std::to_string(sum) + ", bound " +
-                std::to_string(bound);
-    }
-  }
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " elements off, first " << first;
-}
-
 TEST_F(CudaOps, MatmulEveryTypeAndSize) {
   for (const auto& spec : kSpecs) {
     for (int64_t rows : {1, 67, 1000}) {
@@ -142,6 +71,41 @@ TEST_F(CudaOps, MatmulEveryTypeAndSize) {
         check_matmul(read(*gpu, og1), w1.w, x, n, tol, exact, what);
         check_matmul(read(*gpu, og2), w2.w, x, n, tol, exact, what + " (second product)");
       }
+    }
+  }
+}
+
+// Decode-sized products: rows enough that blocks loop over several row groups (the grid
+// is what fits on the GPU at once), rows long enough that threads loop over several units,
+// row lengths with a partial last 128-byte row of staged activations, and one token
+// (activations staged in shared memory) next to two (read from global memory). Three
+// weights of one input are merged into one launch, as q/k/v are.
+TEST_F(CudaOps, MatmulDecodeShapes) {
+  struct Shape {
+    WeightSpec spec;
+    int64_t rows;
+  };
+  const Shape shapes[] = {
+      {{"q4_0", DType::Q4_0, 2080}, 5003},  {{"q4_0 long", DType::Q4_0, 9600}, 301},
+      {{"q4_K", DType::Q4_K, 2304}, 6001},  {{"q6_K", DType::Q6_K, 9984}, 523},
+      {{"q8_0", DType::Q8_0, 1056}, 4099},  {{"mlx4 g64", DType::MLX_AFFINE, 2048, 4, 64}, 6001},
+  };
+  for (const auto& sh : shapes) {
+    const WeightSpec& spec = sh.spec;
+    const HostWeight w1 = make_weight(spec, sh.rows, rng), w2 = make_weight(spec, 96, rng),
+                     w3 = make_weight(spec, 200, rng);
+    const Weight g1 = gpu->upload_weight(w1.w), g2 = gpu->upload_weight(w2.w), g3 = gpu->upload_weight(w3.w);
+    for (int64_t n : {1, 2}) {
+      const auto x = random_vector(static_cast<size_t>(n * spec.cols), rng);
+      step(n);
+      Tensor xg = make_tensor(*gpu, x, {n, spec.cols});
+      Tensor o1 = make_output(*gpu, {n, sh.rows}), o2 = make_output(*gpu, {n, 96}), o3 = make_output(*gpu, {n, 200});
+      gpu->matmul(o1, xg, g1), gpu->matmul(o2, xg, g2), gpu->matmul(o3, xg, g3);
+      const std::string what = std::string(spec.name) + " " + std::to_string(sh.rows) + "x" +
+                               std::to_string(spec.cols) + " n " + std::to_string(n);
+      check_matmul(read(*gpu, o1), w1.w, x, n, 5e-2, false, what);
+      check_matmul(read(*gpu, o2), w2.w, x, n, 5e-2, false, what + " (second)");
+      check_matmul(read(*gpu, o3), w3.w, x, n, 5e-2, false, what + " (third)");
     }
   }
 }

@@ -11,6 +11,9 @@
 // (flash-decoding). The split count depends only on the batch shape and the context's
 // power-of-two bucket, so decode steps keep the same launch (and CUDA graph).
 //
+// The output may also be quantized for the o_proj product (AttentionParams::out_q), fused by
+// the backend into decode steps.
+//
 // Prompts use the same kernel: each token is a query with its own causal key range.
 #include <cmath>
 
@@ -55,6 +58,7 @@ __device__ __forceinline__ void load_row(const __half* p, float (&out)[E]) {
 
 template <int E, typename KT>
 __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const AttentionParams p) {
+  pdl_begin();
   constexpr int kHd = 32 * E;
   __shared__ float q_s[kHeadsPerBlock][kHd];
   __shared__ float red_ml[kWarps][kHeadsPerBlock][2];
@@ -152,8 +156,9 @@ __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const Attenti
       }
     }
     const int64_t oh = t * p.n_heads + h0 + j;
-    if (p.n_splits == 1) {
+    if (p.n_splits == 1) {  // a warp is 32 elements of one head: one 32-block to quantize
       p.out[oh * kHd + d] = a / sum;
+      if (p.out_q) warp_quantize(a / sum, oh * kHd + d, p.out_q, p.out_qd, p.out_qs);
     } else {
       const int64_t ps = oh * p.n_splits + split;
       p.part_acc[ps * kHd + d] = a;
@@ -164,6 +169,7 @@ __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const Attenti
 
 // out[t, h, :] from the splits' partial states; one block of head_dim threads per (t, h).
 __global__ void attention_combine_kernel(const AttentionParams p) {
+  pdl_begin();
   const int64_t oh = blockIdx.x;  // t * n_heads + h
   const int d = threadIdx.x;
   const float* ml = p.part_ml + 2 * oh * p.n_splits;
@@ -177,10 +183,12 @@ __global__ void attention_combine_kernel(const AttentionParams p) {
     a += p.part_acc[(oh * p.n_splits + s) * p.head_dim + d] * f;
   }
   p.out[oh * p.head_dim + d] = a / sum;
+  if (p.out_q) warp_quantize(a / sum, oh * p.head_dim + d, p.out_q, p.out_qd, p.out_qs);  // head_dim % 32 == 0
 }
 
 template <typename KT>
 __global__ void kv_store_kernel(const KvStoreParams p) {
+  pdl_begin();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= p.n * p.row) return;
   const int64_t t = i / p.row, e = i % p.row;
@@ -201,10 +209,10 @@ void attention_for(const AttentionParams& p, cudaStream_t stream) {
                   static_cast<unsigned>(p.n_splits));
   const dim3 block(kWarps * kWarp);
   switch (p.head_dim) {
-    case 32: attention_kernel<1, KT><<<grid, block, 0, stream>>>(p); break;
-    case 64: attention_kernel<2, KT><<<grid, block, 0, stream>>>(p); break;
-    case 128: attention_kernel<4, KT><<<grid, block, 0, stream>>>(p); break;
-    case 256: attention_kernel<8, KT><<<grid, block, 0, stream>>>(p); break;
+    case 32: HEARTH_LAUNCH((attention_kernel<1, KT>), grid, block, 0, stream, p); break;
+    case 64: HEARTH_LAUNCH((attention_kernel<2, KT>), grid, block, 0, stream, p); break;
+    case 128: HEARTH_LAUNCH((attention_kernel<4, KT>), grid, block, 0, stream, p); break;
+    case 256: HEARTH_LAUNCH((attention_kernel<8, KT>), grid, block, 0, stream, p); break;
     default: fail("attention: head_dim " + std::to_string(p.head_dim) + " is not supported by the CUDA backend");
   }
   HEARTH_CUDA_LAUNCHED();
@@ -221,7 +229,7 @@ void launch_attention(const AttentionParams& p, cudaStream_t stream) {
   if (p.kind == 1) attention_for<__half>(p, stream);
   else attention_for<float>(p, stream);
   if (p.n_splits > 1) {
-    attention_combine_kernel<<<static_cast<unsigned>(p.n * p.n_heads), static_cast<unsigned>(p.head_dim), 0, stream>>>(p);
+    HEARTH_LAUNCH(attention_combine_kernel, static_cast<unsigned>(p.n * p.n_heads), static_cast<unsigned>(p.head_dim), 0, stream, p);
     HEARTH_CUDA_LAUNCHED();
   }
 }
@@ -229,8 +237,8 @@ void launch_attention(const AttentionParams& p, cudaStream_t stream) {
 void launch_kv_store(const KvStoreParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
   const unsigned grid = grid_for(p.n * p.row, 256);
-  if (p.kind == 1) kv_store_kernel<__half><<<grid, 256, 0, stream>>>(p);
-  else kv_store_kernel<float><<<grid, 256, 0, stream>>>(p);
+  if (p.kind == 1) HEARTH_LAUNCH((kv_store_kernel<__half>), grid, 256, 0, stream, p);
+  else HEARTH_LAUNCH((kv_store_kernel<float>), grid, 256, 0, stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
 

@@ -10,6 +10,7 @@
 //   rms_norm(q) .. rope(q)           -> one rope launch with the per-head norm
 //   rms_norm(k) .. rope(k) kv_store  -> one rope launch that also writes the cache
 //   swiglu + quantize_x              -> one swiglu launch
+//   attention + quantize_x           -> one attention launch (o_proj's input)
 #include <algorithm>
 
 #include "backend/cuda/backend_cuda.h"
@@ -33,6 +34,15 @@ bool CudaBackend::fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t
     r.q = q, r.qd = qd, r.qs = qs;
     tape_.erase(0);
     launch<RmsNormParams, launch_rms_norm>(r);
+    return true;
+  }
+  if (tape_.is<AttentionParams, launch_attention>(0)) {
+    auto a = tape_.get<AttentionParams>(0);
+    if (a.out != x.data || a.n != n || static_cast<int64_t>(a.n_heads) * a.head_dim != cols || a.head_dim % 32 || a.out_q)
+      return false;
+    a.out_q = q, a.out_qd = qd, a.out_qs = qs;
+    tape_.erase(0);
+    launch<AttentionParams, launch_attention>(a);
     return true;
   }
   if (tape_.is<SwigluParams, launch_swiglu>(0)) {

@@ -3,8 +3,8 @@
 // use. Everything a host test must also compile lives in quant_units.cuh instead.
 //
 // Conventions: kernels are named <op>_<variant>_kernel and launched only through the
-// launch_* functions of ops.h; every launch is followed by HEARTH_CUDA_LAUNCHED(), which
-// turns a bad configuration into a hearth::Error instead of a silent wrong answer.
+// launch_* functions of ops.h, through HEARTH_LAUNCH (programmatic dependent launch, below),
+// which turns a bad configuration into a hearth::Error instead of a silent wrong answer.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string>
 
+#include "backend/cuda/ops.h"
 #include "core/error.h"
 
 namespace hearth::cuda {
@@ -25,6 +26,53 @@ inline void check_cuda(cudaError_t e, const char* what, const char* file, int li
 }
 
 #define HEARTH_CUDA_LAUNCHED() ::hearth::cuda::check_cuda(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+
+// Programmatic dependent launch (sm_90): a kernel launched through HEARTH_LAUNCH may start
+// while the kernel before it in the stream is still running, so that its launch, its
+// prologue and its first weight loads overlap that kernel's tail (inside the decode
+// graphs too). Correctness rests on one rule: every kernel calls pdl_wait() before it reads
+// or writes any activation, cache or scratch memory; only constant data (weights, their
+// scales) may be read before. pdl_wait() returns once the previous kernel has completed
+// and its writes are visible, so the order of the stream holds transitively.
+// pdl_launch_dependents() then lets the next kernel begin launching. Without sm_90 code
+// (other cards, or PDL off: set_programmatic_launch) both are no-ops and launches serialize.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// The usual first lines of a kernel: inputs ready, next kernel may start launching.
+__device__ __forceinline__ void pdl_begin() {
+  pdl_wait();
+  pdl_launch_dependents();
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization
+// attribute when programmatic_launch() is on; errors become hearth::Error.
+template <class... K, class... A>
+void launch_kernel(const char* file, int line, void (*kernel)(K...), dim3 grid, dim3 block, size_t smem,
+                   cudaStream_t stream, A&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = programmatic_launch() ? 1 : 0;
+  check_cuda(cudaLaunchKernelEx(&cfg, kernel, static_cast<A&&>(args)...), "kernel launch", file, line);
+}
+#define HEARTH_LAUNCH(kernel, grid, block, smem, stream, ...) \
+  ::hearth::cuda::launch_kernel(__FILE__, __LINE__, kernel, grid, block, smem, stream, __VA_ARGS__)
 
 constexpr int kWarp = 32;
 
@@ -38,6 +86,21 @@ __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
+}
+
+// 8-bit quantization of one 32-block held one value per lane by a full warp, as
+// launch_quantize_x writes it: q[i] = rint(y / d) with d = amax / 127, and for block i / 32
+// its scale d and d * sum(q). i is this lane's element index.
+__device__ __forceinline__ void warp_quantize(float y, int64_t i, int8_t* q, float* qd, float* qs) {
+  const float amax = warp_max(fabsf(y));
+  const float d = amax / 127.0f;
+  const int v = amax > 0.0f ? __float2int_rn(y / d) : 0;
+  q[i] = static_cast<int8_t>(v);
+  const float sum = warp_sum(static_cast<float>(v));
+  if (threadIdx.x % kWarp == 0) {
+    qd[i / 32] = d;
+    qs[i / 32] = d * sum;
+  }
 }
 
 // Sum over a whole block of blockDim.x threads (a multiple of 32, at most 1024). Every

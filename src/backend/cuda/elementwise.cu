@@ -16,35 +16,29 @@ __device__ __forceinline__ int64_t thread_index() {
 }
 
 __global__ void swiglu_kernel(const SwigluParams p) {
+  pdl_begin();
   const int64_t i = thread_index();
   if (i >= p.n) return;  // with q: n % 32 == 0, so whole warps leave together
   const float g = p.gate[i];
   const float y = g / (1.0f + expf(-g)) * p.up[i];
   p.out[i] = y;
-  if (p.q) {  // quantize_x's 32-blocks: one warp is one block
-    const float amax = warp_max(fabsf(y));
-    const float d = amax / 127.0f;
-    const int q = amax > 0.0f ? __float2int_rn(y / d) : 0;
-    p.q[i] = static_cast<int8_t>(q);
-    const float sum = warp_sum(static_cast<float>(q));
-    if (threadIdx.x % kWarp == 0) {
-      p.qd[i / 32] = d;
-      p.qs[i / 32] = d * sum;
-    }
-  }
+  if (p.q) warp_quantize(y, i, p.q, p.qd, p.qs);  // quantize_x's 32-blocks: one warp is one block
 }
 
 __global__ void add_kernel(const AddParams p) {
+  pdl_begin();
   const int64_t i = thread_index();
   if (i < p.n) p.out[i] = p.a[i] + p.b[i];
 }
 
 __global__ void add_bias_kernel(const AddBiasParams p) {
+  pdl_begin();
   const int64_t i = thread_index();
   if (i < p.rows * p.cols) p.x[i] += p.bias[i % p.cols];
 }
 
 __global__ void gather_rows_kernel(const GatherParams p) {
+  pdl_begin();
   const int64_t i = thread_index();
   if (i >= p.n_out * p.cols) return;
   const int64_t r = i / p.cols, c = i % p.cols;
@@ -52,6 +46,7 @@ __global__ void gather_rows_kernel(const GatherParams p) {
 }
 
 __global__ void embed_kernel(const EmbedParams p) {
+  pdl_begin();
   const int64_t i = thread_index();
   const DevWeight& w = p.table;
   if (i >= p.n * w.cols) return;
@@ -65,31 +60,31 @@ __global__ void embed_kernel(const EmbedParams p) {
 
 void launch_swiglu(const SwigluParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
-  swiglu_kernel<<<grid_for(p.n, kThreads), kThreads, 0, stream>>>(p);
+  HEARTH_LAUNCH(swiglu_kernel, grid_for(p.n, kThreads), kThreads, 0, stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
 
 void launch_add(const AddParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
-  add_kernel<<<grid_for(p.n, kThreads), kThreads, 0, stream>>>(p);
+  HEARTH_LAUNCH(add_kernel, grid_for(p.n, kThreads), kThreads, 0, stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
 
 void launch_add_bias(const AddBiasParams& p, cudaStream_t stream) {
   if (p.rows * p.cols == 0) return;
-  add_bias_kernel<<<grid_for(p.rows * p.cols, kThreads), kThreads, 0, stream>>>(p);
+  HEARTH_LAUNCH(add_bias_kernel, grid_for(p.rows * p.cols, kThreads), kThreads, 0, stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
 
 void launch_gather_rows(const GatherParams& p, cudaStream_t stream) {
   if (p.n_out * p.cols == 0) return;
-  gather_rows_kernel<<<grid_for(p.n_out * p.cols, kThreads), kThreads, 0, stream>>>(p);
+  HEARTH_LAUNCH(gather_rows_kernel, grid_for(p.n_out * p.cols, kThreads), kThreads, 0, stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
 
 void launch_embed(const EmbedParams& p, cudaStream_t stream) {
   if (p.n * p.table.cols == 0) return;
-  embed_kernel<<<grid_for(p.n * p.table.cols, kThreads), kThreads, 0, stream>>>(p);
+  HEARTH_LAUNCH(embed_kernel, grid_for(p.n * p.table.cols, kThreads), kThreads, 0, stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
 

@@ -1,8 +1,10 @@
 // LaunchTape::flush: replay a cached graph whose recorded bytes equal this step's, or
-// capture the recorded launches into a new one (see launch_tape.h).
+// capture the recorded launches into a new one (see launch_tape.h); and the process-wide
+// programmatic-launch switch of ops.h.
 #include "backend/cuda/launch_tape.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <functional>
 
@@ -15,7 +17,12 @@ void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) fail(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(e));
 }
 
+std::atomic<bool> g_programmatic_launch{false};
+
 }  // namespace
+
+void set_programmatic_launch(bool on) { g_programmatic_launch = on; }
+bool programmatic_launch() { return g_programmatic_launch; }
 
 LaunchTape::~LaunchTape() { clear_graphs(); }
 

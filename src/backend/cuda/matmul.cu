@@ -11,6 +11,8 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/dequant_elem.cuh"
@@ -20,6 +22,7 @@ namespace hearth::cuda {
 namespace {
 
 constexpr int kGemvThreads = 128;
+constexpr int64_t kStageMaxBytes = 48 * 1024;  // shared memory for one token's activations
 
 __device__ __forceinline__ XRow x_row(const GemvParams& p, int t) {
   const int64_t cols = p.w.cols;
@@ -27,107 +30,202 @@ __device__ __forceinline__ XRow x_row(const GemvParams& p, int t) {
               p.xs ? p.xs + t * (cols / 32) : nullptr, p.x ? p.x + t * cols : nullptr};
 }
 
-template <class U, int NT>
-__global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const GemvParams p) {
-  const int per_row = kGemvThreads / p.rows_per_block;  // 32, 64 or 128 threads
-  const int sub = threadIdx.x % per_row;
-  // Which of the (up to three) weights this block works on.
-  int64_t block = blockIdx.x, rows = p.w.rows;
-  const uint8_t* data = p.w.data;
-  WAux aux{p.w.scales, p.w.biases, p.w.scale_kind, p.w.group_size, p.w.groups_per_row};
-  float* out = p.out;
-  if (p.blocks1 > 0 && block >= p.blocks1) {
-    const bool second = block < p.blocks2;
-    block -= second ? p.blocks1 : p.blocks2;
-    rows = second ? p.rows2 : p.rows3;
-    data = second ? p.data2 : p.data3;
-    aux.scales = second ? p.scales2 : p.scales3;
-    aux.biases = second ? p.biases2 : p.biases3;
-    out = second ? p.out2 : p.out3;
+// 16-byte chunk c of the staged values lives at chunk swizzle(c): XOR-ed with its
+// 128-byte row within that row. Lanes read one unit each, so a warp's 16-byte reads are
+// 16, 32, 64 or 128 bytes apart (one unit per lane, by type); unswizzled, 8 lanes of a
+// quarter-warp would share 2-4 of the 8 bank groups, swizzled they cover all 8.
+__device__ __forceinline__ int64_t swizzle(int64_t c) { return c ^ ((c >> 3) & 7); }
+
+__host__ __device__ inline int64_t stage_q_bytes(int64_t cols) { return (cols + 127) / 128 * 128; }
+__host__ __device__ inline int64_t stage_bytes(int64_t cols) { return stage_q_bytes(cols) + 2 * (cols / 32) * 4; }
+
+// One token's quantized activations in shared memory (see stage_x), read by the units
+// like an XRow.
+struct XShared {
+  const int8_t* q;  // swizzled chunks
+  const float* d;
+  const float* s;
+  __device__ __forceinline__ void q32(int64_t at, int32_t (&out)[8]) const {
+    const int64_t c = at / 16;  // at % 32 == 0: chunks c and c + 1 of one row
+    const int4 a = reinterpret_cast<const int4*>(q)[swizzle(c)];
+    const int4 b = reinterpret_cast<const int4*>(q)[swizzle(c + 1)];
+    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
   }
-  const int64_t r = block * p.rows_per_block + threadIdx.x / per_row;
-  float acc[NT];
-#pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
-  if (r < rows) {
-    const uint8_t* row = data + r * p.w.row_bytes;
-    const int n_units = static_cast<int>(p.w.cols / U::kElems);
-    int u = sub;
-    for (; u + per_row < n_units; u += 2 * per_row) {
-      U a, b;
-      a.load(row, r, u, aux);
-      b.load(row, r, u + per_row, aux);
-#pragma unroll
-      for (int t = 0; t < NT; ++t)
-        if (t < p.n) {
-          const XRow x = x_row(p, t);
-          acc[t] += a.dot(x, u) + b.dot(x, u + per_row);
-        }
-    }
-    if (u < n_units) {
-      U a;
-      a.load(row, r, u, aux);
-#pragma unroll
-      for (int t = 0; t < NT; ++t)
-        if (t < p.n) acc[t] += a.dot(x_row(p, t), u);
-    }
+};
+
+// The rows of group g (rows_per_block rows; groups [0, blocks1) are w's, then the second
+// and third weight's) and this thread's row in it.
+struct GemvTarget {
+  const uint8_t* row;
+  int64_t r, rows;
+  WAux aux;
+  float* out;
+  bool valid;
+};
+
+__device__ __forceinline__ GemvTarget gemv_target(const GemvParams& p, int64_t g, int per_row) {
+  GemvTarget t{p.w.data, 0, p.w.rows, WAux{p.w.scales, p.w.biases, p.w.scale_kind, p.w.group_size, p.w.groups_per_row},
+               p.out, false};
+  if (p.blocks1 > 0 && g >= p.blocks1) {
+    const bool second = g < p.blocks2;
+    g -= second ? p.blocks1 : p.blocks2;
+    t.rows = second ? p.rows2 : p.rows3;
+    t.row = second ? p.data2 : p.data3;
+    t.aux.scales = second ? p.scales2 : p.scales3;
+    t.aux.biases = second ? p.biases2 : p.biases3;
+    t.out = second ? p.out2 : p.out3;
   }
-#pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t] = warp_sum(acc[t]);
-  if (per_row > kWarp) {  // several warps per row: add their sums through shared memory
-    __shared__ float partial[kGemvThreads / kWarp][NT];
-    const int warp = threadIdx.x / kWarp;
-    if (threadIdx.x % kWarp == 0)
-#pragma unroll
-      for (int t = 0; t < NT; ++t) partial[warp][t] = acc[t];
-    __syncthreads();
-    if (sub == 0) {
-#pragma unroll
-      for (int t = 0; t < NT; ++t) {
-        float s = 0;
-        for (int w = 0; w < per_row / kWarp; ++w) s += partial[warp + w][t];
-        acc[t] = s;
-      }
-    }
-  }
-  if (sub == 0 && r < rows)
-#pragma unroll
-    for (int t = 0; t < NT; ++t)
-      if (t < p.n) out[t * rows + r] = acc[t];
+  t.r = g * p.rows_per_block + threadIdx.x / per_row;
+  t.valid = t.r < t.rows;
+  t.row += t.r * p.w.row_bytes;
+  return t;
 }
 
-template <class U, bool kAllWidths = true>
-void gemv_for_unit(const GemvParams& p, cudaStream_t stream) {
-  const unsigned blocks = p.blocks1 > 0 ? p.blocks2 + (p.data3 ? grid_for(p.rows3, p.rows_per_block) : 0)
-                                        : grid_for(p.w.rows, p.rows_per_block);
-  const dim3 grid(blocks), block(kGemvThreads);
-  if (!kAllWidths || p.n > 4) {
-    gemv_kernel<U, 8><<<grid, block, 0, stream>>>(p);
-  } else if constexpr (kAllWidths) {
-    if (p.n == 1) gemv_kernel<U, 1><<<grid, block, 0, stream>>>(p);
-    else if (p.n == 2) gemv_kernel<U, 2><<<grid, block, 0, stream>>>(p);
-    else gemv_kernel<U, 4><<<grid, block, 0, stream>>>(p);
+__device__ __forceinline__ int64_t gemv_groups(const GemvParams& p) {
+  const int64_t rpb = p.rows_per_block;
+  return p.blocks1 > 0 ? p.blocks2 + (p.data3 ? (p.rows3 + rpb - 1) / rpb : 0) : (p.w.rows + rpb - 1) / rpb;
+}
+
+// Decode products. Blocks loop over row groups (the grid is what fits on the GPU at once).
+// The first units of a block's first rows are loaded before pdl_wait(), so the weight
+// stream starts while the previous kernel finishes, and each group's first units are
+// loaded before the previous group's sums are reduced. kStage (one token, quantized):
+// the activations are copied once per block into shared memory instead of being read
+// from L1/L2 by every row.
+template <class U, int NT, bool kStage>
+__global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const GemvParams p) {
+  extern __shared__ int4 x_smem[];
+  __shared__ float partial[kGemvThreads / kWarp][NT];
+  const int per_row = kGemvThreads / p.rows_per_block;  // 32, 64 or 128 threads
+  const int sub = threadIdx.x % per_row;
+  const int n_units = static_cast<int>(p.w.cols / U::kElems);
+  const int64_t n_groups = gemv_groups(p);
+  int64_t g = blockIdx.x;
+  GemvTarget tg = gemv_target(p, g, per_row);
+  U a, b;
+  if (tg.valid && sub < n_units) a.load(tg.row, tg.r, sub, tg.aux);
+  if (tg.valid && sub + per_row < n_units) b.load(tg.row, tg.r, sub + per_row, tg.aux);
+  pdl_begin();
+
+  XShared xs{};
+  if constexpr (kStage) {
+    auto* q = reinterpret_cast<int8_t*>(x_smem);
+    const int64_t chunks = p.w.cols / 16, nb = p.w.cols / 32;
+    const auto* src = reinterpret_cast<const int4*>(p.xq);
+    for (int64_t c = threadIdx.x; c < chunks; c += kGemvThreads) x_smem[swizzle(c)] = src[c];
+    auto* f = reinterpret_cast<float*>(q + stage_q_bytes(p.w.cols));
+    for (int64_t i = threadIdx.x; i < nb; i += kGemvThreads) f[i] = p.xd[i], f[nb + i] = p.xs[i];
+    __syncthreads();
+    xs = XShared{q, f, f + nb};
   }
-  HEARTH_CUDA_LAUNCHED();
+
+  for (; g < n_groups; g += gridDim.x) {
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
+    if (tg.valid) {
+      for (int u = sub; u < n_units;) {
+        const bool two = u + per_row < n_units;
+        if constexpr (kStage) {
+          acc[0] += a.dot(xs, u) + (two ? b.dot(xs, u + per_row) : 0.0f);
+        } else {
+#pragma unroll
+          for (int t = 0; t < NT; ++t)
+            if (t < p.n) {
+              const XRow x = x_row(p, t);
+              acc[t] += a.dot(x, u) + (two ? b.dot(x, u + per_row) : 0.0f);
+            }
+        }
+        u += 2 * per_row;
+        if (u < n_units) a.load(tg.row, tg.r, u, tg.aux);
+        if (u + per_row < n_units) b.load(tg.row, tg.r, u + per_row, tg.aux);
+      }
+    }
+    // The next group's first units go out before this group's sums are reduced.
+    const GemvTarget cur = tg;
+    if (g + gridDim.x < n_groups) {
+      tg = gemv_target(p, g + gridDim.x, per_row);
+      if (tg.valid && sub < n_units) a.load(tg.row, tg.r, sub, tg.aux);
+      if (tg.valid && sub + per_row < n_units) b.load(tg.row, tg.r, sub + per_row, tg.aux);
+    }
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[t] = warp_sum(acc[t]);
+    if (per_row > kWarp) {  // several warps per row: add their sums through shared memory
+      const int warp = threadIdx.x / kWarp;
+      if (threadIdx.x % kWarp == 0)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) partial[warp][t] = acc[t];
+      __syncthreads();
+      if (sub == 0) {
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          float s = 0;
+          for (int w = 0; w < per_row / kWarp; ++w) s += partial[warp + w][t];
+          acc[t] = s;
+        }
+      }
+      __syncthreads();  // partial is rewritten by the next group
+    }
+    if (sub == 0 && cur.valid)
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+        if (t < p.n) cur.out[t * cur.rows + cur.r] = acc[t];
+  }
+}
+
+bool stage_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("HEARTH_CUDA_STAGE");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
+template <class U, int NT, bool kStage>
+void launch_gemv_kernel(const GemvParams& p, cudaStream_t stream) {
+  const auto kernel = gemv_kernel<U, NT, kStage>;
+  const size_t smem = kStage ? static_cast<size_t>(stage_bytes(p.w.cols)) : 0;
+  const int64_t rpb = p.rows_per_block;
+  const int64_t groups =
+      p.blocks1 > 0 ? p.blocks2 + (p.data3 ? (p.rows3 + rpb - 1) / rpb : 0) : (p.w.rows + rpb - 1) / rpb;
+  int device = 0, sms = 1, per_sm = 1;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice", __FILE__, __LINE__);
+  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute", __FILE__,
+             __LINE__);
+  check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kGemvThreads, smem),
+             "cudaOccupancyMaxActiveBlocksPerMultiprocessor", __FILE__, __LINE__);
+  const int64_t grid = std::min<int64_t>(groups, static_cast<int64_t>(std::max(per_sm, 1)) * sms);
+  HEARTH_LAUNCH(kernel, dim3(static_cast<unsigned>(grid)), dim3(kGemvThreads), smem, stream, p);
+}
+
+// kQuant: the activations are int8 blocks, and one token's may be staged.
+template <class U, bool kAllWidths = true, bool kQuant = true>
+void gemv_for_unit(const GemvParams& p, cudaStream_t stream) {
+  if (!kAllWidths || p.n > 4) {
+    launch_gemv_kernel<U, 8, false>(p, stream);
+  } else if constexpr (kAllWidths) {
+    if (p.n == 1) {
+      if constexpr (kQuant)
+        if (stage_enabled() && stage_bytes(p.w.cols) <= kStageMaxBytes) return launch_gemv_kernel<U, 1, true>(p, stream);
+      launch_gemv_kernel<U, 1, false>(p, stream);
+    } else if (p.n == 2) {
+      launch_gemv_kernel<U, 2, false>(p, stream);
+    } else {
+      launch_gemv_kernel<U, 4, false>(p, stream);
+    }
+  }
 }
 
 __global__ void quantize_x_kernel(const QuantizeXParams p) {
+  pdl_begin();
   const int64_t block = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (block >= p.n * p.cols / 32) return;  // uniform per warp
-  const float v = p.x[block * 32 + lane];
-  const float amax = warp_max(fabsf(v));
-  const float d = amax / 127.0f;
-  const int q = amax > 0.0f ? __float2int_rn(v / d) : 0;
-  p.q[block * 32 + lane] = static_cast<int8_t>(q);
-  const float sum = warp_sum(static_cast<float>(q));
-  if (lane == 0) {
-    p.d[block] = d;
-    p.s[block] = d * sum;
-  }
+  warp_quantize(p.x[block * 32 + lane], block * 32 + lane, p.q, p.d, p.s);
 }
 
 __global__ void to_half_kernel(const float* x, __half* out, int64_t n) {
+  pdl_begin();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) out[i] = __float2half_rn(x[i]);
 }
@@ -135,6 +233,7 @@ __global__ void to_half_kernel(const float* x, __half* out, int64_t n) {
 // Rows [row0, row0 + n_rows) of a quantized weight as f16, one unit per thread.
 template <class U>
 __global__ void dequant_tile_kernel(const DevWeight w, int64_t row0, int64_t n_rows, __half* tile) {
+  pdl_begin();
   const int64_t units_per_row = w.cols / U::kElems;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n_rows * units_per_row) return;
@@ -158,6 +257,7 @@ __global__ void dequant_tile_kernel(const DevWeight w, int64_t row0, int64_t n_r
 
 // Float weights other than F16 (BF16): element by element.
 __global__ void dequant_tile_float_kernel(const DevWeight w, int64_t row0, int64_t n_rows, __half* tile) {
+  pdl_begin();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n_rows * w.cols) return;
   const int64_t rr = i / w.cols, k = i % w.cols;
@@ -168,7 +268,7 @@ __global__ void dequant_tile_float_kernel(const DevWeight w, int64_t row0, int64
 template <class U>
 void dequant_tile(const DevWeight& w, int64_t row0, int64_t n_rows, __half* tile, cudaStream_t stream) {
   const int64_t n = n_rows * (w.cols / U::kElems);
-  dequant_tile_kernel<U><<<grid_for(n, 256), 256, 0, stream>>>(w, row0, n_rows, tile);
+  HEARTH_LAUNCH((dequant_tile_kernel<U>), grid_for(n, 256), 256, 0, stream, w, row0, n_rows, tile);
   HEARTH_CUDA_LAUNCHED();
 }
 
@@ -189,16 +289,16 @@ bool weight_type_supported(DType type, int bits) {
 
 void launch_quantize_x(const QuantizeXParams& p, cudaStream_t stream) {
   const int64_t threads = p.n * p.cols;  // one per element, one warp per 32-block
-  quantize_x_kernel<<<grid_for(threads, 256), 256, 0, stream>>>(p);
+  HEARTH_LAUNCH(quantize_x_kernel, grid_for(threads, 256), 256, 0, stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
 
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {
   const bool vec = p.w.cols % 8 == 0;
   switch (p.w.type) {
-    case DType::F32: return vec ? gemv_for_unit<UnitFloat<0, 8>>(p, stream) : gemv_for_unit<UnitFloat<0, 1>, false>(p, stream);
-    case DType::F16: return vec ? gemv_for_unit<UnitFloat<1, 8>>(p, stream) : gemv_for_unit<UnitFloat<1, 1>, false>(p, stream);
-    case DType::BF16: return vec ? gemv_for_unit<UnitFloat<2, 8>>(p, stream) : gemv_for_unit<UnitFloat<2, 1>, false>(p, stream);
+    case DType::F32: return vec ? gemv_for_unit<UnitFloat<0, 8>, true, false>(p, stream) : gemv_for_unit<UnitFloat<0, 1>, false, false>(p, stream);
+    case DType::F16: return vec ? gemv_for_unit<UnitFloat<1, 8>, true, false>(p, stream) : gemv_for_unit<UnitFloat<1, 1>, false, false>(p, stream);
+    case DType::BF16: return vec ? gemv_for_unit<UnitFloat<2, 8>, true, false>(p, stream) : gemv_for_unit<UnitFloat<2, 1>, false, false>(p, stream);
     case DType::Q4_0: return gemv_for_unit<UnitQ4_0>(p, stream);
     case DType::Q8_0: return gemv_for_unit<UnitQ8_0>(p, stream);
     case DType::Q4_K: return gemv_for_unit<UnitQ4_K>(p, stream);
@@ -222,7 +322,7 @@ void launch_matmul_tiled(const TiledMatmulParams& p, cudaStream_t stream) {
     return;
   }
   auto* xh = reinterpret_cast<__half*>(p.xh);
-  to_half_kernel<<<grid_for(p.n * w.cols, 256), 256, 0, stream>>>(p.x, xh, p.n * w.cols);
+  HEARTH_LAUNCH(to_half_kernel, grid_for(p.n * w.cols, 256), 256, 0, stream, p.x, xh, p.n * w.cols);
   HEARTH_CUDA_LAUNCHED();
   const int64_t chunk = w.type == DType::F16 ? w.rows : std::max<int64_t>(1, p.tile_elems / w.cols);
   for (int64_t r0 = 0; r0 < w.rows; r0 += chunk) {
@@ -241,7 +341,7 @@ void launch_matmul_tiled(const TiledMatmulParams& p, cudaStream_t stream) {
         else dequant_tile<UnitMlx8>(w, r0, rc, tile, stream);
         break;
       default:
-        dequant_tile_float_kernel<<<grid_for(rc * w.cols, 256), 256, 0, stream>>>(w, r0, rc, tile);
+        HEARTH_LAUNCH(dequant_tile_float_kernel, grid_for(rc * w.cols, 256), 256, 0, stream, w, r0, rc, tile);
         HEARTH_CUDA_LAUNCHED();
         break;
     }

@@ -21,18 +21,7 @@ namespace {
 // i runs lane-contiguously in 32-element strides, so `i / 32` is one block per warp step.
 __device__ __forceinline__ void norm_store(const RmsNormParams& p, int64_t row, int64_t i, float y) {
   p.out[row * p.dim + i] = y;
-  if (p.q) {
-    const float amax = warp_max(fabsf(y));
-    const float d = amax / 127.0f;
-    const int q = amax > 0.0f ? __float2int_rn(y / d) : 0;
-    p.q[row * p.dim + i] = static_cast<int8_t>(q);
-    const float sum = warp_sum(static_cast<float>(q));
-    if (threadIdx.x % kWarp == 0) {
-      const int64_t b = (row * p.dim + i) / 32;
-      p.qd[b] = d;
-      p.qs[b] = d * sum;
-    }
-  }
+  if (p.q) warp_quantize(y, row * p.dim + i, p.q, p.qd, p.qs);
 }
 
 __device__ __forceinline__ float norm_load(const RmsNormParams& p, int64_t row, int64_t i) {
@@ -45,6 +34,7 @@ __device__ __forceinline__ float norm_load(const RmsNormParams& p, int64_t row, 
 }
 
 __global__ void rms_norm_warp_kernel(const RmsNormParams p) {
+  pdl_begin();
   const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (row >= p.rows) return;  // uniform per warp
@@ -63,6 +53,7 @@ __global__ void rms_norm_warp_kernel(const RmsNormParams p) {
 // norms, one or a few rows of 1024..8192, where a loop of dependent loads was the cost.
 template <int kPer>
 __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const RmsNormParams p) {
+  pdl_begin();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   float v[kPer];
@@ -95,6 +86,7 @@ __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const RmsNormParam
 
 // Rows too long for registers: the same in two passes over memory.
 __global__ void rms_norm_long_kernel(const RmsNormParams p) {
+  pdl_begin();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   float ss = 0;
@@ -115,6 +107,7 @@ __device__ __forceinline__ void rope_angle(const RopeParams& p, int64_t t, int64
 }
 
 __global__ void rope_kernel(const RopeParams p) {
+  pdl_begin();
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= p.n * p.half) return;
   const int64_t t = i / p.half, j = i % p.half;
@@ -131,6 +124,7 @@ __global__ void rope_kernel(const RopeParams p) {
 
 // Per-head RMSNorm, then the rotation, then (k_cache set) the cache write of kv_store.
 __global__ void norm_rope_kernel(const RopeParams p) {
+  pdl_begin();
   const int64_t task = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;  // t * heads + h
   const int lane = threadIdx.x % kWarp;
   if (task >= p.n * p.heads) return;  // uniform per warp
@@ -171,17 +165,17 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
   if (p.rows == 0) return;
   const auto rows = static_cast<unsigned>(p.rows);
   if (p.dim <= 256 || p.rows >= 512) {  // many or short rows: a warp each
-    rms_norm_warp_kernel<<<grid_for(p.rows * kWarp, 256), 256, 0, stream>>>(p);
+    HEARTH_LAUNCH(rms_norm_warp_kernel, grid_for(p.rows * kWarp, 256), 256, 0, stream, p);
   } else if (p.dim <= 1024) {  // a block a row, values in registers; whole warps (q needs them)
-    rms_norm_block_kernel<1><<<rows, static_cast<unsigned>((p.dim + 31) / 32 * 32), 0, stream>>>(p);
+    HEARTH_LAUNCH((rms_norm_block_kernel<1>), rows, static_cast<unsigned>((p.dim + 31) / 32 * 32), 0, stream, p);
   } else if (p.dim <= 2048) {
-    rms_norm_block_kernel<2><<<rows, 1024, 0, stream>>>(p);
+    HEARTH_LAUNCH((rms_norm_block_kernel<2>), rows, 1024, 0, stream, p);
   } else if (p.dim <= 4096) {
-    rms_norm_block_kernel<4><<<rows, 1024, 0, stream>>>(p);
+    HEARTH_LAUNCH((rms_norm_block_kernel<4>), rows, 1024, 0, stream, p);
   } else if (p.dim <= 8192) {
-    rms_norm_block_kernel<8><<<rows, 1024, 0, stream>>>(p);
+    HEARTH_LAUNCH((rms_norm_block_kernel<8>), rows, 1024, 0, stream, p);
   } else {
-    rms_norm_long_kernel<<<rows, 1024, 0, stream>>>(p);
+    HEARTH_LAUNCH(rms_norm_long_kernel, rows, 1024, 0, stream, p);
   }
   HEARTH_CUDA_LAUNCHED();
 }
@@ -189,9 +183,9 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
 void launch_rope(const RopeParams& p, cudaStream_t stream) {
   if (p.n * p.half == 0 && !p.norm_w) return;
   if (p.norm_w) {
-    norm_rope_kernel<<<grid_for(p.n * p.heads * kWarp, 128), 128, 0, stream>>>(p);
+    HEARTH_LAUNCH(norm_rope_kernel, grid_for(p.n * p.heads * kWarp, 128), 128, 0, stream, p);
   } else {
-    rope_kernel<<<grid_for(p.n * p.half, 128), 128, 0, stream>>>(p);
+    HEARTH_LAUNCH(rope_kernel, grid_for(p.n * p.half, 128), 128, 0, stream, p);
   }
   HEARTH_CUDA_LAUNCHED();
 }

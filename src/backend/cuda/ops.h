@@ -33,6 +33,12 @@ struct DevWeight {
 // True if the kernels can read weights of this type (bits: MLX only).
 bool weight_type_supported(DType type, int bits);
 
+// Programmatic dependent launch for every kernel (common.cuh): on only where the sm_90
+// code runs (compute capability 9.0); the backend sets it at start-up (HEARTH_CUDA_PDL=0:
+// off). Process-wide, like the kernels it applies to.
+void set_programmatic_launch(bool on);
+bool programmatic_launch();
+
 // ---- matmul.cu ---------------------------------------------------------------------------
 // x[n, cols] -> 32-element int8 blocks: q[n, cols], d[n, cols/32], s = d * sum(q).
 struct QuantizeXParams {
@@ -144,6 +150,7 @@ void launch_kv_store(const KvStoreParams& p, cudaStream_t stream);
 // the query heads of that kv head against keys [split * per, (split + 1) * per) of the
 // token's n_keys = position + 1, per = ceil(n_keys / n_splits). With n_splits > 1 the
 // partial results (max, sum, acc) go to part_* and a second kernel combines them.
+// Optionally fused: the 8-bit quantization of out for the o_proj product (out_q/qd/qs).
 struct AttentionParams {
   float* out;      // [n, n_heads * head_dim]
   const float* q;  // [n, n_heads * head_dim]
@@ -154,6 +161,9 @@ struct AttentionParams {
   const int32_t* block_tables;  // all sequences' tables, concatenated
   float* part_acc;  // [n, n_heads, n_splits, head_dim]
   float* part_ml;   // [n, n_heads, n_splits, 2]
+  int8_t* out_q;    // optional: out quantized as launch_quantize_x writes it
+  float* out_qd;
+  float* out_qs;
   int64_t n;
   int32_t n_heads, n_kv_heads, head_dim, block_size, n_splits, kind;
   float scale;

@@ -162,11 +162,15 @@ HEARTH_HD int sbyte(uint32_t w, int j) { return static_cast<int8_t>(static_cast<
 // ---- operands ------------------------------------------------------------------------
 
 // One token's activations: q/d/s for quantized weights (32-element blocks), f otherwise.
+// Units read the int8 values only through q32(), so a kernel can hand them another source
+// with the same members (matmul.cu's XShared: the values staged in shared memory).
 struct XRow {
   const int8_t* q;  // [cols]
   const float* d;   // [cols / 32] block scales
   const float* s;   // [cols / 32] d * sum(q) of each block
   const float* f;   // [cols] the floats themselves
+  // The 32 values at element `at` (a multiple of 32) as 8 words.
+  HEARTH_HD void q32(int64_t at, int32_t (&out)[8]) const { ld_x8(q + at, out); }
 };
 
 // What a unit needs besides its row's bytes (MLX scales and biases).
@@ -208,9 +212,10 @@ struct UnitQ4_0 {
     d = half_bits_to_float(ld_u16(p));
     ld_words_any<4>(p + 2, q);
   }
-  HEARTH_HD float dot(const XRow& x, int u) const {
+  template <class X>
+  HEARTH_HD float dot(const X& x, int u) const {
     int32_t xv[8];
-    ld_x8(x.q + 32 * u, xv);
+    x.q32(32 * u, xv);
     int sum = 0;
 HEARTH_UNROLL
     for (int i = 0; i < 4; ++i) {
@@ -237,9 +242,10 @@ struct UnitQ8_0 {
     d = half_bits_to_float(ld_u16(p));
     ld_words_any<8>(p + 2, q);
   }
-  HEARTH_HD float dot(const XRow& x, int u) const {
+  template <class X>
+  HEARTH_HD float dot(const X& x, int u) const {
     int32_t xv[8];
-    ld_x8(x.q + 32 * u, xv);
+    x.q32(32 * u, xv);
     int sum = 0;
 HEARTH_UNROLL
     for (int i = 0; i < 8; ++i) sum = dp4a(q[i], xv[i], sum);
@@ -283,10 +289,11 @@ HEARTH_UNROLL
       }
     }
   }
-  HEARTH_HD float dot(const XRow& x, int u) const {
+  template <class X>
+  HEARTH_HD float dot(const X& x, int u) const {
     int32_t x0[8], x1[8];
-    ld_x8(x.q + 64 * u, x0);
-    ld_x8(x.q + 64 * u + 32, x1);
+    x.q32(64 * u, x0);
+    x.q32(64 * u + 32, x1);
     int s0 = 0, s1 = 0;
 HEARTH_UNROLL
     for (int i = 0; i < 8; ++i) s0 = dp4a(lo[i], x0[i], s0), s1 = dp4a(hi[i], x1[i], s1);
@@ -327,11 +334,12 @@ HEARTH_UNROLL
       b[i] = static_cast<int32_t>(vsub4(vb, 0x20202020u));
     }
   }
-  HEARTH_HD float dot(const XRow& x, int u) const {
+  template <class X>
+  HEARTH_HD float dot(const X& x, int u) const {
     const int xa = 8 * (u >> 2) + 4 * ((u >> 1) & 1) + (u & 1), xb = xa + 2;
     int32_t va[8], vb[8];
-    ld_x8(x.q + 32 * xa, va);
-    ld_x8(x.q + 32 * xb, vb);
+    x.q32(32 * xa, va);
+    x.q32(32 * xb, vb);
     int a0 = 0, a1 = 0, b0 = 0, b1 = 0;
 HEARTH_UNROLL
     for (int i = 0; i < 4; ++i) {
@@ -369,9 +377,10 @@ HEARTH_UNROLL
     scale = load_scale(aux.scales, aux.scale_kind, g);
     bias = load_scale(aux.biases, aux.scale_kind, g);
   }
-  HEARTH_HD float dot(const XRow& x, int u) const {
+  template <class X>
+  HEARTH_HD float dot(const X& x, int u) const {
     int32_t xv[8];
-    ld_x8(x.q + 32 * u, xv);
+    x.q32(32 * u, xv);
     int sum = 0;
 HEARTH_UNROLL
     for (int i = 0; i < 8; ++i) sum = dp4a(v[i], xv[i], sum);
@@ -395,9 +404,10 @@ HEARTH_UNROLL
     scale = load_scale(aux.scales, aux.scale_kind, g);
     bias = load_scale(aux.biases, aux.scale_kind, g);
   }
-  HEARTH_HD float dot(const XRow& x, int u) const {
+  template <class X>
+  HEARTH_HD float dot(const X& x, int u) const {
     int32_t xv[8];
-    ld_x8(x.q + 32 * u, xv);
+    x.q32(32 * u, xv);
     int sum = 0;
 HEARTH_UNROLL
     for (int i = 0; i < 8; ++i) sum = dp4a(v[i], xv[i], sum);
@@ -432,7 +442,8 @@ HEARTH_UNROLL
       w[0] = load_scale(row, kKind, u);
     }
   }
-  HEARTH_HD float dot(const XRow& x, int u) const {
+  template <class X>
+  HEARTH_HD float dot(const X& x, int u) const {
     float sum = 0;
     if constexpr (kWidth == 8) {
       float xf[8];
