@@ -20,8 +20,16 @@ import assert from "node:assert/strict";
 
 const [hearth, scriptedServe, source, work] = process.argv.slice(2);
 const require = createRequire(path.join(source, "tools/npm/package.json"));
-const { generateText, streamText, tool, jsonSchema, APICallError } = require("ai");
-const { createOpenAICompatible } = require("@ai-sdk/openai-compatible");
+let ai, compatible;
+try {
+  ai = require("ai");
+  compatible = require("@ai-sdk/openai-compatible");
+} catch (e) {
+  console.log(`FAIL the AI SDK packages are missing (${e.message.split("\n")[0]}): run scripts/setup.sh (npm ci in tools/npm)`);
+  process.exit(1);
+}
+const { generateText, streamText, tool, jsonSchema, APICallError } = ai;
+const { createOpenAICompatible } = compatible;
 
 mkdirSync(work, { recursive: true });
 const model = path.join(work, "tiny.gguf");
