@@ -5,8 +5,8 @@
 #   bench/cuda_device_run.sh [tests|bench|all]
 # Environment: TESTS="test_cuda_ops ..." (":nofuse" runs one with HEARTH_CUDA_FUSE=0),
 # PROFILE=1 (GPU time per launch first), QUICK=1 (only the 0.6B and 8B Q4_K_M runs),
-# FULL=1 (also pp4096 and the runs without fusion / graphs), BASE=1 (each figure also from
-# build-cuda/bin/cuda_decode_base, an earlier build), ABLATE=1 (decode without programmatic
+# FULL=1 (also pp4096 and the runs without fusion / graphs), BINS / BASE=1 (each figure
+# also from other builds carried in build-cuda/bin, see pair()), ABLATE=1 (decode without programmatic
 # launch / without staged activations), NCU=1 (ncu's bandwidth figures of the products).
 set -u
 what=${1:-all}
@@ -44,11 +44,15 @@ if [ "$what" != tests ]; then
     timeout 100 $bin/${EXE:-cuda_decode} "$@" >>"$out/bench.log" 2>&1
     summary+=("$label: $(grep -E '^\| (pp|tg)' "$out/bench.log" | tail -2 | tr -s ' ' | tr '\n' ' ')")
   }
-  # BASE=1 and a cuda_decode_base binary (an earlier build, carried along): each figure is
-  # measured with it first, on the same card in the same call.
+  # BINS="cuda_decode_base cuda_decode" (other builds carried along in $bin): each figure
+  # is measured with every one of them in turn, on the same card in the same call.
+  # BASE=1 is short for cuda_decode_base (an earlier build) and cuda_decode.
+  [ -n "${BASE:-}" ] && BINS=${BINS:-cuda_decode_base cuda_decode}
   pair() {
-    if [ -n "${BASE:-}" ] && [ -x $bin/cuda_decode_base ]; then EXE=cuda_decode_base run "$1, before" "${@:2}"; fi
-    run "$@"
+    local exe
+    for exe in ${BINS:-cuda_decode}; do
+      if [ -x $bin/$exe ]; then EXE=$exe run "$1 [$exe]" "${@:2}"; fi
+    done
   }
   if [ -n "${PROFILE:-}" ]; then  # GPU time per launch (graphs off, fusion on)
     export HEARTH_CUDA_PROFILE=1
@@ -75,11 +79,11 @@ if [ "$what" != tests ]; then
     run "8b q4_k_m no fusion, no graphs" --shape 8b --type q4_k_m --prompt 0
     unset HEARTH_CUDA_GRAPHS HEARTH_CUDA_FUSE
   fi
-  if [ -n "${NCU:-}" ] && command -v ncu >/dev/null; then  # achieved bandwidth of the decode products
-    timeout 150 ncu --clock-control none -k regex:gemv --launch-skip 40 --launch-count 8 --section SpeedOfLight \
-      --section MemoryWorkloadAnalysis $bin/cuda_decode --shape 8b --type q4_k_m --layers 4 --prompt 0 --gen 4 --reps 0 \
-      >"$out/ncu.log" 2>&1
-    grep -E "gemv_kernel|Duration|DRAM Throughput|Memory Throughput|L1/TEX Hit|L1/TEX Cache Throughput|L2 Cache Throughput" "$out/ncu.log" | cut -c1-150 | head -80
+  if [ -n "${NCU:-}" ] && command -v ncu >/dev/null; then  # every kernel of a decode step, one by one
+    timeout 150 ncu --clock-control none --launch-skip 60 --launch-count 24 --section SpeedOfLight \
+      $bin/cuda_decode --shape 8b --type q4_k_m --layers 6 --prompt 0 --gen 4 --reps 0 >"$out/ncu.log" 2>&1
+    awk '/\(GemvParams\)|Params\)|, Context/{split($0, a, "(");name=a[1]} /DRAM Throughput/{d=$NF} /Duration/{printf "%-70s %8s us  DRAM %s%%\n", substr(name,1,70), $NF, d}' \
+      "$out/ncu.log" | head -40
   fi
   cat "$out/bench.log"
 fi

@@ -7,8 +7,9 @@
 // load per row per warp) and an online softmax per head (running max and sum, base-2
 // exponentials with log2(e) folded into the query scale). Two keys are loaded before
 // either is used. The warps' states are merged in shared memory; with one split that is
-// the output, otherwise (max, sum, acc) go to a buffer that a second kernel combines
-// (flash-decoding). The split count depends only on the batch shape and the context's
+// the output, otherwise (max, sum, acc) go to a buffer, and the last block of the splits
+// of a (token, head group) to finish, found by an atomic count, combines them
+// (flash-decoding in one launch). The split count depends only on the batch shape and the context's
 // power-of-two bucket, so decode steps keep the same launch (and CUDA graph).
 //
 // The output may also be quantized for the o_proj product (AttentionParams::out_q), fused by
@@ -165,25 +166,38 @@ __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const Attenti
       if (d == 0) p.part_ml[2 * ps] = mx, p.part_ml[2 * ps + 1] = sum;
     }
   }
-}
+  if (p.n_splits == 1) return;
 
-// out[t, h, :] from the splits' partial states; one block of head_dim threads per (t, h).
-__global__ void attention_combine_kernel(const AttentionParams p) {
-  pdl_begin();
-  const int64_t oh = blockIdx.x;  // t * n_heads + h
-  const int d = threadIdx.x;
-  const float* ml = p.part_ml + 2 * oh * p.n_splits;
-  float mx = -INFINITY;
-  for (int s = 0; s < p.n_splits; ++s) mx = fmaxf(mx, ml[2 * s]);
-  float sum = 0, a = 0;
-  for (int s = 0; s < p.n_splits; ++s) {
-    if (ml[2 * s] == -INFINITY) continue;  // an empty split
-    const float f = exp2f(ml[2 * s] - mx);
-    sum += ml[2 * s + 1] * f;
-    a += p.part_acc[(oh * p.n_splits + s) * p.head_dim + d] * f;
+  // The last split block of this (token, head group) to finish combines all splits: its
+  // partials are visible to it after the other blocks' fences and their count.
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int32_t* count = p.split_count + t * gridDim.y + blockIdx.y;
+    last = atomicAdd(count, 1) == p.n_splits - 1;
+    if (last) *count = 0;  // every split has counted: ready for the next launch
   }
-  p.out[oh * p.head_dim + d] = a / sum;
-  if (p.out_q) warp_quantize(a / sum, oh * p.head_dim + d, p.out_q, p.out_qd, p.out_qs);  // head_dim % 32 == 0
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int i = threadIdx.x; i < nh * kHd; i += blockDim.x) {  // a warp: 32 elements of one head
+    const int64_t oh = t * p.n_heads + h0 + i / kHd;
+    const int d = i % kHd;
+    const float* ml = p.part_ml + 2 * oh * p.n_splits;
+    float mx = -INFINITY;
+    for (int s = 0; s < p.n_splits; ++s) mx = fmaxf(mx, __ldcg(ml + 2 * s));
+    float sum = 0, a = 0;
+    for (int s = 0; s < p.n_splits; ++s) {
+      const float ms = __ldcg(ml + 2 * s);
+      if (ms == -INFINITY) continue;  // an empty split
+      const float f = exp2f(ms - mx);
+      sum += __ldcg(ml + 2 * s + 1) * f;
+      a += __ldcg(p.part_acc + (oh * p.n_splits + s) * kHd + d) * f;
+    }
+    p.out[oh * kHd + d] = a / sum;
+    if (p.out_q) warp_quantize(a / sum, oh * kHd + d, p.out_q, p.out_qd, p.out_qs);
+  }
 }
 
 template <typename KT>
@@ -228,10 +242,6 @@ void launch_attention(const AttentionParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
   if (p.kind == 1) attention_for<__half>(p, stream);
   else attention_for<float>(p, stream);
-  if (p.n_splits > 1) {
-    HEARTH_LAUNCH(attention_combine_kernel, static_cast<unsigned>(p.n * p.n_heads), static_cast<unsigned>(p.head_dim), 0, stream, p);
-    HEARTH_CUDA_LAUNCHED();
-  }
 }
 
 void launch_kv_store(const KvStoreParams& p, cudaStream_t stream) {

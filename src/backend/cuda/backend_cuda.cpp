@@ -51,6 +51,11 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   // code; other cards run the sm_86 code or its PTX, so launches there stay serialized.
   const char* pdl = std::getenv("HEARTH_CUDA_PDL");
   set_programmatic_launch(prop.major == 9 && prop.minor == 0 && !(pdl && std::string(pdl) == "0"));
+  if (const char* e = std::getenv("HEARTH_CUDA_PREFETCH")) gemv_prefetch_ = std::clamp(std::atoi(e), 0, 2);
+  if (const char* e = std::getenv("HEARTH_CUDA_RPB")) {
+    const int rpb = std::atoi(e);
+    if (rpb == 1 || rpb == 2 || rpb == 4) gemv_rpb_ = rpb;
+  }
   const char* prof = std::getenv("HEARTH_CUDA_PROFILE");
   if (prof && std::string(prof) == "1") {
     profile_ = std::make_unique<LaunchProfile>();

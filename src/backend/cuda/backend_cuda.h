@@ -14,9 +14,11 @@
 // into a device buffer at fixed offsets; ops launch through a LaunchTape, which for steps
 // of at most 8 tokens (decode) records them and replays a cached CUDA graph. While
 // recording, an op may merge with the launches just before it (residual add + RMSNorm +
-// activation quantization, q/k norm + RoPE + KV store, q/k/v and gate/up products in one
-// launch), which cuts a decode step from about 24 launches per layer to 14. read_rows()
-// and sync() wait; CUDA errors surface as hearth::Error at the launch or there.
+// activation quantization, q and k norm + RoPE + KV store, attention + quantization,
+// q/k/v and gate/up products in one launch), which cuts a decode step from about 24
+// launches per layer to 9; every kernel is launched for programmatic dependent launch on
+// sm_90 (common.cuh), so each overlaps the end of the one before. read_rows() and sync()
+// wait; CUDA errors surface as hearth::Error at the launch or there.
 #pragma once
 
 #include <cublas_v2.h>
@@ -108,12 +110,14 @@ class CudaBackend final : public Backend {
   LaunchTape tape_;
   bool graphs_enabled_ = true;  // HEARTH_CUDA_GRAPHS=0 turns graphs off
   bool fuse_ = true;            // HEARTH_CUDA_FUSE=0 turns the peephole fusions off
+  int gemv_prefetch_ = 1;       // HEARTH_CUDA_PREFETCH: GemvParams::prefetch (experiments)
+  int gemv_rpb_ = 0;            // HEARTH_CUDA_RPB=1|2|4: rows per block of every product (experiments)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows
   size_t read_staging_bytes_ = 0;
 
   std::vector<Buffer> weights_, activations_, retired_;
-  Buffer kv_, step_buf_, qx_, xh_, tile_, attn_part_;
+  Buffer kv_, step_buf_, qx_, xh_, tile_, attn_part_, attn_count_;
   int64_t weight_bytes_ = 0, scratch_bytes_ = 0, kv_bytes_ = 0;
   KvCacheConfig kv_config_;
   int64_t kv_layer_elems_ = 0;  // elements of one layer's keys (= its values)

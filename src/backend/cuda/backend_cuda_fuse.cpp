@@ -8,7 +8,8 @@
 //   add + rms_norm + quantize_x      -> one rms_norm launch (both norms of a layer)
 //   gemv q, gemv k, gemv v           -> one gemv launch (and gate/up: one more)
 //   rms_norm(q) .. rope(q)           -> one rope launch with the per-head norm
-//   rms_norm(k) .. rope(k) kv_store  -> one rope launch that also writes the cache
+//   rms_norm(k) .. rope(k) kv_store  -> one rope launch that also writes the cache,
+//                                       and also does q's norm + rope when that came just before
 //   swiglu + quantize_x              -> one swiglu launch
 //   attention + quantize_x           -> one attention launch (o_proj's input)
 #include <algorithm>
@@ -132,6 +133,18 @@ bool CudaBackend::fuse_kv_store(const Tensor& k, const Tensor& v, void* k_cache,
   r.slots = d_slots_;
   r.kv_kind = kv_config_.dtype == DType::F16 ? 1 : 0;
   tape_.erase(0);
+  // The q heads' norm + rope recorded just before: one launch for both.
+  if (tape_.is<RopeParams, launch_rope>(0)) {
+    const auto q = tape_.get<RopeParams>(0);
+    const int64_t q_bytes = q.n * q.heads * q.head_dim * 4, k_bytes = r.n * r.heads * r.head_dim * 4;
+    const bool same = q.norm_w && !q.k_cache && !q.x2 && q.n == r.n && q.head_dim == r.head_dim && q.half == r.half &&
+                      q.positions == r.positions && q.inv_freq == r.inv_freq && q.attn_factor == r.attn_factor &&
+                      q.neox == r.neox && q.eps == r.eps;
+    if (same && !overlaps(q.x, q_bytes, r.x, k_bytes) && !overlaps(q.x, q_bytes, r.v, k_bytes)) {
+      r.x2 = q.x, r.norm_w2 = q.norm_w, r.heads2 = q.heads;
+      tape_.erase(0);
+    }
+  }
   launch<RopeParams, launch_rope>(r);
   return true;
 }

@@ -149,13 +149,14 @@ void CudaBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
 }
 
 int CudaBackend::gemv_rows_per_block(const Weight& w) const {
-  // Long rows: enough threads per row that each loads at most about two units (one round
-  // trip to memory) instead of looping; measured on an H100, a 4096 x 12288 q6_K product
-  // took 28 us with 32 threads a row. Few rows: more threads per row to fill the GPU, while
-  // there are units for them.
-  const int64_t units = w.cols / unit_elems(w);
+  // Long rows: enough threads per row that each loads its units in one round trip to
+  // memory (as many as the kernel loads before using any) instead of looping; measured on
+  // an H100, a 4096 x 12288 q6_K product took 28 us with 32 threads a row. Few rows: more
+  // threads per row to fill the GPU, while there are units for them.
+  if (gemv_rpb_) return gemv_rpb_;
+  const int64_t units = w.cols / unit_elems(w), in_flight = unit_elems(w) == 32 ? 4 : 2;  // as matmul.cu
   int rpb = 4;
-  while (rpb > 1 && units > 2 * (128 / rpb)) rpb /= 2;
+  while (rpb > 1 && units > in_flight * (128 / rpb)) rpb /= 2;
   while (rpb > 1 && w.rows / rpb < 4 * sm_count_ && 256 / rpb <= units) rpb /= 2;
   return rpb;
 }
@@ -179,6 +180,7 @@ void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
     p.out = out.f32();
     p.n = n;
     p.rows_per_block = gemv_rows_per_block(w);
+    p.prefetch = gemv_prefetch_;
     if (is_float_type(w.type)) {
       p.x = x.f32();
     } else {
@@ -329,6 +331,12 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
                                              "attention partials"));
     p.part_acc = part;
     p.part_ml = part + parts * hd;
+    const int64_t counters = n * kv_config_.n_kv_heads * ((n_heads / kv_config_.n_kv_heads + 3) / 4);
+    const size_t count_bytes = static_cast<size_t>(counters) * sizeof(int32_t);
+    const bool fresh = !attn_count_ || attn_count_->bytes < count_bytes;
+    p.split_count = static_cast<int32_t*>(scratch(attn_count_, count_bytes, "attention split counters"));
+    if (fresh)  // the kernels leave them at zero; a new buffer starts there
+      check(cudaMemsetAsync(p.split_count, 0, attn_count_->bytes, stream_), "cudaMemsetAsync (attention counters)");
   }
   launch<AttentionParams, launch_attention>(p);
   wrote(out);

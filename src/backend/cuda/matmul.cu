@@ -1,10 +1,11 @@
 // Matrix products against stored weights on the GPU: out[n, rows] = x[n, cols] @ w^T.
 //
-// Decode (n <= 8): one kernel reads every weight byte once. A block of 128 threads owns
-// 1, 2 or 4 rows; the threads of a row walk its units (quant_units.cuh) so neighbouring
-// threads read neighbouring bytes, decode them in registers and dot them with every
-// token's activations (int8 blocks through dp4a for quantized types, floats otherwise).
-// Two units are loaded before either is used, to keep more bytes in flight per thread.
+// Decode (n <= 8): one kernel reads every weight byte once. A block of 128 threads works
+// on a group of 1, 2 or 4 rows at a time, looping over groups; the threads of a row walk
+// its units (quant_units.cuh) so neighbouring threads read neighbouring bytes, decode them
+// in registers and dot them with every token's activations (int8 blocks through dp4a for
+// quantized types, floats otherwise; one token's int8 blocks staged in shared memory).
+// Several units are loaded before any is used, to keep more bytes in flight per thread.
 //
 // Prompts (n > 8): the weight is dequantized to f16 tiles of whole rows and multiplied by
 // cuBLAS on the tensor cores with f32 accumulation; x is converted to f16 once per call.
@@ -86,14 +87,51 @@ __device__ __forceinline__ int64_t gemv_groups(const GemvParams& p) {
   return p.blocks1 > 0 ? p.blocks2 + (p.data3 ? (p.rows3 + rpb - 1) / rpb : 0) : (p.w.rows + rpb - 1) / rpb;
 }
 
+// Units a thread loads before it uses any: 32-element units are small (16-34 bytes), so
+// four of them; two of the 64-element K-quant units (and of float units). The backend's
+// choice of rows per block (gemv_rows_per_block) counts with the same numbers.
+template <class U>
+constexpr int kUnitsInFlight = U::kElems == 32 ? 4 : 2;
+
+// Asks L2 for the bytes of row group g (its rows, and MLX scales and biases): the block
+// is computing an earlier group meanwhile, so its loads of group g find the lines in L2.
+__device__ __forceinline__ void prefetch_group(const GemvParams& p, int64_t g, int64_t n_groups) {
+  if (p.prefetch == 0 || g >= n_groups) return;
+  const GemvTarget t = gemv_target(p, g, kGemvThreads);  // t.r: the group's first row
+  const int64_t n_rows = min(static_cast<int64_t>(p.rows_per_block), t.rows - t.r);
+  const int64_t bytes = n_rows * p.w.row_bytes;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (p.prefetch == 2) {  // one request to the copy engine (16-byte bounds: weights carry 16 bytes of padding)
+    if (threadIdx.x == 0) {
+      const uintptr_t a = reinterpret_cast<uintptr_t>(t.row) & ~uintptr_t{15};
+      const uintptr_t e = (reinterpret_cast<uintptr_t>(t.row) + bytes + 15) & ~uintptr_t{15};
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(static_cast<uint32_t>(e - a)) : "memory");
+    }
+    return;
+  }
+#endif
+  for (int64_t i = threadIdx.x * int64_t{128}; i < bytes; i += kGemvThreads * int64_t{128})
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(t.row + i));
+  if (t.aux.scales) {
+    const int64_t sb = p.w.scale_kind == 0 ? 4 : 2, at = t.r * p.w.groups_per_row * sb;
+    const int64_t n = n_rows * p.w.groups_per_row * sb;
+    for (int64_t i = threadIdx.x * int64_t{128}; i < n; i += kGemvThreads * int64_t{128}) {
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(static_cast<const char*>(t.aux.scales) + at + i));
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(static_cast<const char*>(t.aux.biases) + at + i));
+    }
+  }
+}
+
 // Decode products. Blocks loop over row groups (the grid is what fits on the GPU at once).
-// The first units of a block's first rows are loaded before pdl_wait(), so the weight
-// stream starts while the previous kernel finishes, and each group's first units are
-// loaded before the previous group's sums are reduced. kStage (one token, quantized):
-// the activations are copied once per block into shared memory instead of being read
-// from L1/L2 by every row.
+// A thread loads kUnitsInFlight units of its row before using them; the first ones of a
+// block's first group are loaded before pdl_wait(), so the weight stream starts while the
+// previous kernel finishes, and while a block computes one group, L2 is already asked for
+// the next one's bytes (prefetch_group) and that group's first units are loaded before
+// this group's sums are reduced. kStage (one token, quantized): the activations are
+// copied once per block into shared memory instead of being read by every row.
 template <class U, int NT, bool kStage>
 __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const GemvParams p) {
+  constexpr int kU = kUnitsInFlight<U>;
   extern __shared__ int4 x_smem[];
   __shared__ float partial[kGemvThreads / kWarp][NT];
   const int per_row = kGemvThreads / p.rows_per_block;  // 32, 64 or 128 threads
@@ -102,9 +140,14 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const GemvParams p) 
   const int64_t n_groups = gemv_groups(p);
   int64_t g = blockIdx.x;
   GemvTarget tg = gemv_target(p, g, per_row);
-  U a, b;
-  if (tg.valid && sub < n_units) a.load(tg.row, tg.r, sub, tg.aux);
-  if (tg.valid && sub + per_row < n_units) b.load(tg.row, tg.r, sub + per_row, tg.aux);
+  U w[kU];
+  auto load_units = [&](const GemvTarget& t, int u0) {
+#pragma unroll
+    for (int k = 0; k < kU; ++k)
+      if (t.valid && u0 + k * per_row < n_units) w[k].load(t.row, t.r, u0 + k * per_row, t.aux);
+  };
+  load_units(tg, sub);
+  prefetch_group(p, g + gridDim.x, n_groups);
   pdl_begin();
 
   XShared xs{};
@@ -125,28 +168,30 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const GemvParams p) 
     for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
     if (tg.valid) {
       for (int u = sub; u < n_units;) {
-        const bool two = u + per_row < n_units;
-        if constexpr (kStage) {
-          acc[0] += a.dot(xs, u) + (two ? b.dot(xs, u + per_row) : 0.0f);
-        } else {
 #pragma unroll
-          for (int t = 0; t < NT; ++t)
-            if (t < p.n) {
-              const XRow x = x_row(p, t);
-              acc[t] += a.dot(x, u) + (two ? b.dot(x, u + per_row) : 0.0f);
+        for (int k = 0; k < kU; ++k) {
+          const int uk = u + k * per_row;
+          if (uk < n_units) {
+            if constexpr (kStage) {
+              acc[0] += w[k].dot(xs, uk);
+            } else {
+#pragma unroll
+              for (int t = 0; t < NT; ++t)
+                if (t < p.n) acc[t] += w[k].dot(x_row(p, t), uk);
             }
+          }
         }
-        u += 2 * per_row;
-        if (u < n_units) a.load(tg.row, tg.r, u, tg.aux);
-        if (u + per_row < n_units) b.load(tg.row, tg.r, u + per_row, tg.aux);
+        u += kU * per_row;
+        if (u < n_units) load_units(tg, u);
       }
     }
-    // The next group's first units go out before this group's sums are reduced.
+    // The next group's first units go out before this group's sums are reduced, and L2
+    // is asked for the group after it.
     const GemvTarget cur = tg;
     if (g + gridDim.x < n_groups) {
+      prefetch_group(p, g + 2 * static_cast<int64_t>(gridDim.x), n_groups);
       tg = gemv_target(p, g + gridDim.x, per_row);
-      if (tg.valid && sub < n_units) a.load(tg.row, tg.r, sub, tg.aux);
-      if (tg.valid && sub + per_row < n_units) b.load(tg.row, tg.r, sub + per_row, tg.aux);
+      load_units(tg, sub);
     }
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = warp_sum(acc[t]);
@@ -160,7 +205,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const GemvParams p) 
 #pragma unroll
         for (int t = 0; t < NT; ++t) {
           float s = 0;
-          for (int w = 0; w < per_row / kWarp; ++w) s += partial[warp + w][t];
+          for (int k = 0; k < per_row / kWarp; ++k) s += partial[warp + k][t];
           acc[t] = s;
         }
       }

@@ -8,8 +8,8 @@
 // is far inside the op tests' bounds). Both walk a row in 32-element strides per warp, so
 // each warp iteration covers one 32-block and can quantize it for the next matmul.
 // RoPE: one thread per (token, rotated pair), looping over heads so cos/sin are computed
-// once per pair; fused with the per-head norm (and the KV store), one warp per (token,
-// head). The angle is evaluated in double like the CPU reference: positions reach 10^5 and
+// once per pair; fused with the per-head norm (and the KV store, and the q heads along
+// with the k heads), one warp per (token, head). The angle is evaluated in double like the CPU reference: positions reach 10^5 and
 // a float angle would lose the phase.
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/ops.h"
@@ -53,10 +53,15 @@ __global__ void rms_norm_warp_kernel(const RmsNormParams p) {
 // norms, one or a few rows of 1024..8192, where a loop of dependent loads was the cost.
 template <int kPer>
 __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const RmsNormParams p) {
-  pdl_begin();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
-  float v[kPer];
+  float v[kPer], wv[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {  // the weight is constant: loaded while the previous kernel ends
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+    wv[j] = i < p.dim ? p.w[i] : 0.0f;
+  }
+  pdl_begin();
   float ss = 0;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
@@ -80,7 +85,7 @@ __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const RmsNormParam
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
-    if (i < p.dim) norm_store(p, row, i, v[j] * inv * p.w[i]);  // dim % 32 == 0 with q: whole warps
+    if (i < p.dim) norm_store(p, row, i, v[j] * inv * wv[j]);  // dim % 32 == 0 with q: whole warps
   }
 }
 
@@ -124,19 +129,33 @@ __global__ void rope_kernel(const RopeParams p) {
 
 // Per-head RMSNorm, then the rotation, then (k_cache set) the cache write of kv_store.
 __global__ void norm_rope_kernel(const RopeParams p) {
-  pdl_begin();
-  const int64_t task = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;  // t * heads + h
+  constexpr int kPairs = 4;  // pairs per lane whose angles are computed before pdl_wait (head_dim <= 256)
+  int64_t task = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;  // t * heads + h
   const int lane = threadIdx.x % kWarp;
-  if (task >= p.n * p.heads) return;  // uniform per warp
-  const int64_t t = task / p.heads, hd = p.head_dim;
-  float* x = p.x + task * hd;
+  const int64_t first = p.n * p.heads;
+  if (task >= first + p.n * p.heads2) return;  // uniform per warp
+  const bool second = task >= first;  // a head of x2
+  if (second) task -= first;
+  const int64_t heads = second ? p.heads2 : p.heads;
+  const int64_t t = task / heads, hd = p.head_dim;
+  // The angles need only positions and frequencies (step data and constants, written
+  // before this step's kernels): the double-precision sincos runs while the previous
+  // kernel ends.
+  float cs[kPairs], sn[kPairs];
+#pragma unroll
+  for (int k = 0; k < kPairs; ++k)
+    if (lane + kWarp * k < p.half) rope_angle(p, t, lane + kWarp * k, &cs[k], &sn[k]);
+  pdl_begin();
+  float* x = (second ? p.x2 : p.x) + task * hd;
+  const float* norm_w = second ? p.norm_w2 : p.norm_w;
+  const bool store = p.k_cache && !second;
   float ss = 0;
   for (int64_t i = lane; i < hd; i += kWarp) ss += x[i] * x[i];
   const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(hd) + p.eps);
-  const int64_t cache_at = p.k_cache ? p.slots[t] * p.heads * hd + (task % p.heads) * hd : 0;
+  const int64_t cache_at = store ? p.slots[t] * heads * hd + (task % heads) * hd : 0;
   auto put = [&](int64_t i, float y) {
     x[i] = y;
-    if (!p.k_cache) return;
+    if (!store) return;
     const float v = p.v[task * hd + i];
     if (p.kv_kind == 1) {
       static_cast<__half*>(p.k_cache)[cache_at + i] = __float2half_rn(y);
@@ -148,15 +167,21 @@ __global__ void norm_rope_kernel(const RopeParams p) {
   };
   // All reads of x for the sum are done (warp_sum synchronises the warp); each lane now
   // reads and writes only its own elements.
-  for (int64_t j = lane; j < p.half; j += kWarp) {
+  auto rotate = [&](int64_t j, float cf, float sf) {
     const int64_t ia = p.neox ? j : 2 * j, ib = p.neox ? j + p.half : 2 * j + 1;
-    const float a = x[ia] * inv * p.norm_w[ia], b = x[ib] * inv * p.norm_w[ib];
-    float cf, sf;
-    rope_angle(p, t, j, &cf, &sf);
+    const float a = x[ia] * inv * norm_w[ia], b = x[ib] * inv * norm_w[ib];
     put(ia, a * cf - b * sf);
     put(ib, a * sf + b * cf);
+  };
+#pragma unroll
+  for (int k = 0; k < kPairs; ++k)
+    if (lane + kWarp * k < p.half) rotate(lane + kWarp * k, cs[k], sn[k]);
+  for (int64_t j = lane + kWarp * kPairs; j < p.half; j += kWarp) {  // longer heads than attention takes
+    float cf, sf;
+    rope_angle(p, t, j, &cf, &sf);
+    rotate(j, cf, sf);
   }
-  for (int64_t i = 2 * p.half + lane; i < hd; i += kWarp) put(i, x[i] * inv * p.norm_w[i]);  // not rotated
+  for (int64_t i = 2 * p.half + lane; i < hd; i += kWarp) put(i, x[i] * inv * norm_w[i]);  // not rotated
 }
 
 }  // namespace
@@ -183,7 +208,7 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
 void launch_rope(const RopeParams& p, cudaStream_t stream) {
   if (p.n * p.half == 0 && !p.norm_w) return;
   if (p.norm_w) {
-    HEARTH_LAUNCH(norm_rope_kernel, grid_for(p.n * p.heads * kWarp, 128), 128, 0, stream, p);
+    HEARTH_LAUNCH(norm_rope_kernel, grid_for(p.n * (p.heads + p.heads2) * kWarp, 128), 128, 0, stream, p);
   } else {
     HEARTH_LAUNCH(rope_kernel, grid_for(p.n * p.half, 128), 128, 0, stream, p);
   }

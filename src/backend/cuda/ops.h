@@ -61,7 +61,7 @@ struct GemvParams {
   float* out;
   int64_t n;
   int32_t rows_per_block;  // 1, 2 or 4 rows per block of 128 threads
-  int32_t pad;
+  int32_t prefetch;        // L2 prefetch of the next row group: 0 none, 1 per line, 2 bulk (sm_90)
   // Up to two more weights of w's type and row length, against the same x (q/k/v,
   // gate/up): blocks [0, blocks1) compute w into out, [blocks1, blocks2) the second
   // weight into out2, the rest the third into out3. blocks1 = 0: w alone.
@@ -101,7 +101,7 @@ void launch_matmul_tiled(const TiledMatmulParams& p, cudaStream_t stream);
 struct RmsNormParams {
   float* out;
   float* x;
-  const float* w;    // [dim]
+  const float* w;    // [dim], constant (read before the previous kernel has finished)
   const float* add;  // optional
   int8_t* q;         // optional
   float* qd;
@@ -117,8 +117,8 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream);
 // and then the KV cache write of kv_store (k_cache set: x is k, v is copied as given).
 struct RopeParams {
   float* x;
-  const int32_t* positions;  // [n]
-  const float* inv_freq;     // [half]
+  const int32_t* positions;  // [n], step data (written before the step's kernels)
+  const float* inv_freq;     // [half], constant
   int64_t n, heads, head_dim, half;
   float attn_factor;
   int32_t neox;
@@ -129,6 +129,11 @@ struct RopeParams {
   void* v_cache;
   const float* v;         // [n, heads * head_dim]
   const int64_t* slots;   // [n]
+  // Optional (needs norm_w): a second tensor x2 [n, heads2, head_dim] normed with
+  // norm_w2 and rotated in the same launch, not stored (q, launched with k).
+  float* x2;
+  const float* norm_w2;
+  int64_t heads2;
 };
 void launch_rope(const RopeParams& p, cudaStream_t stream);
 
@@ -149,7 +154,8 @@ void launch_kv_store(const KvStoreParams& p, cudaStream_t stream);
 // Causal paged attention, split over keys: every (token, kv head, split) block handles
 // the query heads of that kv head against keys [split * per, (split + 1) * per) of the
 // token's n_keys = position + 1, per = ceil(n_keys / n_splits). With n_splits > 1 the
-// partial results (max, sum, acc) go to part_* and a second kernel combines them.
+// partial results (max, sum, acc) go to part_* and the last block to finish of each
+// (token, kv head, head group) combines them; split_count holds its zeroed counters.
 // Optionally fused: the 8-bit quantization of out for the o_proj product (out_q/qd/qs).
 struct AttentionParams {
   float* out;      // [n, n_heads * head_dim]
@@ -161,6 +167,7 @@ struct AttentionParams {
   const int32_t* block_tables;  // all sequences' tables, concatenated
   float* part_acc;  // [n, n_heads, n_splits, head_dim]
   float* part_ml;   // [n, n_heads, n_splits, 2]
+  int32_t* split_count;  // [n, n_kv_heads * ceil(group / 4)], zero between launches
   int8_t* out_q;    // optional: out quantized as launch_quantize_x writes it
   float* out_qd;
   float* out_qs;
