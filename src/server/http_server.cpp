@@ -4,8 +4,10 @@
 // Error policy: a handler throws ApiError (its own status), ContextLengthError (400
 // context_length_exceeded), QueueFullError (503 with Retry-After) or hearth::Error (400,
 // the message names the field). Anything else is a bug of ours: 500, logged, and the
-// server keeps going. Requests httplib itself refuses (unknown route 404, body too large
-// 413, malformed HTTP 400) get the same JSON error shape from the error handler.
+// server keeps going. Requests httplib itself refuses (unknown route 404, a known route
+// with the wrong method 405, body too large 413, malformed HTTP 400) get the same JSON
+// error shape from the error handler. Every refused request gets one "request ..." log
+// line with its status and message.
 #include <algorithm>
 #include <cctype>
 #include <csignal>
@@ -55,6 +57,26 @@ void send_error(httplib::Response& res, int status, const std::string& message, 
 
 using RouteFn = void (*)(State&, const httplib::Request&, httplib::Response&);
 
+// The method a route is served with, or null for an unknown path.
+const char* route_method(const std::string& path) {
+  static const std::pair<const char*, const char*> kRoutes[] = {
+      {"/v1/chat/completions", "POST"}, {"/chat/completions", "POST"}, {"/v1/completions", "POST"},
+      {"/completions", "POST"},         {"/tokenize", "POST"},         {"/detokenize", "POST"},
+      {"/v1/models", "GET"},            {"/models", "GET"},            {"/health", "GET"},
+      {"/v1/health", "GET"},            {"/metrics", "GET"}};
+  for (const auto& [p, method] : kRoutes)
+    if (path == p) return method;
+  if (path.rfind("/v1/models/", 0) == 0) return "GET";
+  return nullptr;
+}
+
+// The log line of a request answered with an error before any generation (the routes
+// write their own line for generations): the same "request ..." shape as RequestLog.
+void log_refused(const std::string& route, int status, const std::string& message) {
+  log_info("request id=- route=" + route + " status=" + std::to_string(status) + " error=\"" + message.substr(0, 200) +
+           "\"");
+}
+
 }  // namespace
 
 void send_json(httplib::Response& res, const Json& body, int status) {
@@ -91,9 +113,11 @@ Server::Server(ServedModel model, Engine& engine, ServerOptions options)
     if (key.rfind("Bearer ", 0) == 0) key = key.substr(7);
     if (key.empty()) key = req.get_header_value("X-Api-Key");
     if (same_key(key, st.options.api_key)) return httplib::Server::HandlerResponse::Unhandled;
-    send_error(res, 401, key.empty() ? "Missing API key: send it as 'Authorization: Bearer KEY'" : "Incorrect API key provided",
-               "", "invalid_api_key");
+    const std::string message =
+        key.empty() ? "Missing API key: send it as 'Authorization: Bearer KEY'" : "Incorrect API key provided";
+    send_error(res, 401, message, "", "invalid_api_key");
     st.metrics.count_response("auth", 401);
+    log_refused(req.path, 401, message);
     return httplib::Server::HandlerResponse::Handled;
   });
 
@@ -120,6 +144,11 @@ Server::Server(ServedModel model, Engine& engine, ServerOptions options)
       }
       if (res.status == -1) res.status = 200;  // a content provider leaves it unset
       st.metrics.count_response(name, res.status);
+      if (res.status >= 400) {
+        const Json body = Json::parse(res.body, nullptr, /*allow_exceptions=*/false);
+        const auto error = body.is_object() ? body.find("error") : body.end();
+        log_refused(name, res.status, error != body.end() && error->is_object() ? error->value("message", "") : "");
+      }
     };
   };
   http.Post("/v1/chat/completions", route("/v1/chat/completions", handle_chat_completions));
@@ -139,12 +168,22 @@ Server::Server(ServedModel model, Engine& engine, ServerOptions options)
     // Called for every status >= 400; bodies the routes wrote stay as they are.
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     std::string message;
-    if (res.status == 404) message = "Unknown route: " + req.method + " " + req.path;
-    else if (res.status == 413) message = "Request body too large (limit " + std::to_string(st.options.max_body_bytes) + " bytes)";
-    else if (res.status == 405) message = "Method not allowed: " + req.method + " " + req.path;
-    else message = "Bad request";
+    const char* allowed = res.status == 404 ? route_method(req.path) : nullptr;
+    if (allowed) {
+      // A known route asked with the wrong method (GET /v1/chat/completions).
+      res.status = 405;
+      res.set_header("Allow", allowed);
+      message = "Method not allowed: " + req.method + " " + req.path + " (use " + allowed + ")";
+    } else if (res.status == 404) {
+      message = "Unknown route: " + req.method + " " + req.path;
+    } else if (res.status == 413) {
+      message = "Request body too large (limit " + std::to_string(st.options.max_body_bytes) + " bytes)";
+    } else {
+      message = "Bad request";
+    }
     send_error(res, res.status, message);
     st.metrics.count_response("other", res.status);
+    log_refused(req.path, res.status, message);
     return httplib::Server::HandlerResponse::Handled;
   }));
   http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {

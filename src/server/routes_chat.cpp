@@ -6,8 +6,10 @@
 //
 // tool_choice is enforced: "none" leaves the tools out of the prompt and parses no calls;
 // "required" and a named function put the start of a call after the generation prompt
-// (closing an open think block first). parallel_tool_calls false ends the generation
-// after the first complete call.
+// (closing an open think block first); a named function (and "required" with one tool)
+// writes the name too. With several tools, "required" leaves the name to the model: there
+// is no constrained decoding, so a model that writes no valid name gives no call.
+// parallel_tool_calls false ends the generation after the first complete call.
 #include "server/chat_output.h"
 #include "server/server_state.h"
 #include "server/sse.h"
@@ -55,10 +57,15 @@ PreparedChat prepare(const State& st, const Json& body) {
     for (const auto& t : *tools)
       if (!t.is_object()) throw ApiError(400, "tools: expected an array of objects", "invalid_request_error", "tools");
   get_object(body, "chat_template_kwargs");
+  // Structured output needs constrained decoding, which hearth doesn't have: refusing it
+  // clearly beats answering with text that may not parse (the wording is deliberately
+  // nothing like a context overflow, which agents answer by compacting and retrying).
   if (const Json* rf = get_object(body, "response_format")) {
-    if (get_string(*rf, "type").value_or("text") != "text")
-      throw ApiError(400, "response_format: only {\"type\": \"text\"} is supported", "invalid_request_error",
-                     "response_format");
+    const std::string type = get_string(*rf, "type").value_or("text");
+    if (type != "text")
+      throw ApiError(400, "response_format: type \"" + type + "\" is not supported (hearth has no constrained decoding); "
+                     "leave response_format out or use {\"type\": \"text\"}, and ask for JSON in the prompt",
+                     "invalid_request_error", "response_format");
   }
   ToolChoice choice;
   try {

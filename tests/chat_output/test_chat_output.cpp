@@ -195,6 +195,9 @@ TEST(ChatOutput, ToolChoice) {
   EXPECT_EQ(parse_tool_choice({{"tools", tools}, {"tool_choice", "auto"}}).mode, Mode::Auto);
   EXPECT_EQ(parse_tool_choice({{"tool_choice", "auto"}}).mode, Mode::None);
   EXPECT_EQ(parse_tool_choice({{"tools", tools}, {"tool_choice", "required"}}).mode, Mode::Required);
+  const auto one = parse_tool_choice({{"tools", json::array({tools[1]})}, {"tool_choice", "required"}});
+  EXPECT_EQ(one.mode, Mode::Function);
+  EXPECT_EQ(one.name, "glob");
   const auto named = parse_tool_choice(
       {{"tools", tools}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "glob"}}}}}});
   EXPECT_EQ(named.mode, Mode::Function);

@@ -1,11 +1,13 @@
 // Reliability soak for `hearth serve` (a benchmark, not a CTest test: it runs for minutes).
 //   node tests/server/soak.mjs HEARTH_BINARY MODEL [SECONDS=180] [CLIENTS=64] [SEQUENTIAL=1000]
 // Phase 1: SEQUENTIAL requests one after another. Phase 2: CLIENTS concurrent clients for
-// SECONDS, each looping over a random mix of streamed and plain chat, text completions,
-// streams dropped mid-way, malformed bodies and over-long prompts. Then it checks that the
-// server is idle again (no running or waiting request, no KV block held), that no answer
-// was a 500 or a dropped connection, and reports the server's resident memory at idle
-// before, between and after the phases. Prints one JSON summary; exit code 1 on failure.
+// SECONDS, each looping over a mix of streamed and plain chat, text completions, streams
+// dropped mid-way, plain requests abandoned while waiting, malformed bodies and over-long
+// prompts. Then it checks that the server is idle again (no running or waiting request, no
+// KV block held), that no answer was a 500 or a dropped connection, that no request took
+// longer than STUCK_S (stuck), and that resident memory after the load is back within
+// max(16 MiB, 10%) of its idle level after phase 1 (the first requests warm allocations
+// up). Prints one JSON summary; exit code 1 on failure.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 
@@ -31,14 +33,28 @@ const counts = {};
 const note = (k) => { counts[k] = (counts[k] ?? 0) + 1; };
 const words = (n) => Array.from({ length: n }, (_, i) => `w${i}`).join(" ");
 
-async function post(path, body, { stream = false, dropAfter = 0, raw = false } = {}) {
+const STUCK_S = 120;
+let slowest = 0;
+async function post(path, body, opts = {}) {
+  const t0 = Date.now();
+  const stuck = setTimeout(() => note("stuck"), STUCK_S * 1000);
+  try {
+    await send(path, body, opts);
+  } finally {
+    clearTimeout(stuck);
+    slowest = Math.max(slowest, (Date.now() - t0) / 1000);
+  }
+}
+async function send(path, body, { stream = false, dropAfter = 0, abandonMs = 0, raw = false } = {}) {
   const ac = new AbortController();
   let res;
+  const abandon = abandonMs ? setTimeout(() => { ac.abort(); note("abandoned"); }, abandonMs) : null;
   try {
     res = await fetch(base + path, { method: "POST", headers: { "content-type": "application/json" },
       body: raw ? body : JSON.stringify(body), signal: ac.signal });
   } catch (e) {
-    note("connection_error");
+    clearTimeout(abandon);
+    if (!ac.signal.aborted) note("connection_error");
     return;
   }
   note(`status_${res.status}`);
@@ -53,19 +69,22 @@ async function post(path, body, { stream = false, dropAfter = 0, raw = false } =
     }
   } catch (e) {
     if (!ac.signal.aborted) note("read_error");
+  } finally {
+    clearTimeout(abandon);
   }
 }
 
 const chat = (text, max, extra = {}) => ({ model: "x", messages: [{ role: "user", content: text }], max_tokens: max, ...extra });
 async function one(i) {
-  switch (i % 7) {
+  switch (i % 8) {
     case 0: return post("/v1/chat/completions", chat(`q${i}`, 16));
     case 1: return post("/v1/chat/completions", chat(`q${i}`, 24, { stream: true, stream_options: { include_usage: true } }), { stream: true });
     case 2: return post("/v1/completions", { prompt: `p${i}`, max_tokens: 12, logprobs: 2 });
     case 3: return post("/v1/chat/completions", chat(`drop${i}`, 400, { stream: true, ignore_eos: true }), { stream: true, dropAfter: 3 });
     case 4: return post("/v1/chat/completions", `{"messages": [{"role": "user", "content": ${i % 2 ? "" : "\"x\""}`, { raw: true });
     case 5: return post("/v1/chat/completions", chat(words(1200), 8));
-    default: return post("/v1/completions", { prompt: [1, 2, 3, i % 1000], max_tokens: 8, stream: true }, { stream: true });
+    case 6: return post("/v1/completions", { prompt: [1, 2, 3, i % 1000], max_tokens: 8, stream: true }, { stream: true });
+    default: return post("/v1/chat/completions", chat(`wait${i}`, 400, { ignore_eos: true }), { abandonMs: 150 });
   }
 }
 
@@ -87,22 +106,38 @@ for (let i = 0; i < sequential; i++) await one(i);
 summary.sequential_s = (Date.now() - t0) / 1000;
 summary.idle_after_sequential = await idle();
 summary.rss_after_sequential = rss();
+summary.counts_sequential = { ...counts };
 t0 = Date.now();
 let issued = 0;
-await Promise.all(Array.from({ length: clients }, async (_, c) => {
-  for (let i = c; Date.now() - t0 < seconds * 1000; i += clients) { await one(i); issued++; }
+const load = Promise.all(Array.from({ length: clients }, async (_, c) => {
+  // Each client goes round every kind of request (client c starts at kind c).
+  for (let k = 0; Date.now() - t0 < seconds * 1000; k++) { await one(c + k * 9); issued++; }
 }));
+// A client that never comes back is a stuck request too (its timer has already counted it).
+const finished = await Promise.race([load.then(() => true), sleep((seconds + STUCK_S + 30) * 1000).then(() => false)]);
+summary.clients_finished = finished;
 summary.concurrent_requests = issued;
 summary.idle_after_concurrent = await idle();
 await sleep(1000);
 summary.rss_end = rss();
+summary.rss_back_to_idle = summary.rss_end <= summary.rss_after_sequential + Math.max(16 << 20, summary.rss_after_sequential / 10);
+summary.slowest_request_s = slowest;
 summary.counts = counts;
 summary.crashed = crashed;
 const health = await fetch(base + "/health").then((r) => r.status).catch(() => 0);
 summary.health_after = health;
+// The server's own count of responses by route and status.
+const metrics = await fetch(base + "/metrics").then((r) => r.text()).catch(() => "");
+summary.server_responses = Object.fromEntries([...metrics.matchAll(
+  /^hearth_http_responses_total\{route="([^"]+)",status="(\d+)"\} (\d+)$/gm)].map((m) => [`${m[1]} ${m[2]}`, Number(m[3])]));
+// From here on an exit is the one asked for, not a crash.
+server.removeAllListeners("exit");
+const exited = new Promise((r) => server.on("exit", (c, s) => r(c ?? s)));
 server.kill("SIGTERM");
-summary.exit = await new Promise((r) => server.on("exit", (c, s) => r(c ?? s)));
+summary.exit = await exited;
 console.log(JSON.stringify(summary, null, 2));
 const ok = !crashed && health === 200 && summary.idle_after_sequential && summary.idle_after_concurrent &&
-  !counts.status_500 && !counts.connection_error && !counts.read_error && summary.exit === 0;
+  !counts.status_500 && !counts.connection_error && !counts.read_error && !counts.stuck && summary.clients_finished &&
+  summary.rss_back_to_idle &&
+  summary.exit === 0;
 process.exit(ok ? 0 : 1);

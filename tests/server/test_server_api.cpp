@@ -1,8 +1,11 @@
 // The server's plain routes and /v1/completions: health, models, tokenize/detokenize,
 // metrics, text completions (greedy output equal to direct mode, echo with prompt
 // logprobs against direct-mode log-softmax, streaming equal to non-streaming, usage),
-// and the error policy (400 naming the field, context_length_exceeded, 401, 404, 413).
+// the error policy (400 naming the field, context_length_exceeded, 401, 404, 405, 413)
+// and the request log line.
 #include <cmath>
+
+#include "core/log.h"
 
 #include "server_fixture.h"
 
@@ -180,11 +183,39 @@ TEST_F(ServerApi, ContextOverflowIsReportedAsSuch) {
   EXPECT_EQ(c.json["error"]["code"], "context_length_exceeded");
 }
 
-TEST_F(ServerApi, UnknownRoutesAre404Json) {
+TEST_F(ServerApi, UnknownRoutesAre404JsonAndWrongMethods405) {
   const auto r = srv().post("/v1/embeddings", Json{{"input", "x"}});
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(r.json["error"]["type"], "not_found_error");
   EXPECT_EQ(srv().get("/nothing/here").status, 404);
+  const auto get_chat = srv().get("/v1/chat/completions");
+  EXPECT_EQ(get_chat.status, 405);
+  EXPECT_EQ(get_chat.headers.find("Allow")->second, "POST");
+  EXPECT_NE(get_chat.json["error"]["message"].get<std::string>().find("use POST"), std::string::npos) << get_chat.body;
+  const auto post_models = srv().post("/v1/models", Json::object());
+  EXPECT_EQ(post_models.status, 405);
+  EXPECT_EQ(post_models.headers.find("Allow")->second, "GET");
+  EXPECT_EQ(srv().post("/health", Json::object()).status, 405);
+}
+
+TEST_F(ServerApi, OneLogLinePerRequestWithStatusAndTokens) {
+  const LogLevel before = log_level();
+  set_log_level(LogLevel::Info);
+  testing::internal::CaptureStderr();
+  srv().post("/v1/completions", Json{{"prompt", "log me"}, {"max_tokens", 3}, {"temperature", 0}, {"ignore_eos", true}});
+  srv().post("/v1/completions", Json{{"prompt", "x"}, {"temperature", "hot"}});
+  srv().get("/v1/nothing");
+  const std::string log = testing::internal::GetCapturedStderr();
+  set_log_level(before);
+  std::vector<std::string> lines;
+  for (size_t at = 0, nl; (nl = log.find('\n', at)) != std::string::npos; at = nl + 1)
+    if (log.compare(at, 22, "hearth: info: request ") == 0) lines.push_back(log.substr(at, nl - at));
+  ASSERT_EQ(lines.size(), 3u) << log;
+  for (const char* field : {"id=cmpl-", "route=/v1/completions", "status=200", "prompt_tokens=2 ", "completion_tokens=3 ",
+                            "ttft_ms=", "tokens_per_s=", "finish=length"})
+    EXPECT_NE(lines[0].find(field), std::string::npos) << field << " in " << lines[0];
+  EXPECT_NE(lines[1].find("status=400 error=\"temperature: expected a number\""), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2].find("route=/v1/nothing status=404"), std::string::npos) << lines[2];
 }
 
 TEST_F(ServerApi, MetricsCountRequestsAndTokens) {

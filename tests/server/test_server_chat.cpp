@@ -136,6 +136,42 @@ TEST_F(ServerChat, NamedToolChoiceAlwaysCallsThatFunction) {
   EXPECT_EQ(st.finish, choice["finish_reason"]);
 }
 
+TEST_F(ServerChat, RequiredWithOneToolCallsIt) {
+  // A random model writes no valid tool name of its own; with one tool the name is forced.
+  Json body = chat_body("Weather?", 16);
+  body["tools"] = Json::array({kWeatherTool});
+  body["tool_choice"] = "required";
+  const auto r = srv().post("/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(r.json["choices"][0]["message"]["tool_calls"].size(), 1u) << r.body;
+  EXPECT_EQ(r.json["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+}
+
+TEST_F(ServerChat, TemplateGetsThinkingSwitchAndReasoningReplay) {
+  // What the template rendered, read back through /tokenize and /detokenize.
+  auto rendered = [&](const Json& body) {
+    const auto t = srv().post("/tokenize", body);
+    EXPECT_EQ(t.status, 200) << t.body;
+    return srv().post("/detokenize", Json{{"tokens", t.json["tokens"]}}).json["content"].get<std::string>();
+  };
+  const Json user = Json::array({Json{{"role", "user"}, {"content", "hi"}}});
+  const std::string thinking = rendered(Json{{"messages", user}});
+  const std::string no_thinking = rendered(Json{{"messages", user}, {"chat_template_kwargs", {{"enable_thinking", false}}}});
+  EXPECT_EQ(no_thinking, thinking + "<think>\n\n</think>\n\n");
+  // Qwen3 replays the reasoning of assistant turns after the last user message; content
+  // may be null beside tool_calls.
+  const Json turn = Json::parse(R"([{"role": "user", "content": "weather?"},
+    {"role": "assistant", "content": null, "reasoning_content": "Need the weather tool.",
+     "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+    {"role": "tool", "tool_call_id": "c1", "content": "rain"}])");
+  const std::string replay = rendered(Json{{"messages", turn}, {"tools", Json::array({kWeatherTool})}});
+  EXPECT_NE(replay.find("<think>\nNeed the weather tool.\n</think>"), std::string::npos) << replay;
+  Json body = chat_body("x", 4);
+  body["messages"] = turn;
+  body["tools"] = Json::array({kWeatherTool});
+  EXPECT_EQ(srv().post("/v1/chat/completions", body).status, 200);
+}
+
 TEST_F(ServerChat, ToolChoiceNoneAndBadToolChoices) {
   Json body = chat_body("Weather?", 8);
   body["tools"] = Json::array({kWeatherTool});
@@ -238,7 +274,13 @@ TEST_F(ServerChat, BadMessagesAre400s) {
   EXPECT_EQ(post(R"({"messages": [5]})").status, 400);
   EXPECT_EQ(post(R"({"messages": [{"role": "user", "content": "x"}], "tools": "all"})").json["error"]["param"], "tools");
   EXPECT_EQ(post(R"({"messages": [{"role": "user", "content": "x"}], "stream": "yes"})").json["error"]["param"], "stream");
-  EXPECT_EQ(post(R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema"}})").status, 400);
+  const auto rf = post(R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema"}})");
+  EXPECT_EQ(rf.status, 400);
+  EXPECT_EQ(rf.json["error"]["param"], "response_format");
+  // Not the overflow wording, which agents answer by compacting and retrying.
+  EXPECT_EQ(rf.json["error"]["message"].get<std::string>().find("context length"), std::string::npos);
+  EXPECT_NE(rf.json["error"]["message"].get<std::string>().find("\"json_schema\" is not supported"), std::string::npos);
+  EXPECT_EQ(post(R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 1, "response_format": {"type": "text"}})").status, 200);
 }
 
 }  // namespace

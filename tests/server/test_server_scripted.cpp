@@ -3,56 +3,11 @@
 // prompt, so reasoning, tool calls, parallel_tool_calls, stop strings and the reasoning
 // field options go through the engine, the stream parser and both response encoders
 // exactly as a real model's output would. Random tiny models never write these.
-#include <mutex>
-
+#include "scripted_runner.h"
 #include "server_fixture.h"
 
 namespace hearth::test {
 namespace {
-
-// Reads each sequence's context back through its block table (as a backend does), finds
-// the last generation prompt in it and continues with the script, then <|im_end|>.
-class ScriptedRunner : public StepRunner {
- public:
-  ScriptedRunner(int32_t n_vocab, std::vector<int32_t> marker, int32_t eos)
-      : n_vocab_(n_vocab), marker_(std::move(marker)), eos_(eos) {}
-  void set_script(std::vector<int32_t> s) {
-    std::lock_guard lk(mu_);
-    script_ = std::move(s);
-  }
-  int32_t n_vocab() const override { return n_vocab_; }
-  void init_kv_cache(int32_t n_blocks, int32_t block_size) override {
-    block_size_ = block_size;
-    kv_.assign(static_cast<size_t>(n_blocks) * static_cast<size_t>(block_size), -1);
-  }
-  void forward(const StepBatch& b, float* logits) override {
-    std::lock_guard lk(mu_);
-    for (size_t t = 0; t < b.tokens.size(); ++t) kv_.at(static_cast<size_t>(b.slots[t])) = b.tokens[t];
-    for (size_t r = 0; r < b.logit_rows.size(); ++r) {
-      const auto t = static_cast<size_t>(b.logit_rows[r]);
-      const StepSequence& s = b.seqs[static_cast<size_t>(b.seq_of[t])];
-      std::vector<int32_t> ctx;
-      for (int32_t p = 0; p <= b.positions[t]; ++p)
-        ctx.push_back(kv_.at(static_cast<size_t>(s.block_table[static_cast<size_t>(p / block_size_)]) *
-                                 static_cast<size_t>(block_size_) +
-                             static_cast<size_t>(p % block_size_)));
-      size_t start = 0;
-      for (size_t i = 0; i + marker_.size() <= ctx.size(); ++i)
-        if (std::equal(marker_.begin(), marker_.end(), ctx.begin() + static_cast<std::ptrdiff_t>(i))) start = i + marker_.size();
-      const size_t k = ctx.size() - start;
-      const int32_t next = k < script_.size() ? script_[k] : eos_;
-      float* row = logits + r * static_cast<size_t>(n_vocab_);
-      std::fill(row, row + n_vocab_, -10.0f);
-      row[next] = 10.0f;
-    }
-  }
-
- private:
-  std::mutex mu_;
-  int32_t n_vocab_, block_size_ = 16;
-  std::vector<int32_t> marker_, script_, kv_;
-  int32_t eos_;
-};
 
 class ServerScripted : public ::testing::Test {
  protected:
