@@ -338,7 +338,7 @@ ChatResult run_chat(const Endpoint& ep, const Json& body) {
     rec.outcome = Outcome::malformed_stream;
     rec.error = "stream requested but the response is " + (x.content_type.empty() ? std::string("untyped") : x.content_type);
   } else if (stream) {
-    if (!excerpt_of(sse.rest(), 80).empty() && sse.rest().find_first_not_of("\r\n") != std::string::npos) {
+    if (sse.rest().find_first_not_of("\r\n") != std::string::npos) {
       rec.outcome = Outcome::malformed_stream;
       rec.error = "stream ended inside an event: " + excerpt_of(sse.rest(), 80);
     } else if (!done) {

@@ -216,10 +216,7 @@ RunResults run_endpoint(const EndpointOptions& o) {
     }
   }
 
-  if (o.probe) {
-    r.features = probe_features(o);
-    for (const auto& f : r.features) say("feature " + f.id + ": " + f.status + " (" + f.detail + ")");
-  }
+  if (o.probe) r.features = probe_features(o);
   if (o.process) r.process = o.process->metrics();
   return r;
 }

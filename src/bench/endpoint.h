@@ -48,8 +48,7 @@ struct EndpointOptions {
 
 RunResults run_endpoint(const EndpointOptions& o);
 
-// The feature probe alone (run_endpoint calls it). context_tokens: the served context
-// when /v1/models reports one, else 0.
+// The feature probe alone (run_endpoint calls it); probe.cpp lists the checks.
 std::vector<FeatureCheck> probe_features(const EndpointOptions& o);
 
 // Nearest-rank percentile of unsorted values (p in 0..100); -1 when empty.

@@ -78,7 +78,15 @@ FeatureCheck check_tools(const EndpointOptions& o, bool stream) {
 }  // namespace
 
 std::vector<FeatureCheck> probe_features(const EndpointOptions& o) {
-  std::vector<FeatureCheck> out;
+  // Each check is reported as soon as it is done: the tool and reasoning ones can take a while.
+  struct Reporting : std::vector<FeatureCheck> {
+    const EndpointOptions* opts;
+    void push_back(FeatureCheck f) {
+      if (opts->progress) opts->progress("feature " + f.id + ": " + f.status + " (" + f.detail + ")");
+      std::vector<FeatureCheck>::push_back(std::move(f));
+    }
+  } out;
+  out.opts = &o;
 
   // /v1/models, and the served context for the overflow check.
   int64_t n_ctx = 0;
@@ -200,7 +208,7 @@ std::vector<FeatureCheck> probe_features(const EndpointOptions& o) {
                                                            : size + ": " + failure_of(r);
     out.push_back(check("context_overflow", is_4xx, s, detail, r.excerpt));
   }
-  return out;
+  return out;  // moved into the base vector (C++20 implicit move)
 }
 
 }  // namespace hearth::bench

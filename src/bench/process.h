@@ -57,7 +57,7 @@ class ServerProcess {
   std::thread sampler_;
 };
 
-// VmRSS of one pid in bytes, -1 when unreadable; the pids of a process group.
+// VmRSS of one pid in bytes, -1 when unreadable.
 int64_t pid_rss_bytes(int64_t pid);
 
 }  // namespace hearth::bench

@@ -139,81 +139,70 @@ SystemSummary summarize(const RunResults& r) {
 }
 
 std::vector<Recommendation> recommend(const std::vector<SystemSummary>& systems) {
+  using Key = std::function<double(const SystemSummary&)>;
+  using Filter = std::function<bool(const SystemSummary&)>;
   std::vector<Recommendation> out;
   auto feature = [](const SystemSummary& s, const char* id) {
     auto it = s.features.find(id);
     return it != s.features.end() && it->second == "pass";
   };
-  auto add = [&](const char* use_case, const SystemSummary* best, const std::string& why, const std::string& none) {
-    out.push_back({use_case, best ? best->label : "none measured", best ? why : none});
+  // One rule: the best system by `key` among the eligible ones, every system whose key
+  // equals the winner's named with it; `why` explains the winner's figure.
+  auto rule = [&](const char* use_case, const Key& key, bool higher, const Filter& eligible,
+                  const std::function<std::string(const SystemSummary&)>& why, const std::string& none) {
+    const SystemSummary* best = best_by(systems, key, higher, eligible);
+    if (!best) return out.push_back({use_case, "none measured", none});
+    std::string names = best->label;
+    int tied = 1;
+    for (const auto& s : systems)
+      if (&s != best && (!eligible || eligible(s)) && key(s) == key(*best)) names += " / " + s.label, ++tied;
+    out.push_back({use_case, names, why(*best) + (tied > 1 ? " (tie)" : "")});
   };
+  const Key ttft = [](const SystemSummary& s) { return s.ttft_p50_s; };
+  auto ms = [](double s) { return fixed(s * 1000, 0) + " ms"; };
 
   // Coding agents need streaming and tool calls; among those, the quickest to answer.
-  {
-    auto agent_ready = [&](const SystemSummary& s) {
-      return feature(s, "streaming") && feature(s, "tool_calling") && feature(s, "tool_calling_stream");
-    };
-    const SystemSummary* best = best_by(systems, [](const SystemSummary& s) { return s.ttft_p50_s; }, false, agent_ready);
-    if (best) {
-      add("Coding agent (OpenCode, Continue.dev)", best,
-          "streaming and tool calls (plain and streamed) passed; TTFT p50 " + fixed(best->ttft_p50_s * 1000, 0) + " ms", "");
-    } else {
-      const SystemSummary* streaming = best_by(
-          systems, [](const SystemSummary& s) { return s.ttft_p50_s; }, false,
-          [&](const SystemSummary& s) { return feature(s, "streaming"); });
-      add("Coding agent (OpenCode, Continue.dev)", nullptr, "",
-          streaming ? "no system passed the tool-calling probes; " + streaming->label + " streams (TTFT p50 " +
-                          fixed(streaming->ttft_p50_s * 1000, 0) + " ms) but an agent's tool calls would fail"
-                    : "no system passed the streaming and tool-calling probes");
-    }
-  }
-  {
-    const SystemSummary* best = best_by(systems, [](const SystemSummary& s) { return s.ttft_p50_s; }, false);
-    add("Interactive chat", best, best ? "lowest TTFT p50: " + fixed(best->ttft_p50_s * 1000, 0) + " ms" : "", "no TTFT measured");
-  }
-  {
-    const SystemSummary* best = best_by(systems, [](const SystemSummary& s) { return s.speed; }, true);
-    add("Fastest generation", best, best ? "highest mean speed over the test cases: " + fixed(best->speed, 1) + " tok/s" : "",
-        "no successful request");
-  }
-  {
-    // Batch work wants every answer, then speed: success rate first, speed breaks ties.
-    const SystemSummary* best = best_by(
-        systems, [](const SystemSummary& s) { return s.success_rate < 0 ? -1 : s.success_rate * 1e9 + std::max(0.0, s.speed); }, true);
-    add("Batch processing", best,
-        best ? "success rate " + pct(best->success_rate) + " at " + or_dash(best->speed, 1) + " tok/s" : "", "no requests made");
-  }
-  {
-    const SystemSummary* best = best_by(systems, [](const SystemSummary& s) { return s.best_aggregate_tokens_per_s; }, true);
-    add("Concurrent users", best,
-        best ? "highest aggregate throughput: " + fixed(best->best_aggregate_tokens_per_s, 1) + " tok/s with " +
-                   std::to_string(best->best_clients) + " clients"
-             : "",
-        "no concurrency sweep in these results");
-  }
-  {
-    const SystemSummary* best = best_by(
-        systems, [](const SystemSummary& s) { return s.success_rate < 0 ? -1 : s.success_rate * 1e6 - s.crashes; }, true);
-    add("Critical reliability", best,
-        best ? "success rate " + pct(best->success_rate) + ", " + std::to_string(best->crashes) + " crash(es)" : "",
-        "no requests made");
-  }
-  {
-    const SystemSummary* best = best_by(
-        systems, [](const SystemSummary& s) {
-          return s.peak_rss_bytes < 0 ? -1.0 : static_cast<double>(s.peak_rss_bytes + std::max<int64_t>(0, s.peak_gpu_bytes));
-        },
-        false);
-    add("Smallest memory footprint", best,
-        best ? "peak resident memory " + human_size(best->peak_rss_bytes) +
-                   (best->peak_gpu_bytes > 0 ? " + GPU " + human_size(best->peak_gpu_bytes) : "")
-             : "",
-        "memory was not measured (no --pid/--spawn)");
-  }
-  {
-    const SystemSummary* best = best_by(systems, [](const SystemSummary& s) { return s.load_s; }, false);
-    add("Quick start", best, best ? "model load " + fixed(best->load_s, 2) + " s" : "", "load time was not measured");
-  }
+  const Filter agent_ready = [&](const SystemSummary& s) {
+    return feature(s, "streaming") && feature(s, "tool_calling") && feature(s, "tool_calling_stream");
+  };
+  const SystemSummary* streaming = best_by(systems, ttft, false, [&](const SystemSummary& s) { return feature(s, "streaming"); });
+  rule("Coding agent (OpenCode, Continue.dev)", ttft, false, agent_ready,
+       [&](const SystemSummary& s) { return "streaming and tool calls (plain and streamed) passed; TTFT p50 " + ms(s.ttft_p50_s); },
+       streaming ? "no system passed the tool-calling probes; " + streaming->label + " streams (TTFT p50 " +
+                       ms(streaming->ttft_p50_s) + ") but an agent's tool calls would fail"
+                 : "no system passed the streaming and tool-calling probes");
+  rule("Interactive chat", ttft, false, nullptr, [&](const SystemSummary& s) { return "lowest TTFT p50: " + ms(s.ttft_p50_s); },
+       "no TTFT measured");
+  rule("Fastest generation", [](const SystemSummary& s) { return s.speed; }, true, nullptr,
+       [](const SystemSummary& s) { return "highest mean speed over the test cases: " + fixed(s.speed, 1) + " tok/s"; },
+       "no successful request");
+  // Batch work wants every answer, then speed: success rate first, speed breaks ties.
+  rule("Batch processing",
+       [](const SystemSummary& s) { return s.success_rate < 0 ? -1 : s.success_rate * 1e9 + std::max(0.0, s.speed); }, true,
+       nullptr, [](const SystemSummary& s) { return "success rate " + pct(s.success_rate) + " at " + or_dash(s.speed, 1) + " tok/s"; },
+       "no requests made");
+  rule("Concurrent users", [](const SystemSummary& s) { return s.best_aggregate_tokens_per_s; }, true, nullptr,
+       [](const SystemSummary& s) {
+         return "highest aggregate throughput: " + fixed(s.best_aggregate_tokens_per_s, 1) + " tok/s with " +
+                std::to_string(s.best_clients) + " client(s)";
+       },
+       "no concurrency sweep in these results");
+  rule("Critical reliability",
+       [](const SystemSummary& s) { return s.success_rate < 0 ? -1 : s.success_rate * 1e6 - s.crashes; }, true, nullptr,
+       [](const SystemSummary& s) { return "success rate " + pct(s.success_rate) + ", " + std::to_string(s.crashes) + " crash(es)"; },
+       "no requests made");
+  rule("Smallest memory footprint",
+       [](const SystemSummary& s) {
+         return s.peak_rss_bytes < 0 ? -1.0 : static_cast<double>(s.peak_rss_bytes + std::max<int64_t>(0, s.peak_gpu_bytes));
+       },
+       false, nullptr,
+       [](const SystemSummary& s) {
+         return "peak resident memory " + human_size(s.peak_rss_bytes) +
+                (s.peak_gpu_bytes > 0 ? " + GPU " + human_size(s.peak_gpu_bytes) : "");
+       },
+       "memory was not measured (no --pid/--spawn)");
+  rule("Quick start", [](const SystemSummary& s) { return s.load_s; }, false, nullptr,
+       [](const SystemSummary& s) { return "model load " + fixed(s.load_s, 2) + " s"; }, "load time was not measured");
   return out;
 }
 

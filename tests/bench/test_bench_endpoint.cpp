@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -210,6 +212,28 @@ TEST(BenchSuite, JsonlErrorsNameTheLine) {
   EXPECT_TRUE(suite[1].stream && suite[1].non_stream);
   EXPECT_THROW(Endpoint::parse("https://x/v1"), Error);
   EXPECT_THROW(Endpoint::parse("http://x:99999/v1"), Error);
+}
+
+// The CLI: bench report writes the golden report; a URL where nothing listens is one line.
+TEST(BenchCli, ReportAndUnreachableEndpoint) {
+  const std::string dir = tmp_dir();
+  const std::string data = std::string(HEARTH_SOURCE_DIR) + "/tests/bench/";
+  ASSERT_EQ(std::system((std::string(HEARTH_BIN) + " bench report " + data + "data/server.json " + data +
+                         "data/direct.json --out " + dir + "/report.md 2>/dev/null").c_str()),
+            0);
+  std::ifstream a(dir + "/report.md"), b(data + "golden/report.md");
+  const std::string got((std::istreambuf_iterator<char>(a)), {}), want((std::istreambuf_iterator<char>(b)), {});
+  EXPECT_EQ(got, want);
+  const std::string err = dir + "/cli_err.txt";
+  const int rc = std::system((std::string(HEARTH_BIN) + " bench endpoint --url http://127.0.0.1:" + std::to_string(free_port()) +
+                              "/v1 --model m --no-probe --out " + dir + "/never.json 2>" + err).c_str());
+  EXPECT_NE(rc, 0);
+  std::ifstream e(err);
+  const std::string msg((std::istreambuf_iterator<char>(e)), {});
+  EXPECT_EQ(std::count(msg.begin(), msg.end(), '\n'), 1) << msg;
+  EXPECT_NE(msg.find("hearth: error: --url http://127.0.0.1:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("connection refused"), std::string::npos) << msg;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/never.json"));
 }
 
 // `hearth serve` with the demo model, spawned as a user would with --spawn.

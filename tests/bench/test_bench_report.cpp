@@ -102,6 +102,22 @@ TEST(BenchReport, ChartsAreWellFormedSvgWithOneMarkPerValue) {
   EXPECT_EQ(sweep.count("polyline", "series"), 1);  // the in-process run has no sweep
 }
 
+TEST(BenchReport, TiesNameEverySystem) {
+  SystemSummary a, b;
+  a.label = "A", b.label = "B";
+  a.success_rate = b.success_rate = 1.0;
+  a.speed = 10, b.speed = 12;
+  a.ttft_p50_s = 0.5, b.ttft_p50_s = 0.25;
+  std::map<std::string, Recommendation> by_case;
+  for (const auto& r : recommend({a, b})) by_case[r.use_case] = r;
+  EXPECT_EQ(by_case["Critical reliability"].recommended, "A / B");
+  EXPECT_EQ(by_case["Critical reliability"].why, "success rate 100%, 0 crash(es) (tie)");
+  EXPECT_EQ(by_case["Interactive chat"].recommended, "B");
+  EXPECT_EQ(by_case["Batch processing"].recommended, "B");  // same success rate, faster
+  EXPECT_EQ(by_case["Quick start"].recommended, "none measured");
+  EXPECT_EQ(by_case["Quick start"].why, "load time was not measured");
+}
+
 TEST(BenchReport, WritesFilesNextToTheMarkdown) {
   const std::string dir = std::string(HEARTH_BINARY_DIR) + "/test_tmp/bench_report";
   std::system(("mkdir -p " + dir).c_str());
