@@ -16,6 +16,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// A whole (non-streamed) response is kept up to this size; beyond it is not an answer.
+constexpr size_t kMaxBody = 64u << 20;
+
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::unique_ptr<httplib::Client> make_client(const Endpoint& ep) {
@@ -308,7 +311,7 @@ ChatResult run_chat(const Endpoint& ep, const Json& body) {
     // Only a 200 event stream is parsed as it arrives; anything else is read whole.
     parse_stream = stream && ex.response.status == 200 && ex.content_type.find("text/event-stream") != std::string::npos;
     if (!parse_stream) {
-      if (out.excerpt.size() < 65536) out.excerpt.append(d, std::min(n, 65536 - out.excerpt.size()));
+      if (out.excerpt.size() < kMaxBody) out.excerpt.append(d, std::min(n, kMaxBody - out.excerpt.size()));
       return true;
     }
     if (!sse.feed(d, n, on_payload)) {

@@ -236,6 +236,34 @@ TEST(BenchCli, ReportAndUnreachableEndpoint) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/never.json"));
 }
 
+// bench model --out: the suite in-process, in the shared results format.
+TEST(BenchCli, ModelRunWritesResults) {
+  const std::string model = std::string(HEARTH_SOURCE_DIR) + "/models/demo-qwen3-tiny-q8_0.gguf";
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << "no demo model (scripts/setup.sh writes it)";
+  const std::string out = tmp_dir() + "/direct.json";
+  ASSERT_EQ(std::system((std::string(HEARTH_BIN) + " bench model -m " + model + " -t 2 -p 16 -n 8 -r 1 --bandwidth-mib 16 " +
+                         "--max-tokens 4 --label Direct --out " + out + " >/dev/null 2>&1").c_str()),
+            0);
+  const RunResults r = read_results(out);
+  EXPECT_EQ(r.kind, "model");
+  EXPECT_EQ(r.label, "Direct");
+  ASSERT_EQ(r.cases.size(), 4u);
+  for (const auto& c : r.cases) {
+    EXPECT_FALSE(c.stream);
+    ASSERT_EQ(c.requests.size(), 1u);
+    EXPECT_EQ(c.requests[0].outcome, Outcome::ok);
+    EXPECT_GE(c.requests[0].completion_tokens, 1);
+    EXPECT_LE(c.requests[0].completion_tokens, 4);
+    EXPECT_GT(c.requests[0].prompt_tokens, 5);
+  }
+  ASSERT_TRUE(r.direct.has_value());
+  ASSERT_EQ(r.direct->tests.size(), 2u);
+  EXPECT_EQ(r.direct->tests[0].test, "pp16");
+  EXPECT_EQ(r.direct->tests[1].test, "tg8");
+  EXPECT_GT(r.direct->weights_bytes, 0);
+  EXPECT_GT(r.direct->peak_rss_bytes, r.direct->weights_bytes / 2);
+}
+
 // `hearth serve` with the demo model, spawned as a user would with --spawn.
 TEST(BenchHearthServe, ShortSuiteAgainstTheDemoModel) {
   const std::string model = std::string(HEARTH_SOURCE_DIR) + "/models/demo-qwen3-tiny-q8_0.gguf";
