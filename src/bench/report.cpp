@@ -1,5 +1,5 @@
 // The Markdown report (report.h), section by section in the seed's order: executive
-// summary, speed per test case, TTFT, memory, reliability, load time, concurrency, API
+// summary, speed per test case and its breakdown, TTFT, memory, reliability, load time, concurrency, API
 // features with their evidence, use-case recommendations, charts, test metadata.
 // A cell that was not measured says "—" or "not measured" and why; nothing is estimated.
 #include <algorithm>
@@ -127,6 +127,32 @@ void speed_section(std::string& md, const std::vector<SystemSummary>& sys) {
     if (avg > best_v) best_v = avg, best = static_cast<int>(k);
   }
   md += " " + (best < 0 ? std::string("—") : "**" + md_cell(cols[static_cast<size_t>(best)].title) + "**") + " |\n\n---\n\n";
+}
+
+// The seed's "speed breakdown by test": each system's cases in order, and the spread.
+void breakdown_section(std::string& md, const std::vector<SystemSummary>& sys) {
+  md += "## Speed breakdown by test\n\n";
+  for (const auto& s : sys) {
+    md += "### " + s.label + "\n\n";
+    double lo = -1, hi = -1;
+    int n = 0;
+    for (const auto& c : s.cases) {
+      md += std::to_string(++n) + ". " + c.name + " (" + c.mode + "): ";
+      if (c.ok == 0) {
+        md += "FAILED (" + failures_text(c.failures) + ")\n";
+        continue;
+      }
+      md += (c.e2e_tokens_per_s < 0 ? std::string("n/a (no usage)") : fixed(c.e2e_tokens_per_s, 1) + " tok/s") + " (" +
+            (c.completion_tokens < 0 ? std::string("?") : fixed(c.completion_tokens, 0)) + " tokens in " + fixed(c.total_s, 2) + " s)\n";
+      if (c.e2e_tokens_per_s >= 0) {
+        lo = lo < 0 ? c.e2e_tokens_per_s : std::min(lo, c.e2e_tokens_per_s);
+        hi = std::max(hi, c.e2e_tokens_per_s);
+      }
+    }
+    if (lo > 0) md += "\n**Range:** " + fixed(lo, 1) + " - " + fixed(hi, 1) + " tok/s (" + percent_faster(hi, lo) + " between the slowest and the fastest)\n";
+    md += "\n";
+  }
+  md += "---\n\n";
 }
 
 void ttft_section(std::string& md, const std::vector<SystemSummary>& sys) {
@@ -268,6 +294,7 @@ ReportFiles build_report(const std::vector<RunResults>& runs, const std::string&
   md += "\n---\n\n";
   executive_summary(md, sys, recs);
   speed_section(md, sys);
+  breakdown_section(md, sys);
   ttft_section(md, sys);
   memory_and_load(md, sys, runs);
   concurrency_section(md, runs);

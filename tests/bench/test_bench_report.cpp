@@ -82,6 +82,9 @@ TEST(BenchReport, FiguresAreTheHandWorkedMeans) {
   EXPECT_NE(md.find("| **Average** | **25.0** | **28.8** | **14.3** |"), std::string::npos);
   // Reliability: 5 of 8 Server A requests succeeded; crash + (no reset) = 1 broken connection.
   EXPECT_NE(md.find("| Server A | 62% (5/8) | connection_refused ×1, crash ×1, timeout ×1 | 1 |"), std::string::npos);
+  // Breakdown: mean total time (10 + 6.667) / 2 = 8.33 s; Direct B spread 10 -> 20 tok/s.
+  EXPECT_NE(md.find("1. SQL Injection (non-stream): 25.0 tok/s (200 tokens in 8.33 s)"), std::string::npos);
+  EXPECT_NE(md.find("**Range:** 10.0 - 20.0 tok/s (100% between the slowest and the fastest)"), std::string::npos);
   // TTFT p50 (nearest rank) of Server A's 0.25, 0.5, 0.2 -> 0.25.
   EXPECT_NE(md.find("| Server A | 250 ms | 500 ms |"), std::string::npos);
 }
