@@ -234,7 +234,11 @@ class SseParser {
       size_t end = buf_.find("\n\n"), skip = 2;
       const size_t crlf = buf_.find("\r\n\r\n");
       if (crlf != std::string::npos && (end == std::string::npos || crlf < end)) end = crlf, skip = 4;
-      if (end == std::string::npos) return true;
+      if (end == std::string::npos) {
+        if (buf_.size() <= kMaxBody) return true;
+        error_ = "an SSE event longer than 64 MiB";
+        return false;
+      }
       const std::string event = buf_.substr(0, end);
       buf_.erase(0, end + skip);
       std::string payload;
