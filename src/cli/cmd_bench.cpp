@@ -10,6 +10,8 @@
 // caches (written once first so its pages are resident), four accumulators each so loads,
 // not adds, bound the loop; the best of several passes counts, a pass lasting as long as
 // its slowest thread.
+// --out FILE also runs the endpoint suite in-process (bench/direct.h) and writes both in
+// the results format of `hearth bench endpoint`, for `hearth bench report`.
 // On a shared machine wall-clock figures fall with the load, so each figure also comes as
 // "cpu": tokens x threads / process CPU seconds (and bytes / the slowest thread's CPU
 // seconds for the bandwidth), the speed had every thread kept a core to itself.
@@ -28,6 +30,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/resource.h>
 
+#include "bench/direct.h"
 #include "cli/commands.h"
 #include "cli/direct_options.h"
 #include "core/error.h"
@@ -126,6 +129,8 @@ struct BenchOptions {
   int batch = 512;
   bool json = false;
   double buffer_mib = 1024;
+  std::string out, label, suite, note;  // --out: results file for `hearth bench report`
+  int max_tokens = 200;
 };
 
 struct Result {
@@ -312,6 +317,18 @@ int run_bench(const BenchOptions& o) {
   std::string types;
   for (const auto& [t, count] : info.tensor_types) types += (types.empty() ? "" : ",") + t;
 
+  if (!o.out.empty()) {
+    bench::ModelRunOptions mo;
+    mo.suite = {o.suite.empty() ? bench::default_suite() : bench::load_suite(o.suite), o.max_tokens, o.reps, 1,
+                [](const std::string& line) { std::fprintf(stderr, "bench: %s\n", line.c_str()); }};
+    mo.label = o.label;
+    mo.note = o.note;
+    mo.threads = threads;
+    mo.kv_cache_bytes = mem.kv_cache_bytes;
+    for (const auto& r : results) mo.tests.push_back({r.test, r.mean(), r.stddev()});
+    bench::write_results(bench::run_model(rt, mo), o.out);
+    std::fprintf(stderr, "bench: results in %s\n", o.out.c_str());
+  }
   if (o.json) {
     nlohmann::ordered_json j;
     j["model"] = path;
@@ -392,7 +409,19 @@ Command add_bench(CLI::App& app) {
   sub->add_option("-b,--batch", o->batch, "prompt tokens per forward pass (default 512)");
   sub->add_option("--bandwidth-mib", o->buffer_mib, "buffer size of the bandwidth measurement in MiB (default 1024)");
   sub->add_flag("--json", o->json, "print JSON instead of a Markdown table");
-  return [o] { return run_bench(*o); };
+  sub->add_option("--out", o->out, "also run the endpoint suite in-process; write results for `hearth bench report`");
+  sub->add_option("--label", o->label, "--out: the system's name in reports (default \"hearth (Direct)\")");
+  sub->add_option("--suite", o->suite, "--out: JSONL test cases (default: the four security prompts)");
+  sub->add_option("--max-tokens", o->max_tokens, "--out: max_tokens of each suite case (default 200)");
+  sub->add_option("--note", o->note, "--out: a note on the machine for the report");
+  CLI::App* endpoint = app.add_subcommand("endpoint", "benchmark any OpenAI-compatible server: suite, concurrency, features");
+  CLI::App* report = app.add_subcommand("report", "Markdown report, SVG charts and JSON summary from results files");
+  const Command run_endpoint = add_bench_endpoint(*endpoint), run_report = add_bench_report(*report);
+  return [o, endpoint, report, run_endpoint, run_report] {
+    if (endpoint->parsed()) return run_endpoint();
+    if (report->parsed()) return run_report();
+    return run_bench(*o);
+  };
 }
 
 }  // namespace hearth::cli

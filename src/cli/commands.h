@@ -17,6 +17,9 @@ Command add_make_model(CLI::App& app);
 Command add_chat(CLI::App& app);
 Command add_batch(CLI::App& app);
 Command add_bench(CLI::App& app);
+// The endpoint and report subcommands of bench, registered by add_bench (cmd_bench_endpoint.cpp).
+Command add_bench_endpoint(CLI::App& sub);
+Command add_bench_report(CLI::App& sub);
 Command add_serve(CLI::App& app);
 Command add_tokenize(CLI::App& app);
 Command add_detokenize(CLI::App& app);

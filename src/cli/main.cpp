@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   add("run", "generate from a prompt", hearth::cli::add_run);
   add("chat", "interactive multi-turn chat in the terminal", hearth::cli::add_chat);
   add("batch", "answer a JSONL file of chat requests", hearth::cli::add_batch);
-  add("bench", "benchmarks (bench model: in-process speed of a model)", hearth::cli::add_bench);
+  add("bench", "benchmarks: model (in-process), endpoint (any OpenAI server), report", hearth::cli::add_bench);
   add("serve", "OpenAI-compatible HTTP server (continuous batching)", hearth::cli::add_serve);
   add("tokenize", "UTF-8 text on stdin -> token ids", hearth::cli::add_tokenize);
   add("detokenize", "token ids on stdin -> text", hearth::cli::add_detokenize);
