@@ -431,8 +431,37 @@ int32_t Sampler::draw(double u) const {
 
 const std::vector<Candidate>& Sampler::distribution(float* logits) {
   modify_logits(logits, /*save_raw=*/false);
+  mask_forced(logits);
   run_chain(logits);
   return cands_;
+}
+
+// forced_start: every token that does not continue one of the sequences still matching
+// the output so far gets -inf, so the chain (greedy or not) can only pick a continuation.
+// The mask comes after bias and penalties, which therefore only rank the allowed tokens.
+void Sampler::mask_forced(float* logits) {
+  if (params_.forced_start.empty() || forced_done_) return;
+  const size_t at = forced_so_far_.size();
+  std::vector<int32_t> allowed;
+  for (const auto& seq : params_.forced_start) {
+    if (seq.size() > at && std::equal(forced_so_far_.begin(), forced_so_far_.end(), seq.begin()))
+      allowed.push_back(seq[at]);
+  }
+  HEARTH_ASSERT(!allowed.empty());
+  std::vector<float> keep(allowed.size());
+  for (size_t i = 0; i < allowed.size(); ++i) keep[i] = logits[allowed[i]];
+  std::fill(logits, logits + vocab_.n_vocab, -std::numeric_limits<float>::infinity());
+  // A token whose logit is -inf or NaN must still be pickable: it is the only way on.
+  for (size_t i = 0; i < allowed.size(); ++i)
+    logits[allowed[i]] = std::isfinite(keep[i]) ? keep[i] : -1e30f;
+}
+
+void Sampler::advance_forced(int32_t token) {
+  if (params_.forced_start.empty() || forced_done_) return;
+  forced_so_far_.push_back(token);
+  for (const auto& seq : params_.forced_start) {
+    if (seq == forced_so_far_) forced_done_ = true;
+  }
 }
 
 int32_t Sampler::sample(float* logits, SampleLogprobs* logprobs) {
@@ -443,9 +472,11 @@ int32_t Sampler::sample(float* logits, SampleLogprobs* logprobs) {
     logprobs->top = top_logprobs_lse(logits, n, params_.top_logprobs, lse);
   }
   modify_logits(logits, logprobs != nullptr);
+  mask_forced(logits);
   run_chain(logits);
 
   const int32_t token = cands_.size() > 1 ? draw(rng_.uniform()) : cands_.front().id;
+  advance_forced(token);
   if (logprobs) {
     float raw = logits[token];
     for (const auto& [id, value] : raw_) {

@@ -129,6 +129,11 @@ class Sampler {
   std::unordered_map<int32_t, int32_t> counts_;  // token -> occurrences in window_
   std::vector<Candidate> cands_;                 // reused across calls
   std::vector<std::pair<int32_t, float>> raw_;   // raw logits of modified ids, for logprobs
+  // params_.forced_start progress: the tokens sampled so far while the constraint holds.
+  std::vector<int32_t> forced_so_far_;
+  bool forced_done_ = false;
+  void mask_forced(float* logits);
+  void advance_forced(int32_t token);
 };
 
 }  // namespace hearth

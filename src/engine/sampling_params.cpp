@@ -55,6 +55,13 @@ void SamplingParams::validate(int32_t n_vocab) const {
   }
   if (top_logprobs < 0 || top_logprobs > 20)
     fail("top_logprobs: " + std::to_string(top_logprobs) + " is out of range, expected [0, 20]");
+  for (const auto& seq : forced_start) {
+    if (seq.empty()) fail("forced_start: a sequence is empty");
+    for (int32_t id : seq) {
+      if (id < 0 || (n_vocab > 0 && id >= n_vocab))
+        fail("forced_start: token id " + std::to_string(id) + " is not in the vocabulary");
+    }
+  }
 }
 
 void apply_generation_config(const nlohmann::json& config, SamplingParams& params) {

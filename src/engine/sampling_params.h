@@ -60,6 +60,13 @@ struct SamplingParams {
   bool logprobs = false;
   int32_t top_logprobs = 0;
 
+  // Constrained start: when not empty, the first generated tokens must spell one of these
+  // token sequences exactly. Each step may only pick a token that keeps the output a prefix
+  // of at least one of them, until one is complete; then sampling is free again. The server
+  // uses it to force a valid function name for tool_choice "required" with several tools.
+  // No sequence may be a proper prefix of another (end each with a delimiter).
+  std::vector<std::vector<int32_t>> forced_start;
+
   // Throws hearth::Error naming the first field that is out of range. n_vocab > 0 also
   // checks logit_bias and stop_token_ids ids against the vocabulary.
   void validate(int32_t n_vocab = 0) const;

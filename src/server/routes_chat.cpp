@@ -7,8 +7,9 @@
 // tool_choice is enforced: "none" leaves the tools out of the prompt and parses no calls;
 // "required" and a named function put the start of a call after the generation prompt
 // (closing an open think block first); a named function (and "required" with one tool)
-// writes the name too. With several tools, "required" leaves the name to the model: there
-// is no constrained decoding, so a model that writes no valid name gives no call.
+// writes the name too. With several tools, "required" lets the model choose the name, but
+// only among the tools: sampling is constrained (SamplingParams::forced_start) until one
+// name and the start of its arguments are written.
 // parallel_tool_calls false ends the generation after the first complete call.
 #include "server/chat_output.h"
 #include "server/server_state.h"
@@ -21,7 +22,27 @@ struct PreparedChat {
   std::vector<int32_t> prompt;
   ChatParseOptions parse;
   bool parallel_tool_calls = true;
+  // tool_choice "required" with several tools: the token spellings of each
+  // `NAME", "arguments": ` that may follow the prefill (SamplingParams::forced_start).
+  std::vector<std::vector<int32_t>> forced_names;
 };
+
+// The rest of a call's head after the "required" prefill, one per tool: the name as the
+// template's tojson writes it (without the opening quote, which the prefill has) and the
+// start of the arguments. The closing quote ends every name, so none is a prefix of another.
+std::vector<std::vector<int32_t>> forced_tool_names(const State& st, const Json& body) {
+  std::vector<std::vector<int32_t>> out;
+  if (const Json* tools = get_array(body, "tools")) {
+    for (const auto& t : *tools) {
+      const Json* fn = get_object(t, "function");
+      const std::optional<std::string> name = fn ? get_string(*fn, "name") : std::nullopt;
+      if (!name || name->empty()) continue;
+      const std::string head = nlohmann::ordered_json(*name).dump().substr(1) + ", \"arguments\": ";
+      out.push_back(st.model.tokenizer->encode(head, /*parse_special=*/false));
+    }
+  }
+  return out;
+}
 
 std::string_view tail(std::string_view text) { return text.substr(text.size() > 64 ? text.size() - 64 : 0); }
 
@@ -91,6 +112,7 @@ PreparedChat prepare(const State& st, const Json& body) {
     else if (thinking_model(st) && tail(text).find("</think>") == std::string_view::npos) text += "<think>\n\n</think>\n\n";
     text += p.parse.prefill;
   }
+  if (choice.mode == ToolChoice::Mode::Required) p.forced_names = forced_tool_names(st, body);
   p.parse.tool_calls = choice.mode != ToolChoice::Mode::None;
   p.parallel_tool_calls = get_bool(body, "parallel_tool_calls").value_or(true);
   p.prompt = encode_prompt(st, text);
@@ -204,8 +226,10 @@ void handle_chat_completions(State& st, const httplib::Request& req, httplib::Re
   r->c = read_common(body, st.model.defaults, /*chat=*/true, /*default_max_tokens=*/-1);
   r->prep = prepare(st, body);
   std::vector<EngineRequest> requests;
-  for (int i = 0; i < r->c.n; ++i)
+  for (int i = 0; i < r->c.n; ++i) {
     requests.push_back({.prompt = r->prep.prompt, .params = choice_params(r->c.params, i)});
+    requests.back().params.forced_start = r->prep.forced_names;
+  }
   r->streams = submit_all(st, std::move(requests));
   for (int i = 0; i < r->c.n; ++i) r->choices.emplace_back(r->prep.parse);
   r->log.id = make_id("chatcmpl-");

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
+#include <vector>
 
 #include "core/error.h"
 #include "engine/sampler.h"
@@ -194,4 +196,67 @@ TEST(SamplerDraw, LogprobsComeFromTheRawLogits) {
   // Stable for huge logits.
   std::vector<float> big = {1000.0f, 1000.0f, -INFINITY};
   EXPECT_NEAR(log_sum_exp(big.data(), 3), 1000.0 + std::log(2.0), 1e-6);
+}
+
+// forced_start: the output must spell one of the sequences, whatever the logits favour;
+// among the sequences the logits choose (greedy picks the best continuation), and after a
+// sequence is complete sampling is free again.
+TEST(SamplerDraw, ForcedStartSpellsOneOfTheSequences) {
+  const int32_t n_vocab = 37;
+  SamplerRng rng(7);
+  std::vector<float> logits(n_vocab);
+  for (auto& x : logits) x = static_cast<float>(rng.uniform() * 8.0 - 4.0);
+  SamplingParams params;
+  params.temperature = 0.0f;
+  params.forced_start = {{5, 9, 30}, {5, 12}, {21}};
+  // Greedy ranks the allowed first tokens 5 and 21; make 5 win, then 12 over 9.
+  logits[5] = -3.0f;
+  logits[21] = -3.5f;
+  logits[9] = -1.0f;
+  logits[12] = -0.5f;
+  Sampler greedy = make_sampler(params, n_vocab);
+  std::vector<int32_t> out;
+  for (int i = 0; i < 4; ++i) {
+    auto copy = logits;
+    out.push_back(greedy.sample(copy.data()));
+  }
+  int32_t best = 0;
+  for (int32_t i = 1; i < n_vocab; ++i)
+    if (logits[i] > logits[best]) best = i;
+  EXPECT_EQ(out, (std::vector<int32_t>{5, 12, best, best}));
+
+  // Random draws: every output starts with a complete sequence, and all three occur.
+  params.temperature = 1.5f;
+  params.seed = 11;
+  std::map<std::vector<int32_t>, int> seen;
+  for (int trial = 0; trial < 300; ++trial) {
+    Sampler s = make_sampler(params, n_vocab);
+    std::vector<int32_t> got;
+    for (int i = 0; i < 3; ++i) {
+      auto copy = logits;
+      got.push_back(s.sample(copy.data()));
+      bool complete = false;
+      for (const auto& seq : params.forced_start) complete |= got == seq;
+      if (complete) break;
+    }
+    bool matches = false;
+    for (const auto& seq : params.forced_start) matches |= got == seq;
+    EXPECT_TRUE(matches) << "trial " << trial;
+    ++seen[got];
+    params.seed = *params.seed + 1;
+  }
+  EXPECT_EQ(seen.size(), 3u);
+
+  // A forced token whose logit is -inf (banned by a bias, say) is still the only way on.
+  params.temperature = 0.0f;
+  params.forced_start = {{3, 4}};
+  Sampler banned = make_sampler(params, n_vocab);
+  auto copy = logits;
+  copy[3] = -std::numeric_limits<float>::infinity();
+  EXPECT_EQ(banned.sample(copy.data()), 3);
+
+  params.forced_start = {{}};
+  EXPECT_THROW(make_sampler(params, n_vocab), Error);
+  params.forced_start = {{n_vocab}};
+  EXPECT_THROW(make_sampler(params, n_vocab), Error);
 }
