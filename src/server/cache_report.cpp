@@ -107,7 +107,10 @@ CacheReport explain_cache(const State& st, std::span<const int32_t> prompt, cons
   CacheReport r;
   r.n_prompt = static_cast<int32_t>(prompt.size());
   r.n_cached = p.n_cached;
-  if (!p.nearest.found || p.nearest.common >= r.n_prompt) return r;
+  // A partial miss: the prompt shares at least a block's worth with an earlier request
+  // but not all of it. A prompt unrelated to everything before is not explained.
+  const int32_t min_shared = st.engine.config().block_size;
+  if (!p.nearest.found || p.nearest.common < min_shared || p.nearest.common >= r.n_prompt) return r;
   r.diverged = true;
   r.diverged_at = p.nearest.common;
   const Tokenizer* tok = st.model.tokenizer;

@@ -7,9 +7,10 @@
 //     cached_excerpt} on a partial miss (usage.prompt_tokens_details.cached_tokens is the
 //     final count, decided when the request is scheduled);
 //   - an info line on the log.
-// "Diverged" means the prompt parts from the most similar recent request (prompt and
-// answer) before its own end: a turn's new message, or a changed system prompt or tool
-// list, which the message index and the excerpts make visible.
+// "Diverged" means the prompt shares at least one block's worth of tokens with the most
+// similar recent request (prompt and answer) but parts from it before its own end: a
+// turn's new message, or a changed system prompt or tool list, which the message index
+// and the excerpts make visible. Unrelated prompts get no divergence report.
 //
 // The session key of a request (its blocks are evicted after one-off requests' blocks)
 // comes from the x-session-affinity or x-session-id header (OpenCode sends them), else
