@@ -90,7 +90,7 @@ void Engine::save_cache() {
       runner_->read_kv_block(s.block, block->data.data());
       tier_->persist(std::move(block));
     }
-    log_info("prefix cache: saved " + std::to_string(blocks.size()) + " blocks to " + tier_->folder());
+    log_info("prefix cache: " + std::to_string(blocks.size()) + " cached blocks of the pool kept in " + tier_->folder());
   } catch (const std::exception& e) {
     log_error(std::string("prefix cache: saving at shutdown failed: ") + e.what());
   }
