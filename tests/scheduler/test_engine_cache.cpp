@@ -195,6 +195,26 @@ TEST(EngineCache, ARestartFindsThePrefixOnDiskAndAnotherModelDoesNot) {
   fs::remove_all(dir);
 }
 
+// Under pool pressure, one-off requests evict each other's blocks before a session's: the
+// session's conversation stays whole, while the same conversation without a session key
+// is evicted (least recently used first) by the same two side calls.
+TEST(EngineCache, SideCallsDoNotEvictASessionsConversation) {
+  for (const std::string session : {"ses_main", ""}) {
+    auto e = make_engine(kSmall);  // 24 blocks of 4 tokens
+    const auto conversation = tokens(40, 7);
+    run(*e, conversation, 4, session);  // 43 tokens computed: 10 named blocks + 1 partial
+    run(*e, tokens(44, 8), 4);          // side call 1: 12 blocks
+    run(*e, tokens(44, 9), 4);          // side call 2: 12 blocks, some of them evicted ones
+    const Outcome again = run(*e, cat(conversation, tokens(3, 10)), 2, session);
+    if (session.empty()) {
+      EXPECT_EQ(again.stats.cached_tokens, 4) << "one-off: only the first block survived";
+    } else {
+      EXPECT_EQ(again.stats.cached_tokens, 40) << "session: the whole conversation survived";
+    }
+    EXPECT_GT(e->stats().kv_evictions_total, 0);
+  }
+}
+
 TEST(EngineCache, ConcurrentRequestsSharingAnUncomputedPrefixAreExact) {
   EngineConfig off = kSmall, on = kSmall;
   off.prefix_cache = false;

@@ -11,6 +11,7 @@
 #include <regex>
 #include <thread>
 
+#include "server/cache_report.h"
 #include "server_fixture.h"
 
 namespace hearth::test {
@@ -166,6 +167,18 @@ TEST(ServerCache, ConcurrentRequestsSharingAPrefixAreExact) {
   }
   const HttpResult again = on.post("/v1/chat/completions", bodies[0]);
   EXPECT_GT(again.json["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>(), 100);
+}
+
+TEST(ServerCache, SessionKeyFromHeadersThenBodyFields) {
+  httplib::Request req;
+  EXPECT_EQ(server::session_key(req, Json::object()), "");
+  EXPECT_EQ(server::session_key(req, Json{{"user", "u1"}}), "u1");
+  EXPECT_EQ(server::session_key(req, Json{{"user", "u1"}, {"session_id", "s1"}}), "s1");
+  EXPECT_THROW(server::session_key(req, Json{{"user", 5}}), server::ApiError);  // a 400, as OpenAI answers
+  req.set_header("x-session-id", "ses_b");
+  EXPECT_EQ(server::session_key(req, Json{{"session_id", "s1"}}), "ses_b");
+  req.set_header("X-Session-Affinity", "ses_a");
+  EXPECT_EQ(server::session_key(req, Json::object()), "ses_a");
 }
 
 fs::path fresh_dir(const std::string& name) {
