@@ -2,6 +2,7 @@
 #include "server/cache_report.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "core/log.h"
 
@@ -51,9 +52,31 @@ std::string content_text(const Json& m) {
   return out;
 }
 
+// Strings a message renders, in order: its content, then for each tool call its name and
+// its string argument values (templates re-serialize the arguments, so the values, not
+// the JSON text, are what can be found).
+std::vector<std::string> anchors(const Json& m) {
+  std::vector<std::string> out;
+  if (std::string c = content_text(m); !c.empty()) out.push_back(std::move(c));
+  auto calls = m.find("tool_calls");
+  if (calls == m.end() || !calls->is_array()) return out;
+  for (const auto& call : *calls) {
+    const Json* fn = call.is_object() && call.contains("function") ? &call["function"] : nullptr;
+    if (!fn || !fn->is_object()) continue;
+    if (fn->contains("name") && (*fn)["name"].is_string()) out.push_back((*fn)["name"].get<std::string>());
+    if (!fn->contains("arguments") || !(*fn)["arguments"].is_string()) continue;
+    const Json args = Json::parse((*fn)["arguments"].get<std::string>(), nullptr, /*allow_exceptions=*/false);
+    if (args.is_object())
+      for (const auto& [k, v] : args.items())
+        if (v.is_string() && !v.get<std::string>().empty()) out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
 // Which message (or the tool list) holds character `at` of the rendered prompt: each
-// message's content is found in order; message i owns the text after message i-1's
-// content up to the end of its own, so template markup before a content belongs to it.
+// message's rendered strings (anchors) are found in order; message i owns the text after
+// message i-1's last anchor up to the end of its own, so template markup before a
+// message's text belongs to it.
 void locate(CacheReport& r, const Json& messages, const Json* tools, const std::string& text, size_t at) {
   if (tools && !tools->empty()) {
     size_t first = std::string::npos, last = 0;
@@ -75,9 +98,10 @@ void locate(CacheReport& r, const Json& messages, const Json* tools, const std::
   }
   size_t pos = 0;
   for (size_t i = 0; i < messages.size(); ++i) {
-    const std::string content = content_text(messages[i]);
-    const size_t p = content.empty() ? std::string::npos : text.find(content, pos);
-    const size_t end = p == std::string::npos ? pos : p + content.size();
+    size_t end = pos;
+    if (messages[i].is_object())
+      for (const std::string& a : anchors(messages[i]))
+        if (const size_t p = text.find(a, end); p != std::string::npos) end = p + a.size();
     if (at < end || i + 1 == messages.size()) {
       r.message = static_cast<int>(i);
       auto role = messages[i].find("role");

@@ -142,6 +142,20 @@ TEST(ServerCache, AChangedSystemPromptOrToolOrderIsExplained) {
   const HttpResult t = srv.post("/v1/chat/completions", body("Tuesday", reordered));
   ASSERT_EQ(t.status, 200) << t.body;
   EXPECT_EQ(header_field(t, "role"), "tools") << t.headers.find("x-hearth-cache")->second;
+
+  // An agent step: the same request plus an assistant message holding only a tool call
+  // (content "") and its result. It parts from the last request (whose answer the model
+  // wrote differently) inside message 2, the assistant's.
+  Json step = body("Tuesday", reordered);
+  step["messages"].push_back(Json{{"role", "assistant"}, {"content", ""},
+                                  {"tool_calls", Json::array({Json{{"id", "call_1"}, {"type", "function"},
+                                                                   {"function", {{"name", "read"}, {"arguments", "{\"path\":\"src/main.cpp\"}"}}}}})}});
+  step["messages"].push_back(Json{{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "int main() { return 0; }"}});
+  const HttpResult u = srv.post("/v1/chat/completions", step);
+  ASSERT_EQ(u.status, 200) << u.body;
+  EXPECT_EQ(header_field(u, "message"), "2") << u.headers.find("x-hearth-cache")->second;
+  EXPECT_EQ(header_field(u, "role"), "assistant");
+  EXPECT_EQ(std::stoll(header_field(u, "diverged_at")), t.json["usage"]["prompt_tokens"].get<int64_t>());
 }
 
 TEST(ServerCache, ConcurrentRequestsSharingAPrefixAreExact) {
