@@ -44,6 +44,14 @@ struct KvCacheConfig {
   DType dtype = DType::F32;  // F32, F16 or BF16 (backend may support a subset)
 };
 
+// Bytes of one KV block, all layers: for each layer its keys, then its values, each
+// [block_size, n_kv_heads * head_dim] in the cache's dtype. The layout of
+// read_kv_block/write_kv_block, and of the prefix cache's files.
+inline int64_t kv_block_bytes(const KvCacheConfig& c) {
+  const int64_t elem = c.dtype == DType::F32 ? 4 : 2;
+  return 2 * static_cast<int64_t>(c.n_layers) * c.block_size * c.n_kv_heads * c.head_dim * elem;
+}
+
 // Bytes a backend has allocated, by use. Weights left in a file mapping (the CPU backend)
 // are not counted here; callers add ModelInfo::weight_bytes for those.
 struct BackendMemory {
@@ -75,6 +83,11 @@ class Backend {
   virtual const KvCacheConfig& kv_cache_config() const = 0;
   // Copy a KV block's contents (all layers) from one block id to another (copy-on-write).
   virtual void copy_kv_block(int32_t src_block, int32_t dst_block) = 0;
+  // Copy one KV block (kv_block_bytes(kv_cache_config()) bytes, layout above) to host
+  // memory, after queued work has finished; and back. The prefix cache uses these to keep
+  // evicted blocks in host memory or on disk and to restore them instead of recomputing.
+  virtual void read_kv_block(int32_t block, uint8_t* host) = 0;
+  virtual void write_kv_block(int32_t block, const uint8_t* host) = 0;
   // What this backend has allocated (for stats); a backend that does not count returns zeros.
   virtual BackendMemory memory() const { return {}; }
 

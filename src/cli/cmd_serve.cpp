@@ -1,10 +1,15 @@
 // hearth serve: the OpenAI-compatible server.
 //   hearth serve -m MODEL [--host 127.0.0.1] [--port 8080] [-c CTX] [--parallel N]
 //                [--api-key KEY | --api-key-file F] [--alias NAME] [-t THREADS]
+//                [--no-prefix-cache] [--cache-ram SIZE] [--cache-dir DIR --cache-disk-size SIZE]
 // Loads the model (the demo model without -m), starts the engine's compute thread and the
 // HTTP server, prints the URL and an OpenCode provider config, and serves until SIGINT or
 // SIGTERM, which end it cleanly (running requests finish with an error, sockets close).
+// The prefix cache is on unless --no-prefix-cache: its device budget is the KV pool
+// (--kv-tokens), its host budget --cache-ram, its disk tier --cache-dir/--cache-disk-size
+// (the pool's cached blocks are saved there at shutdown and found again after a restart).
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -32,8 +37,33 @@ struct ServeOptions {
   std::string reasoning_field = "reasoning_content";
   int port = 8080, parallel = 4, threads = 0, batch = 512, max_queue = 64;
   int64_t ctx = 0, kv_tokens = 0;
-  bool prefix_cache = false;
+  bool prefix_cache = false;     // accepted for compatibility: the cache is on by default
+  bool no_prefix_cache = false;
+  std::string cache_dir, cache_disk_size = "4G", cache_ram = "0";
 };
+
+// "4G", "512M", "1.5GiB", "100000" (bytes) -> bytes.
+int64_t parse_size(const std::string& flag, const std::string& text) {
+  size_t used = 0;
+  double v = -1;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+  }
+  std::string unit = text.substr(used);
+  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (unit.size() > 1 && unit.back() == 'B') unit.pop_back();  // "GB", "GiB" -> "G", "GI"
+  if (unit.size() > 1 && unit.back() == 'I') unit.pop_back();
+  double mult = 0;
+  if (unit.empty()) mult = 1;
+  else if (unit == "K") mult = 1024.0;
+  else if (unit == "M") mult = 1024.0 * 1024;
+  else if (unit == "G") mult = 1024.0 * 1024 * 1024;
+  else if (unit == "T") mult = 1024.0 * 1024 * 1024 * 1024;
+  HEARTH_CHECK(v >= 0 && mult > 0 && v * mult < 9.0e18,
+               flag + " " + text + ": expected a size such as 512M, 4G or a number of bytes");
+  return static_cast<int64_t>(v * mult);
+}
 
 std::string read_key_file(const std::string& path) {
   std::ifstream in(path);
@@ -77,6 +107,12 @@ int run_serve(const ServeOptions& o) {
   HEARTH_CHECK(o.batch >= 16 && o.batch <= 65536, "-b/--batch " + std::to_string(o.batch) + ": expected 16 to 65536");
   HEARTH_CHECK(o.max_queue >= 1, "--max-queue must be at least 1");
   const server::ReasoningField field = reasoning_field(o.reasoning_field);
+  HEARTH_CHECK(!(o.prefix_cache && o.no_prefix_cache), "--prefix-cache and --no-prefix-cache: give one of them");
+  HEARTH_CHECK(!o.no_prefix_cache || (o.cache_dir.empty() && o.cache_ram == "0"),
+               "--cache-dir/--cache-ram need the prefix cache: drop --no-prefix-cache");
+  const int64_t cache_ram = parse_size("--cache-ram", o.cache_ram);
+  const int64_t cache_disk = parse_size("--cache-disk-size", o.cache_disk_size);
+  HEARTH_CHECK(o.cache_dir.empty() || cache_disk > 0, "--cache-disk-size must be positive with --cache-dir");
   const std::string key = o.api_key_file.empty() ? o.api_key : read_key_file(o.api_key_file);
 
   // SIGINT/SIGTERM are taken by a waiting thread (sigwait), so every thread started from
@@ -100,7 +136,10 @@ int run_serve(const ServeOptions& o) {
                   .max_seqs = o.parallel,
                   .max_batch_tokens = o.batch,
                   .max_queue = o.max_queue,
-                  .prefix_cache = o.prefix_cache};
+                  .prefix_cache = !o.no_prefix_cache,
+                  .cache_dir = o.cache_dir,
+                  .cache_disk_bytes = cache_disk,
+                  .cache_ram_bytes = cache_ram};
   Engine engine(std::make_unique<ModelRunner>(*rt.model), rt.tokenizer.get(), rt.vocab, ec);
 
   server::ServedModel m;
@@ -155,8 +194,13 @@ Command add_serve(CLI::App& app) {
   app.add_option("-c,--ctx", o->ctx, "tokens per request, prompt + completion (default: the model's, capped by free memory)");
   app.add_option("--parallel", o->parallel, "requests decoded together (default 4); more wait in a queue");
   app.add_option("--max-queue", o->max_queue, "requests waiting beyond --parallel before 503s (default 64)");
-  app.add_option("--kv-tokens", o->kv_tokens, "KV cache size in tokens shared by all requests (default: --ctx)");
-  app.add_flag("--prefix-cache", o->prefix_cache, "reuse the KV cache of earlier prompts' common prefixes");
+  app.add_option("--kv-tokens", o->kv_tokens,
+                 "KV pool size in tokens, shared by running requests and the prefix cache (default: --ctx)");
+  app.add_flag("--no-prefix-cache", o->no_prefix_cache, "recompute every prompt (the prefix cache is on by default)");
+  app.add_flag("--prefix-cache", o->prefix_cache, "reuse cached prompt prefixes (the default)");
+  app.add_option("--cache-ram", o->cache_ram, "host memory for KV blocks evicted from the pool, e.g. 2G (default 0)");
+  app.add_option("--cache-dir", o->cache_dir, "folder where evicted (and, at shutdown, cached) KV blocks are kept");
+  app.add_option("--cache-disk-size", o->cache_disk_size, "most bytes of block files in --cache-dir (default 4G)");
   app.add_option("--api-key", o->api_key, "require 'Authorization: Bearer KEY'");
   app.add_option("--api-key-file", o->api_key_file, "read the key from the first line of a file");
   app.add_option("--alias", o->alias, "model name in the API (default: the file name)");

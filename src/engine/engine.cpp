@@ -69,6 +69,7 @@ struct Engine::Active {
   std::optional<IncrementalDecoder> decoder;
   int32_t n_generated = 0;
   int32_t n_cached = 0;
+  int32_t n_loaded = 0;
   int stop_index = -1;      // the stop string that ended the request
   int32_t stop_token = -1;  // the stop token that ended it
   bool prompt_sent = false;
@@ -113,6 +114,7 @@ Engine::Engine(std::unique_ptr<StepRunner> runner, const Tokenizer* tokenizer, S
       }()) {
   vocab_.n_vocab = n_vocab_;
   runner_->init_kv_cache(scheduler_.kv().n_blocks(), config_.block_size);
+  init_tier();
   stats_.kv_blocks_total = scheduler_.kv().n_blocks();
   stats_.block_size = config_.block_size;
   thread_ = std::thread([this] { loop(); });
@@ -180,7 +182,14 @@ void Engine::take_inbox() {
   }
   for (auto& a : in) {
     const RequestId id = a->stream->id();
-    scheduler_.add({.id = id, .tokens = a->req.prompt, .prompt_logits = a->req.prompt_logprobs});
+    {
+      std::lock_guard lk(sched_mu_);
+      scheduler_.add({.id = id,
+                      .tokens = a->req.prompt,
+                      .prompt_logits = a->req.prompt_logprobs,
+                      .priority = a->req.session.empty() ? kv::Priority::OneOff : kv::Priority::Session});
+    }
+    history_.put(id, a->req.prompt);
     {
       std::lock_guard lk(mu_);
       stats_.prompt_tokens_total += static_cast<int64_t>(a->req.prompt.size());
@@ -209,6 +218,7 @@ void Engine::loop() {
   take_inbox();
   for (auto& [id, a] : active_) left.push_back(id);
   for (RequestId id : left) finish(id, FinishReason::Error, "the server is shutting down");
+  save_cache();
 }
 
 void Engine::publish_stats() {
@@ -217,11 +227,25 @@ void Engine::publish_stats() {
   stats_.waiting = scheduler_.n_waiting();
   stats_.kv_blocks_used = scheduler_.kv().n_blocks() - scheduler_.kv().n_free_blocks();
   stats_.preemptions_total = scheduler_.n_preemptions();
+  stats_.kv_blocks_cached = scheduler_.kv().pool().n_hashed();
+  stats_.kv_evictions_total = scheduler_.kv().pool().n_evictions();
+  if (tier_) stats_.tier = tier_->stats();
 }
 
 void Engine::run_step() {
-  StepPlan plan = scheduler_.schedule();
-  if (plan.empty()) return;
+  StepPlan plan;
+  {
+    std::lock_guard lk(sched_mu_);
+    plan = scheduler_.schedule();
+  }
+  if (plan.empty()) {
+    try {
+      apply_transfers(plan);  // an admission that gave up may still have evicted blocks
+    } catch (const std::exception& e) {
+      log_error(std::string("engine: KV block transfer failed: ") + e.what());
+    }
+    return;
+  }
   const auto now = Clock::now();
   for (const ScheduledChunk& c : plan.chunks) {
     Active& a = *active_.at(c.id);
@@ -229,12 +253,16 @@ void Engine::run_step() {
       a.scheduled = true;
       a.t_scheduled = now;
       a.n_cached = c.n_cached;
+      a.n_loaded = c.n_loaded;
       std::lock_guard lk(mu_);
       stats_.cached_tokens_total += c.n_cached;
+      stats_.loaded_tokens_total += c.n_loaded;
+      if (c.n_cached > 0) ++stats_.cache_hits_total;
     }
   }
   logits_.resize(plan.batch.logit_rows.size() * static_cast<size_t>(n_vocab_));
   try {
+    apply_transfers(plan);
     runner_->forward(plan.batch, logits_.data());
   } catch (const std::exception& e) {
     // A failed step fails the requests in it, never the process.
@@ -255,7 +283,10 @@ void Engine::run_step() {
     next[i] = a.sampler.sample(row, want_lp ? &lp : nullptr);
     if (want_lp) lps[i] = std::move(lp);
   }
-  scheduler_.update(plan, next);
+  {
+    std::lock_guard lk(sched_mu_);
+    scheduler_.update(plan, next);
+  }
   {
     std::lock_guard lk(mu_);
     ++stats_.steps_total;
@@ -316,7 +347,11 @@ void Engine::finish(RequestId id, FinishReason reason, const std::string& error)
   auto it = active_.find(id);
   if (it == active_.end()) return;
   Active& a = *it->second;
-  scheduler_.remove(id);
+  {
+    std::lock_guard lk(sched_mu_);
+    if (scheduler_.contains(id)) history_.put(id, scheduler_.tokens(id));  // prompt + generated
+    scheduler_.remove(id);
+  }
   publish_stats();  // before the Finish event, so a client that saw it sees the blocks freed
   const auto now = Clock::now();
   EngineEvent fin;
@@ -332,6 +367,7 @@ void Engine::finish(RequestId id, FinishReason reason, const std::string& error)
   RequestStats& s = fin.stats;
   s.prompt_tokens = static_cast<int64_t>(a.req.prompt.size());
   s.cached_tokens = a.n_cached;
+  s.loaded_tokens = a.n_loaded;
   s.completion_tokens = a.n_generated;
   const auto t_sched = a.scheduled ? a.t_scheduled : now;
   s.queue_s = seconds(a.t_submit, t_sched);

@@ -10,6 +10,13 @@
 // Finish event with the reason and the statistics. RequestStream::cancel() (a client
 // that went away) stops the request within one step and frees its KV blocks.
 //
+// Prefix cache (on by default; engine_cache.cpp): every request starts on the longest
+// cached prefix of its prompt. Blocks the device pool evicts go to a KvTier (host memory,
+// then a cache folder) when configured, and come back from there instead of being
+// recomputed; at shutdown the pool's cached blocks are saved to the folder. probe() tells
+// the server, as a request arrives, how much of it is cached and where it diverged from
+// the most similar recent request.
+//
 // The engine knows token ids and text, never JSON or HTTP; tool calls and reasoning are
 // parsed by the server from the text, so "tool_calls" is not an engine finish reason.
 #pragma once
@@ -28,6 +35,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "engine/prompt_history.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "model/model.h"
@@ -44,6 +52,13 @@ class StepRunner {
   virtual void init_kv_cache(int32_t n_blocks, int32_t block_size) = 0;
   // logits: [batch.logit_rows.size(), n_vocab] floats.
   virtual void forward(const StepBatch& batch, float* logits) = 0;
+
+  // ---- optional: moving KV blocks to host memory, for the prefix cache's tier --------
+  // A name for the model and KV layout; 0 = this runner can't move blocks (no tier).
+  virtual uint64_t cache_identity() const { return 0; }
+  virtual int64_t kv_block_bytes() const { return 0; }  // bytes of one block (all layers)
+  virtual void read_kv_block(int32_t /*block*/, uint8_t* /*host*/) { fail("this runner cannot read KV blocks"); }
+  virtual void write_kv_block(int32_t /*block*/, const uint8_t* /*host*/) { fail("this runner cannot write KV blocks"); }
 };
 
 // A StepRunner on a loaded Model (which stays owned by the caller).
@@ -53,9 +68,14 @@ class ModelRunner : public StepRunner {
   int32_t n_vocab() const override { return static_cast<int32_t>(model_.config().vocab_size); }
   void init_kv_cache(int32_t n_blocks, int32_t block_size) override;
   void forward(const StepBatch& batch, float* logits) override { model_.forward(batch, logits); }
+  uint64_t cache_identity() const override;
+  int64_t kv_block_bytes() const override { return hearth::kv_block_bytes(model_.backend().kv_cache_config()); }
+  void read_kv_block(int32_t block, uint8_t* host) override { model_.backend().read_kv_block(block, host); }
+  void write_kv_block(int32_t block, const uint8_t* host) override { model_.backend().write_kv_block(block, host); }
 
  private:
   Model& model_;
+  mutable uint64_t identity_ = 0;  // computed on first use
 };
 
 struct EngineConfig {
@@ -65,7 +85,10 @@ struct EngineConfig {
   int32_t max_seqs = 4;             // requests decoding together (--parallel)
   int32_t max_batch_tokens = 512;   // tokens per forward pass (prompt chunks share it)
   int32_t max_queue = 64;           // requests waiting beyond the running ones; more are refused
-  bool prefix_cache = false;        // reuse KV blocks of earlier prompts (issue 9)
+  bool prefix_cache = true;         // reuse KV blocks of earlier prompts (issue 9)
+  std::string cache_dir;            // "" = no disk tier; else evicted blocks spill here (--cache-dir)
+  int64_t cache_disk_bytes = 0;     // cap on the folder's block files (--cache-disk-size)
+  int64_t cache_ram_bytes = 0;      // host memory for evicted blocks and queued writes (--cache-ram)
 };
 
 struct EngineRequest {
@@ -73,6 +96,7 @@ struct EngineRequest {
   SamplingParams params;         // max_tokens -1 = until the context is full
   bool prompt_logprobs = false;  // log-probabilities of the prompt tokens (echo + logprobs)
   bool skip_special = true;      // drop special (control) tokens from the text
+  std::string session;           // session key ("" = a one-off request): its cached blocks are evicted last
 };
 
 enum class FinishReason { Stop, Length, Cancelled, Error };
@@ -81,6 +105,7 @@ enum class FinishReason { Stop, Length, Cancelled, Error };
 struct RequestStats {
   int64_t prompt_tokens = 0;
   int64_t cached_tokens = 0;      // prompt tokens found in the prefix cache
+  int64_t loaded_tokens = 0;      // of those, tokens loaded back from host memory or disk
   int64_t completion_tokens = 0;  // sampled tokens, a stop token included
   double queue_s = 0;             // submit -> first step that ran the request
   double ttft_s = 0;              // submit -> first sampled token
@@ -157,6 +182,20 @@ struct EngineStats {
   int64_t cached_tokens_total = 0;     // of which found in the prefix cache
   int64_t generated_tokens_total = 0;  // sampled tokens
   int64_t steps_total = 0, preemptions_total = 0, requests_total = 0;
+  // Prefix cache.
+  bool prefix_cache = false;
+  int64_t cache_hits_total = 0;           // requests that found at least one cached block
+  int64_t loaded_tokens_total = 0;        // cached tokens that came from the tier
+  int32_t kv_blocks_cached = 0;           // pool blocks holding a named prefix (in use or free)
+  int64_t kv_evictions_total = 0;         // named blocks handed out again
+  kv::KvTierStats tier;                   // host-memory and disk levels (zeros without)
+  bool tier_ram = false, tier_disk = false;
+};
+
+// What the prefix cache holds for a prompt, as it arrives (engine_cache.cpp).
+struct CacheProbe {
+  int32_t n_cached = 0;                // prompt tokens cached now (admission decides the final count)
+  PromptHistory::Match nearest;        // the most similar recent sequence
 };
 
 class Engine {
@@ -174,6 +213,9 @@ class Engine {
   void cancel(RequestStream& stream);
 
   EngineStats stats() const;
+  // How much of `prompt` the prefix cache holds now and where it parts from the most
+  // similar recent request. Thread-safe.
+  CacheProbe probe(std::span<const int32_t> prompt) const;
   const EngineConfig& config() const { return config_; }
   int32_t n_vocab() const { return n_vocab_; }
 
@@ -186,6 +228,10 @@ class Engine {
   void emit_prompt_logprobs(Active& a, const ScheduledChunk& c, const float* logits);
   void on_token(Active& a, int32_t token, std::optional<SampleLogprobs> lp);
   void finish(RequestId id, FinishReason reason, const std::string& error = "");
+  // engine_cache.cpp
+  void init_tier();
+  void apply_transfers(const StepPlan& plan);
+  void save_cache();
 
   std::unique_ptr<StepRunner> runner_;
   const Tokenizer* tokenizer_;
@@ -193,6 +239,11 @@ class Engine {
   EngineConfig config_;
   int32_t n_vocab_;
   Scheduler scheduler_;
+  std::unique_ptr<kv::KvTier> tier_;  // null without --cache-ram / --cache-dir
+  PromptHistory history_;
+  // Guards scheduler_ against probe() from server threads; the compute thread holds it
+  // only while it plans, updates, adds or removes (never during a forward pass).
+  mutable std::mutex sched_mu_;
 
   mutable std::mutex mu_;  // guards inbox_, stop_, stats_, next_id_
   std::condition_variable cv_;

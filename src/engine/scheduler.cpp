@@ -59,6 +59,7 @@ void Scheduler::add_chunk(RequestId id, int32_t n_new, StepPlan& plan) {
   c.n_tokens = n_new;
   c.sample = start + n_new == n_known;
   c.n_cached = e.n_cached;
+  c.n_loaded = e.n_loaded;
   const bool all_rows = e.req.prompt_logits && start < e.n_prompt;
 
   const int32_t seq_index = static_cast<int32_t>(batch.seqs.size());
@@ -90,8 +91,12 @@ void Scheduler::admit_waiting(int32_t& budget, StepPlan& plan) {
     HEARTH_ASSERT(e.n_computed == 0 && kv_.n_tokens(id) == 0);
     // Prompt logits need every prompt row computed, so such requests skip the cache.
     if (config_.prefix_cache && !e.req.prompt_logits) {
-      e.n_computed = kv_.match_prefix(id, e.req.tokens);
-      if (!e.admitted_once) e.n_cached = e.n_computed;
+      int32_t n_loaded = 0;
+      e.n_computed = kv_.match_prefix(id, e.req.tokens, e.req.priority, &n_loaded);
+      if (!e.admitted_once) {
+        e.n_cached = e.n_computed;
+        e.n_loaded = n_loaded;
+      }
     }
     const int32_t remaining = static_cast<int32_t>(e.req.tokens.size()) - e.n_computed;
     const int32_t n_new = std::min(remaining, budget);
@@ -157,6 +162,7 @@ StepPlan Scheduler::schedule() {
   }
 
   if (plan.preempted.empty()) admit_waiting(budget, plan);
+  kv_.take_transfers(plan.spills, plan.loads);
   return plan;
 }
 
@@ -169,7 +175,7 @@ void Scheduler::update(const StepPlan& plan, std::span<const int32_t> next_token
     Entry& e = it->second;
     HEARTH_ASSERT(e.n_computed == c.start);
     e.n_computed += c.n_tokens;
-    if (config_.prefix_cache) kv_.register_full_blocks(c.id, e.req.tokens, e.n_computed);
+    if (config_.prefix_cache) kv_.register_full_blocks(c.id, e.req.tokens, e.n_computed, e.req.priority);
     if (c.sample) e.req.tokens.push_back(next_tokens[i]);
   }
 }

@@ -15,6 +15,11 @@
 // its blocks are freed and it goes back to the front of the queue to be recomputed
 // later. No request is admitted in a step that preempted one.
 //
+// Prefix cache (on by default in the server): a request admitted for the first time
+// starts on the longest cached prefix (kv_manager.h), including blocks loaded back from
+// the tier; the plan lists the block copies (spills out, loads in) the engine must make
+// before the forward pass, spills first.
+//
 // The scheduler sees only token ids, block ids and counts (no model, no sampler), so the
 // tests drive it with a fake runner.
 #pragma once
@@ -45,6 +50,7 @@ struct SchedRequest {
   RequestId id = 0;
   std::vector<int32_t> tokens;  // [n_prompt] the prompt; sampled tokens are appended by update()
   bool prompt_logits = false;   // logits for every prompt row too (echo with logprobs)
+  kv::Priority priority = kv::Priority::OneOff;  // eviction class of its cached blocks (sessions: Session)
 };
 
 // One request's share of a step: tokens [start, start + n_tokens) of its known tokens.
@@ -56,12 +62,15 @@ struct ScheduledChunk {
   int32_t n_logit_rows = 0;  // 1 for a sampling chunk; n_tokens when prompt_logits asked
   bool sample = false;       // the chunk's last logits row picks the request's next token
   int32_t n_cached = 0;      // tokens found in the prefix cache when the request was admitted
+  int32_t n_loaded = 0;      // of those, tokens loaded back from the tier (host memory or disk)
 };
 
 struct StepPlan {
   StepBatch batch;
   std::vector<ScheduledChunk> chunks;
   std::vector<RequestId> preempted;  // lost their KV in this step; they will be recomputed
+  std::vector<kv::Spill> spills;     // cached blocks handed out again: read them out first
+  std::vector<kv::Load> loads;       // blocks to fill from the tier, after the spills
   bool empty() const { return chunks.empty(); }
 };
 
@@ -90,6 +99,13 @@ class Scheduler {
   int64_t n_preemptions() const { return n_preemptions_; }
   const kv::KvManager& kv() const { return kv_; }
   const SchedulerConfig& config() const { return config_; }
+  // The prefix cache's second level (null = none); must outlive the scheduler.
+  void set_tier(kv::KvTier* tier) { kv_.set_tier(tier); }
+  // Tokens of `tokens` the prefix cache holds now (an estimate for an arriving request).
+  int32_t probe_prefix(std::span<const int32_t> tokens) const {
+    return config_.prefix_cache ? kv_.probe_prefix(tokens) : 0;
+  }
+  std::vector<kv::Spill> cached_blocks() const { return kv_.cached_blocks(); }
 
  private:
   struct Entry {
@@ -97,6 +113,7 @@ class Scheduler {
     int32_t n_prompt = 0;
     int32_t n_computed = 0;
     int32_t n_cached = 0;
+    int32_t n_loaded = 0;
     bool admitted_once = false;
   };
 

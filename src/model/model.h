@@ -71,6 +71,10 @@ class Model {
   // Bytes of KV cache per token (all layers, K and V, f32 on CPU).
   int64_t kv_bytes_per_token(DType kv_dtype) const;
 
+  // A 64-bit name for these weights (layout and data samples; identity.cpp): the prefix
+  // cache's files carry it so they are never used with another model.
+  uint64_t identity() const;
+
   // Runs one step. logits: host memory for [batch.logit_rows.size(), vocab_size] floats.
   void forward(const StepBatch& batch, float* logits);
 

@@ -60,6 +60,42 @@ void Metrics::observe_generation(const RequestStats& s, const std::string& finis
   duration_.observe(s.total_s);
 }
 
+// The prefix cache (issue 9): how often and how much it saves, and what it holds.
+void Metrics::render_prefix_cache(std::string& out, const EngineStats& e) {
+  auto metric = [&](const char* name, const char* type, const char* help, double v) {
+    header(out, name, type, help);
+    line(out, name, v);
+  };
+  metric("hearth_prefix_cache_enabled", "gauge", "1 when requests reuse cached prompt prefixes.", e.prefix_cache ? 1 : 0);
+  metric("hearth_prefix_cache_hit_ratio", "gauge", "Prompt tokens found in the cache over prompt tokens scheduled.",
+         e.prompt_tokens_total > 0 ? static_cast<double>(e.cached_tokens_total) / static_cast<double>(e.prompt_tokens_total) : 0.0);
+  metric("hearth_prefix_cache_hits_total", "counter", "Requests that found at least one cached block.",
+         static_cast<double>(e.cache_hits_total));
+  metric("hearth_prefix_cache_tokens_saved_total", "counter", "Prompt tokens not computed because they were cached.",
+         static_cast<double>(e.cached_tokens_total));
+  metric("hearth_prefix_cache_tokens_loaded_total", "counter", "Cached prompt tokens restored from host memory or disk.",
+         static_cast<double>(e.loaded_tokens_total));
+  metric("hearth_kv_cache_blocks_cached", "gauge", "KV pool blocks holding a reusable prefix (in use or free).",
+         e.kv_blocks_cached);
+  metric("hearth_kv_cache_evictions_total", "counter", "Reusable blocks of the KV pool handed out again.",
+         static_cast<double>(e.kv_evictions_total));
+  metric("hearth_prefix_cache_ram_blocks", "gauge", "Evicted blocks kept in host memory (--cache-ram).",
+         static_cast<double>(e.tier.ram_blocks));
+  metric("hearth_prefix_cache_disk_blocks", "gauge", "Blocks in the cache folder (--cache-dir).",
+         static_cast<double>(e.tier.disk_blocks));
+  metric("hearth_prefix_cache_disk_bytes", "gauge", "Bytes of block files in the cache folder.",
+         static_cast<double>(e.tier.disk_bytes));
+  metric("hearth_prefix_cache_ram_loads_total", "counter", "Blocks restored from host memory.",
+         static_cast<double>(e.tier.loaded_ram_total));
+  metric("hearth_prefix_cache_disk_loads_total", "counter", "Blocks restored from the cache folder.",
+         static_cast<double>(e.tier.loaded_disk_total));
+  metric("hearth_prefix_cache_disk_writes_total", "counter", "Block files written.", static_cast<double>(e.tier.written_total));
+  metric("hearth_prefix_cache_rejected_files_total", "counter", "Corrupt, truncated or foreign cache files removed.",
+         static_cast<double>(e.tier.rejected_files_total));
+  metric("hearth_prefix_cache_dropped_blocks_total", "counter", "Evicted blocks forgotten for lack of room.",
+         static_cast<double>(e.tier.dropped_total));
+}
+
 std::string Metrics::render(const EngineStats& e) const {
   std::lock_guard lk(mu_);
   std::string out;
@@ -101,6 +137,7 @@ std::string Metrics::render(const EngineStats& e) const {
   line(out, "hearth_engine_prompt_tokens_total", static_cast<double>(e.prompt_tokens_total));
   header(out, "hearth_engine_generated_tokens_total", "counter", "Tokens sampled by the engine.");
   line(out, "hearth_engine_generated_tokens_total", static_cast<double>(e.generated_tokens_total));
+  render_prefix_cache(out, e);
   return out;
 }
 

@@ -1,7 +1,9 @@
 // Server metrics in Prometheus' text format (GET /metrics): responses by route and
 // status, finished requests by finish reason, prompt/cached/generated tokens, histograms
 // of time to first token, inter-token latency and request duration, and the engine's
-// gauges (running and waiting requests, KV cache blocks in use). Thread-safe.
+// gauges (running and waiting requests, KV cache blocks in use), and the prefix cache
+// (hit ratio, tokens saved, blocks cached in the pool, in host memory and on disk,
+// evictions, loads, rejected files). Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +41,7 @@ class Metrics {
   std::string render(const EngineStats& engine) const;
 
  private:
+  static void render_prefix_cache(std::string& out, const EngineStats& e);
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, int64_t> responses_;
   std::map<std::string, int64_t> finishes_;

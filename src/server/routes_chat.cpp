@@ -11,6 +11,7 @@
 // only among the tools: sampling is constrained (SamplingParams::forced_start) until one
 // name and the start of its arguments are written.
 // parallel_tool_calls false ends the generation after the first complete call.
+#include "server/cache_report.h"
 #include "server/chat_output.h"
 #include "server/server_state.h"
 #include "server/sse.h"
@@ -20,6 +21,7 @@ namespace {
 
 struct PreparedChat {
   std::vector<int32_t> prompt;
+  std::string text;  // the rendered prompt
   ChatParseOptions parse;
   bool parallel_tool_calls = true;
   // tool_choice "required" with several tools: the token spellings of each
@@ -116,6 +118,7 @@ PreparedChat prepare(const State& st, const Json& body) {
   p.parse.tool_calls = choice.mode != ToolChoice::Mode::None;
   p.parallel_tool_calls = get_bool(body, "parallel_tool_calls").value_or(true);
   p.prompt = encode_prompt(st, text);
+  p.text = std::move(text);
   return p;
 }
 
@@ -147,7 +150,14 @@ struct ChatResponse {
   std::vector<ChatChoice> choices;
   RequestLog log;
   UsageTotals usage;
+  CacheReport cache;
   int64_t created = 0;
+
+  Json usage_json() const {
+    Json u = server::usage_json(usage);
+    add_cache_miss(u, cache);
+    return u;
+  }
 };
 
 // Tokens up to and including the one that closed the thinking (all of them when it
@@ -225,15 +235,18 @@ void handle_chat_completions(State& st, const httplib::Request& req, httplib::Re
   auto r = std::make_shared<ChatResponse>();
   r->c = read_common(body, st.model.defaults, /*chat=*/true, /*default_max_tokens=*/-1);
   r->prep = prepare(st, body);
+  r->cache = explain_cache(st, r->prep.prompt, get_array(body, "messages"), get_array(body, "tools"), r->prep.text);
+  const std::string session = session_key(req, body);
   std::vector<EngineRequest> requests;
   for (int i = 0; i < r->c.n; ++i) {
-    requests.push_back({.prompt = r->prep.prompt, .params = choice_params(r->c.params, i)});
+    requests.push_back({.prompt = r->prep.prompt, .params = choice_params(r->c.params, i), .session = session});
     requests.back().params.forced_start = r->prep.forced_names;
   }
   r->streams = submit_all(st, std::move(requests));
   for (int i = 0; i < r->c.n; ++i) r->choices.emplace_back(r->prep.parse);
   r->log.id = make_id("chatcmpl-");
   r->log.route = "/v1/chat/completions";
+  announce_cache(r->cache, r->log.route, res);
   r->created = unix_time();
 
   auto release = [&st, r](bool) {
@@ -271,7 +284,7 @@ void handle_chat_completions(State& st, const httplib::Request& req, httplib::Re
                                    {"finish_reason", choice_finish(*r, ch)}});
           }
           w.write(dump(Json{{"id", r->log.id}, {"object", "chat.completion"}, {"created", r->created},
-                            {"model", st.model.id}, {"choices", choices}, {"usage", usage_json(r->usage)}}));
+                            {"model", st.model.id}, {"choices", choices}, {"usage", r->usage_json()}}));
           sink.done();
           return true;
         },
@@ -324,7 +337,7 @@ void handle_chat_completions(State& st, const httplib::Request& req, httplib::Re
         if (!ok) return false;
         if (r->c.include_usage)
           w.sse(Json{{"id", r->log.id}, {"object", "chat.completion.chunk"}, {"created", r->created},
-                     {"model", st.model.id}, {"choices", Json::array()}, {"usage", usage_json(r->usage)}});
+                     {"model", st.model.id}, {"choices", Json::array()}, {"usage", r->usage_json()}});
         w.sse_done();
         sink.done();
         return true;

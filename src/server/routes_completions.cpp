@@ -4,6 +4,7 @@
 // and the N most likely alternatives in the legacy {"tokens", "token_logprobs",
 // "top_logprobs", "text_offset"} shape, prompt tokens included with echo (the first has
 // no logprob). Streaming sends "text_completion" chunks over SSE, then [DONE].
+#include "server/cache_report.h"
 #include "server/server_state.h"
 #include "server/sse.h"
 
@@ -115,24 +116,43 @@ void handle_completions(State& st, const httplib::Request& req, httplib::Respons
   const bool echo = get_bool(body, "echo").value_or(false);
   const std::vector<Prompt> prompts = read_prompts(st, body);
 
+  // The cache report covers the first prompt (the only one, in practice).
+  const CacheReport cache = explain_cache(st, prompts[0].ids, nullptr, nullptr, "");
+  const std::string session = session_key(req, body);
   std::vector<EngineRequest> requests;
   for (const Prompt& p : prompts)
     for (int i = 0; i < c.n; ++i)
-      requests.push_back({.prompt = p.ids, .params = choice_params(c.params, i), .prompt_logprobs = echo && c.logprobs});
+      requests.push_back({.prompt = p.ids,
+                          .params = choice_params(c.params, i),
+                          .prompt_logprobs = echo && c.logprobs,
+                          .session = session});
   auto streams = submit_all(st, std::move(requests));
 
   struct Response {
     std::vector<Prompt> prompts;
     CommonRequest c;
-    bool echo;
+    bool echo = false;
     std::vector<std::shared_ptr<RequestStream>> streams;
     std::vector<Choice> choices;
     RequestLog log;
     UsageTotals usage;
+    CacheReport cache;
+    Json usage_json() const {
+      Json u = server::usage_json(usage);
+      add_cache_miss(u, cache);
+      return u;
+    }
   };
-  auto r = std::make_shared<Response>(Response{prompts, c, echo, streams, std::vector<Choice>(streams.size()), {}, {}});
+  auto r = std::make_shared<Response>();
+  r->prompts = prompts;
+  r->c = c;
+  r->echo = echo;
+  r->streams = streams;
+  r->choices.resize(streams.size());
+  r->cache = cache;
   r->log.id = make_id("cmpl-");
   r->log.route = "/v1/completions";
+  announce_cache(cache, r->log.route, res);
   const int64_t created = unix_time();
   const Tokenizer* tok = st.model.tokenizer;
   const auto n = static_cast<size_t>(c.n);
@@ -199,7 +219,7 @@ void handle_completions(State& st, const httplib::Request& req, httplib::Respons
                                    {"finish_reason", ch.finish_reason}});
           }
           Json out = Json{{"id", r->log.id}, {"object", "text_completion"}, {"created", created},
-                          {"model", st.model.id}, {"choices", choices}, {"usage", usage_json(r->usage)}};
+                          {"model", st.model.id}, {"choices", choices}, {"usage", r->usage_json()}};
           w.write(dump(out));
           sink.done();
           return true;
@@ -240,7 +260,7 @@ void handle_completions(State& st, const httplib::Request& req, httplib::Respons
         if (!ok) return false;
         if (r->c.include_usage)
           w.sse(Json{{"id", r->log.id}, {"object", "text_completion"}, {"created", created},
-                     {"model", st.model.id}, {"choices", Json::array()}, {"usage", usage_json(r->usage)}});
+                     {"model", st.model.id}, {"choices", Json::array()}, {"usage", r->usage_json()}});
         w.sse_done();
         sink.done();
         return true;

@@ -84,6 +84,25 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void read_kv_block(int32_t block, uint8_t* host) override {
+    HEARTH_ASSERT(block >= 0 && block < kv_config_.n_blocks);
+    const size_t bytes = static_cast<size_t>(kv_config_.block_size) * kv_config_.n_kv_heads * kv_config_.head_dim * sizeof(float);
+    for (int32_t l = 0; l < kv_config_.n_layers; ++l) {
+      std::memcpy(host, reinterpret_cast<const uint8_t*>(kv_k_[l].get()) + block * bytes, bytes);
+      std::memcpy(host + bytes, reinterpret_cast<const uint8_t*>(kv_v_[l].get()) + block * bytes, bytes);
+      host += 2 * bytes;
+    }
+  }
+  void write_kv_block(int32_t block, const uint8_t* host) override {
+    HEARTH_ASSERT(block >= 0 && block < kv_config_.n_blocks);
+    const size_t bytes = static_cast<size_t>(kv_config_.block_size) * kv_config_.n_kv_heads * kv_config_.head_dim * sizeof(float);
+    for (int32_t l = 0; l < kv_config_.n_layers; ++l) {
+      std::memcpy(reinterpret_cast<uint8_t*>(kv_k_[l].get()) + block * bytes, host, bytes);
+      std::memcpy(reinterpret_cast<uint8_t*>(kv_v_[l].get()) + block * bytes, host + bytes, bytes);
+      host += 2 * bytes;
+    }
+  }
+
   void begin_step(const StepBatch& batch) override {
     const int64_t n = batch.n_tokens();
     HEARTH_ASSERT(static_cast<int64_t>(batch.positions.size()) == n && static_cast<int64_t>(batch.slots.size()) == n &&

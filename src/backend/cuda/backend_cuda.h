@@ -64,6 +64,8 @@ class CudaBackend final : public Backend {
   void init_kv_cache(const KvCacheConfig& config) override;
   const KvCacheConfig& kv_cache_config() const override { return kv_config_; }
   void copy_kv_block(int32_t src_block, int32_t dst_block) override;
+  void read_kv_block(int32_t block, uint8_t* host) override;         // kv_transfer.cpp
+  void write_kv_block(int32_t block, const uint8_t* host) override;  // kv_transfer.cpp
   BackendMemory memory() const override;
 
   void begin_step(const StepBatch& batch) override;
