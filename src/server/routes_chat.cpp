@@ -25,13 +25,14 @@ struct PreparedChat {
   ChatParseOptions parse;
   bool parallel_tool_calls = true;
   // tool_choice "required" with several tools: the token spellings of each
-  // `NAME", "arguments": ` that may follow the prefill (SamplingParams::forced_start).
+  // `NAME", "arguments": {` that may follow the prefill (SamplingParams::forced_start).
   std::vector<std::vector<int32_t>> forced_names;
 };
 
 // The rest of a call's head after the "required" prefill, one per tool: the name as the
 // template's tojson writes it (without the opening quote, which the prefill has) and the
-// start of the arguments. The closing quote ends every name, so none is a prefix of another.
+// opening brace of the arguments (which keeps even a weak model inside the call, as for a
+// named function). The closing quote ends every name, so none is a prefix of another.
 std::vector<std::vector<int32_t>> forced_tool_names(const State& st, const Json& body) {
   std::vector<std::vector<int32_t>> out;
   if (const Json* tools = get_array(body, "tools")) {
@@ -39,7 +40,7 @@ std::vector<std::vector<int32_t>> forced_tool_names(const State& st, const Json&
       const Json* fn = get_object(t, "function");
       const std::optional<std::string> name = fn ? get_string(*fn, "name") : std::nullopt;
       if (!name || name->empty()) continue;
-      const std::string head = nlohmann::ordered_json(*name).dump().substr(1) + ", \"arguments\": ";
+      const std::string head = nlohmann::ordered_json(*name).dump().substr(1) + ", \"arguments\": {";
       out.push_back(st.model.tokenizer->encode(head, /*parse_special=*/false));
     }
   }

@@ -3,7 +3,9 @@
 // usage against /tokenize of the same messages, enforced tool_choice (a named function
 // always yields that call, streamed with id/type/name first), tool_choice none, and
 // request bodies as real clients send them.
+#include <algorithm>
 #include <map>
+#include <set>
 
 #include "server_fixture.h"
 
@@ -145,6 +147,44 @@ TEST_F(ServerChat, RequiredWithOneToolCallsIt) {
   ASSERT_EQ(r.status, 200) << r.body;
   ASSERT_EQ(r.json["choices"][0]["message"]["tool_calls"].size(), 1u) << r.body;
   EXPECT_EQ(r.json["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+}
+
+TEST_F(ServerChat, RequiredWithSeveralToolsCallsOneOfThem) {
+  // With several tools the model picks the name, but sampling only allows the tools' names
+  // (a random model left alone writes none). Names share prefixes on purpose ("get_weather"
+  // and "get_weather_alerts"); sampled at temperature 1 over several seeds, more than one
+  // tool gets called, and streamed equals non-streamed for the same seed.
+  const std::vector<std::string> names = {"get_weather", "get_weather_alerts", "read_file"};
+  Json tools = Json::array();
+  for (const auto& n : names) {
+    Json t = kWeatherTool;
+    t["function"]["name"] = n;
+    tools.push_back(t);
+  }
+  std::set<std::string> called;
+  for (int seed = 1; seed <= 8; ++seed) {
+    Json body = chat_body("Which tool?", 12);
+    body["tools"] = tools;
+    body["tool_choice"] = "required";
+    body["temperature"] = 1.0;
+    body["seed"] = seed;
+    const auto r = srv().post("/v1/chat/completions", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const Json& calls = r.json["choices"][0]["message"]["tool_calls"];
+    ASSERT_GE(calls.size(), 1u) << r.body;
+    const std::string name = calls[0]["function"]["name"];
+    EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
+    EXPECT_EQ(calls[0]["function"]["arguments"].get<std::string>().substr(0, 1), "{");
+    called.insert(name);
+    if (seed == 1) {
+      body["stream"] = true;
+      const Streamed st = accumulate(srv().stream("/v1/chat/completions", body));
+      ASSERT_GE(st.calls.size(), 1u);
+      EXPECT_EQ(st.calls[0]["name"], name);
+      EXPECT_EQ(st.calls[0]["arguments"], calls[0]["function"]["arguments"]);
+    }
+  }
+  EXPECT_GE(called.size(), 2u);
 }
 
 TEST_F(ServerChat, TemplateGetsThinkingSwitchAndReasoningReplay) {
