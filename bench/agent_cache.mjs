@@ -11,12 +11,19 @@
 //
 // Usage: node bench/agent_cache.mjs HEARTH_BINARY [--model M] [--turns 10] [--ctx 16384]
 //            [--max-tokens 8] [--only cache|nocache] [--json OUT] [-- extra hearth serve args]
+//        node bench/agent_cache.mjs --suite-out FILE [--turns 10] [--max-tokens 8]
+//            writes the session's requests as a `hearth bench endpoint --suite` JSONL file
+//            (one streamed case per turn) instead, for machines without node:
+//            hearth bench endpoint --suite FILE --reps 1 --warmup 0 --concurrency "" --no-probe
+//            --spawn "hearth serve …" (and again with --no-prefix-cache) gives the same TTFTs.
 // Needs node >= 18 (fetch). Nothing here asserts speed; the figures go in docs/benchmarks.md.
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import os from "node:os";
 
 const args = process.argv.slice(2);
+const suiteOut = args[0] === "--suite-out" ? args[1] : "";
+if (suiteOut) args.splice(0, 2, "(none)");
 if (args.length < 1 || args[0].startsWith("-")) {
   console.error("usage: node bench/agent_cache.mjs HEARTH_BINARY [--model M] [--turns N] [--ctx N] [--max-tokens N] [--only cache|nocache] [--json OUT] [-- serve args]");
   process.exit(2);
@@ -82,6 +89,15 @@ function file_content(turn) {
   return s + "</content>";
 }
 
+const first_user = "The tests in src/ fail after the last refactor. Find out why and fix them.";
+// The agent's step after turn t: it called read on the next file; the result comes back as
+// a tool message.
+function agent_step(messages, t) {
+  const id = `call_${t + 1}`;
+  messages.push({ role: "assistant", content: "", tool_calls: [{ id, type: "function", function: { name: "read", arguments: JSON.stringify({ filePath: `/home/user/project/src/module_${t}.cpp` }) } }] });
+  messages.push({ role: "tool", tool_call_id: id, content: file_content(t) });
+}
+
 // ---- one server, one session ------------------------------------------------------------
 function start_server(cache) {
   const serveArgs = ["serve", "--port", "0", "-c", String(opt.ctx), "--parallel", "2", ...(opt.model ? ["-m", opt.model] : []),
@@ -135,22 +151,30 @@ async function run_session(cache) {
   const srv = await start_server(cache);
   const rows = [];
   try {
-    const messages = [{ role: "system", content: system }, { role: "user", content: "The tests in src/ fail after the last refactor. Find out why and fix them." }];
+    const messages = [{ role: "system", content: system }, { role: "user", content: first_user }];
     for (let t = 0; t < opt.turns; ++t) {
       const r = await turn_request(srv.url, messages);
       rows.push({ turn: t + 1, prompt_tokens: r.usage?.prompt_tokens, cached_tokens: r.usage?.prompt_tokens_details?.cached_tokens ?? 0,
                   ttft_ms: r.ttft_ms, total_ms: r.total_ms, header: r.header });
       process.stderr.write(`${cache ? "cache  " : "nocache"} turn ${t + 1}: prompt ${r.usage?.prompt_tokens} cached ${rows.at(-1).cached_tokens} ttft ${r.ttft_ms.toFixed(0)} ms\n`);
-      // The agent's step: it called read on the next file; the result comes back as a tool message.
-      const id = `call_${t + 1}`;
-      messages.push({ role: "assistant", content: "", tool_calls: [{ id, type: "function", function: { name: "read", arguments: JSON.stringify({ filePath: `/home/user/project/src/module_${t}.cpp` }) } }] });
-      messages.push({ role: "tool", tool_call_id: id, content: file_content(t) });
+      agent_step(messages, t);
     }
   } finally {
     srv.proc.kill("SIGTERM");
     await new Promise((r) => srv.proc.on("exit", r));
   }
   return rows;
+}
+
+if (suiteOut) {
+  const lines = [];
+  const messages = [{ role: "system", content: system }, { role: "user", content: first_user }];
+  for (let t = 0; t < opt.turns; ++t) {
+    lines.push(JSON.stringify({ name: `turn ${t + 1}`, messages, tools, max_tokens: opt.maxTokens, stream: true }));
+    agent_step(messages, t);
+  }
+  writeFileSync(suiteOut, lines.join("\n") + "\n");
+  process.exit(0);
 }
 
 const results = {};

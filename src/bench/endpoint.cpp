@@ -32,8 +32,9 @@ std::string last_user_text(const Json& messages) {
   return "";
 }
 
-Json chat_body(const EndpointOptions& o, const Json& messages, int max_tokens, bool stream) {
+Json chat_body(const EndpointOptions& o, const Json& messages, int max_tokens, bool stream, const Json& tools = nullptr) {
   Json b{{"model", o.model}, {"messages", messages}, {"max_tokens", max_tokens}, {"temperature", 0}};
+  if (!tools.is_null()) b["tools"] = tools;
   if (stream) {
     b["stream"] = true;
     b["stream_options"] = {{"include_usage", true}};
@@ -150,6 +151,10 @@ std::vector<SuiteCase> load_suite(const std::string& path) {
       HEARTH_CHECK(j.contains("prompt") && j["prompt"].is_string(), where + ": needs \"prompt\" (a string) or \"messages\"");
       c.messages = user_messages(j["prompt"]);
     }
+    if (j.contains("tools")) {
+      HEARTH_CHECK(j["tools"].is_array(), where + ": \"tools\" must be an array of tool schemas");
+      c.tools = j["tools"];
+    }
     if (j.contains("max_tokens")) {
       HEARTH_CHECK(j["max_tokens"].is_number_integer() && j["max_tokens"].get<int64_t>() >= 1 &&
                        j["max_tokens"].get<int64_t>() <= 1000000,
@@ -188,7 +193,7 @@ RunResults run_endpoint(const EndpointOptions& o) {
       if ((stream && !sc.stream) || (!stream && !sc.non_stream)) continue;
       const int max_tokens = sc.max_tokens > 0 ? sc.max_tokens : o.max_tokens;
       CaseResult c{sc.name, last_user_text(sc.messages), stream, max_tokens, {}};
-      const Json body = chat_body(o, sc.messages, max_tokens, stream);
+      const Json body = chat_body(o, sc.messages, max_tokens, stream, sc.tools);
       const std::string tag = sc.name + (stream ? " (stream)" : " (non-stream)");
       for (int rep = -o.warmup; rep < o.repetitions; ++rep) {
         ChatResult res = run_chat(o.endpoint, body);

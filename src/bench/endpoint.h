@@ -2,8 +2,8 @@
 // one OpenAI-compatible server, producing a RunResults (results.h).
 // The default suite is the seed report's four security prompts; a custom suite is a JSONL
 // file, one case per line: {"name": "...", "prompt": "..."} or {"name": "...",
-// "messages": [...]}, optionally "max_tokens" and "stream" (true, false or "both", the
-// default). Each case runs `warmup` unrecorded requests, then `repetitions` recorded ones,
+// "messages": [...]}, optionally "tools" (OpenAI tool schemas, sent as they are),
+// "max_tokens" and "stream" (true, false or "both", the default). Each case runs `warmup` unrecorded requests, then `repetitions` recorded ones,
 // with temperature 0 so repeated runs do the same work.
 #pragma once
 
@@ -24,6 +24,7 @@ struct SuiteCase {
   Json messages;           // OpenAI chat messages
   int max_tokens = 0;      // 0: the run's --max-tokens
   bool stream = true, non_stream = true;
+  Json tools;              // OpenAI tool schemas sent with the case; null: none
 };
 
 std::vector<SuiteCase> default_suite();

@@ -203,9 +203,13 @@ TEST(BenchSuite, JsonlErrorsNameTheLine) {
     EXPECT_EQ(std::string(e.what()), path + ":3: needs \"prompt\" (a string) or \"messages\"");
   }
   std::ofstream(path) << "{\"name\": \"a\", \"prompt\": \"x\", \"stream\": false, \"max_tokens\": 7}\n"
-                      << "{\"name\": \"b\", \"messages\": [{\"role\": \"user\", \"content\": \"y\"}]}\n";
+                      << "{\"name\": \"b\", \"messages\": [{\"role\": \"user\", \"content\": \"y\"}], "
+                         "\"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}\n";
   const auto suite = load_suite(path);
   ASSERT_EQ(suite.size(), 2u);
+  EXPECT_TRUE(suite[0].tools.is_null());
+  ASSERT_TRUE(suite[1].tools.is_array());
+  EXPECT_EQ(suite[1].tools[0]["function"]["name"], "f");
   EXPECT_FALSE(suite[0].stream);
   EXPECT_TRUE(suite[0].non_stream);
   EXPECT_EQ(suite[0].max_tokens, 7);
