@@ -90,6 +90,17 @@ class Backend {
   virtual void write_kv_block(int32_t block, const uint8_t* host) = 0;
   // What this backend has allocated (for stats); a backend that does not count returns zeros.
   virtual BackendMemory memory() const { return {}; }
+  // The KV cache type this backend runs best, which Model::kv_cache_config asks for: the
+  // CPU's attention reads F32; CUDA keeps F16 (half the memory and half the bytes that
+  // decode attention streams; test_cuda_model bounds its effect on the logits).
+  virtual DType kv_dtype() const { return DType::F32; }
+  // Bytes per second that this device's memory moves in a device-to-device copy of about
+  // `bytes` (read + written, best of a few passes), for benchmarks' "% of bandwidth"; 0
+  // where the backend measures nothing (the CPU: the caller measures host memory itself).
+  virtual double measure_bandwidth(size_t bytes) {
+    (void)bytes;
+    return 0.0;
+  }
 
   // ---- a step -------------------------------------------------------------------
   // Makes `batch` the current step: token ids, positions, slots and block tables are

@@ -312,7 +312,16 @@ int run_bench(const BenchOptions& o) {
       if (n > 0) results.push_back(bench.batched(n, static_cast<int32_t>(b)));
   // Memory first: the bandwidth buffer would raise the peak RSS.
   const MemoryStats mem = rt.memory();
-  const Bandwidth bw = measure_read_bandwidth(threads, static_cast<size_t>(o.buffer_mib * 1048576.0));
+  // On a GPU the ceiling is the card's memory (a device-to-device copy), and CPU time says
+  // nothing about the speed, so the "(cpu)" columns stay empty.
+  const bool gpu = rt.backend->device() == Device::CUDA;
+  Bandwidth bw;
+  if (gpu) {
+    bw.buffer_bytes = static_cast<size_t>(o.buffer_mib * 2 * 1048576.0);
+    bw.bytes_per_s = rt.backend->measure_bandwidth(bw.buffer_bytes);
+  } else {
+    bw = measure_read_bandwidth(threads, static_cast<size_t>(o.buffer_mib * 1048576.0));
+  }
   const auto& info = rt.model->info();
   std::string types;
   for (const auto& [t, count] : info.tensor_types) types += (types.empty() ? "" : ",") + t;
@@ -338,6 +347,7 @@ int run_bench(const BenchOptions& o) {
     j["backend"] = rt.backend->name();
     j["cpu"] = cpu_model_name();
     j["threads"] = threads;
+    j["bandwidth_kind"] = gpu ? "gpu_device_copy" : "host_read";
     j["bandwidth_bytes_per_s"] = bw.bytes_per_s;
     j["bandwidth_cpu_bytes_per_s"] = bw.cpu_bytes_per_s;
     j["bandwidth_buffer_bytes"] = bw.buffer_bytes;
@@ -369,15 +379,20 @@ int run_bench(const BenchOptions& o) {
   }
   std::printf("model: %s (%s, %.3f B params, %s, %s)\n", path.c_str(), rt.model->config().architecture.c_str(),
               static_cast<double>(info.n_params) / 1e9, types.c_str(), human_bytes(static_cast<double>(info.weight_bytes)).c_str());
-  std::printf("machine: %s, %s; memory read bandwidth %.2f GB/s (cpu %.2f; measured, %d threads, %s buffer)\n\n",
-              cpu_model_name().c_str(), rt.backend->name().c_str(), bw.bytes_per_s / 1e9, bw.cpu_bytes_per_s / 1e9,
-              threads, human_bytes(static_cast<double>(bw.buffer_bytes)).c_str());
+  if (gpu)
+    std::printf("machine: %s, %s; GPU memory bandwidth %.2f GB/s (measured: device-to-device copy of %s, bytes read + written)\n\n",
+                cpu_model_name().c_str(), rt.backend->name().c_str(), bw.bytes_per_s / 1e9,
+                human_bytes(static_cast<double>(bw.buffer_bytes)).c_str());
+  else
+    std::printf("machine: %s, %s; memory read bandwidth %.2f GB/s (cpu %.2f; measured, %d threads, %s buffer)\n\n",
+                cpu_model_name().c_str(), rt.backend->name().c_str(), bw.bytes_per_s / 1e9, bw.cpu_bytes_per_s / 1e9,
+                threads, human_bytes(static_cast<double>(bw.buffer_bytes)).c_str());
   std::printf("| test | t/s | ± | t/s (cpu) | bytes read per step | GB/s | %% of bandwidth | %% (cpu) |\n"
               "|---|---:|---:|---:|---:|---:|---:|---:|\n");
-  auto pct = [](double a, double b) { return fmt("%.0f%%", b > 0 ? 100 * a / b : 0.0); };
+  auto pct = [](double a, double b) { return b > 0 ? fmt("%.0f%%", 100 * a / b) : std::string(); };
   for (const auto& r : results) {
     std::printf("| %s | %s | %s | %s |", r.test.c_str(), fmt("%.2f", r.mean()).c_str(), fmt("%.2f", r.stddev()).c_str(),
-                fmt("%.2f", r.cpu_mean()).c_str());
+                gpu ? "" : fmt("%.2f", r.cpu_mean()).c_str());
     if (r.bytes_per_step > 0)
       std::printf(" %s | %s | %s | %s |\n", human_bytes(static_cast<double>(r.bytes_per_step)).c_str(),
                   fmt("%.2f", r.bytes_per_s() / 1e9).c_str(), pct(r.bytes_per_s(), bw.bytes_per_s).c_str(),

@@ -44,7 +44,7 @@ int run_info(const InfoOptions& o) {
   const auto& c = model->config();
   const auto& info = model->info();
   const int64_t ctx = o.ctx > 0 ? o.ctx : c.max_position_embeddings;
-  const int64_t kv_bytes = model->kv_bytes_per_token(DType::F32) * ctx;
+  const int64_t kv_bytes = model->kv_bytes_per_token(model->backend().kv_dtype()) * ctx;
   // Scratch for a 512-token prompt batch plus one row of logits.
   const int64_t scratch =
       4 * 512 * (3 * c.hidden_size + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.intermediate_size) + 8 * c.vocab_size;

@@ -132,7 +132,7 @@ std::vector<int32_t> Runtime::text_prompt(const std::string& text) const {
   return ids;
 }
 
-int64_t Runtime::kv_bytes_per_token() const { return model->kv_bytes_per_token(DType::F32); }
+int64_t Runtime::kv_bytes_per_token() const { return model->kv_bytes_per_token(model->backend().kv_dtype()); }
 
 int32_t Runtime::default_context() const {
   const int64_t trained = model->config().max_position_embeddings > 0 ? model->config().max_position_embeddings : 4096;

@@ -16,7 +16,7 @@ KvCacheConfig Model::kv_cache_config(int32_t n_blocks, int32_t block_size) const
   kv.block_size = block_size;
   kv.n_kv_heads = static_cast<int32_t>(config_.num_key_value_heads);
   kv.head_dim = static_cast<int32_t>(config_.head_dim);
-  kv.dtype = DType::F32;
+  kv.dtype = backend_.kv_dtype();
   return kv;
 }
 

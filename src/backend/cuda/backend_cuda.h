@@ -67,6 +67,8 @@ class CudaBackend final : public Backend {
   void read_kv_block(int32_t block, uint8_t* host) override;         // kv_transfer.cpp
   void write_kv_block(int32_t block, const uint8_t* host) override;  // kv_transfer.cpp
   BackendMemory memory() const override;
+  DType kv_dtype() const override { return DType::F16; }
+  double measure_bandwidth(size_t bytes) override;  // bandwidth.cpp
 
   void begin_step(const StepBatch& batch) override;
 
