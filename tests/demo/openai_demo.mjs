@@ -3,31 +3,19 @@
 //   node openai_demo.mjs HEARTH_BINARY SOURCE_DIR
 // The server runs in SOURCE_DIR (where the demo model resolves) on a free port and is ended
 // with SIGTERM; it must exit cleanly. Exit code 0 = pass.
-import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
 import assert from "node:assert/strict";
+import { check, finish, start_server } from "../npm_harness.mjs";
 
 const [hearth, source] = process.argv.slice(2);
 const require = createRequire(path.join(source, "tools/npm/package.json"));
 const OpenAI = require("openai").default ?? require("openai");
 
-const server = spawn(hearth, ["serve", "--port", "0", "-c", "1024"], { cwd: source, stdio: ["ignore", "pipe", "pipe"] });
-let stderr = "";
-server.stderr.on("data", (d) => { stderr += d; });
-const baseURL = await new Promise((resolve, reject) => {
-  let out = "";
-  server.stdout.on("data", (d) => {
-    out += d;
-    const m = out.match(/at (http:\/\/\S+\/v1)/);
-    if (m) resolve(m[1]);
-  });
-  server.on("exit", (code) => reject(new Error(`hearth serve exited early (${code}): ${stderr}`)));
-  setTimeout(() => reject(new Error("hearth serve did not start in 60 s")), 60000);
-});
-let failed = false;
-try {
-  assert.match(stderr, /using the demo model .*hearth-demo-coder-q8_0\.gguf/);
+const server = await start_server(hearth, ["serve", "--port", "0", "-c", "1024"], { cwd: source });
+const baseURL = server.url;
+await check("the demo model answers with a Python function, the same plain and streamed", async () => {
+  assert.match(server.log(), /using the demo model .*hearth-demo-coder-q8_0\.gguf/);
   const client = new OpenAI({ baseURL, apiKey: "none", maxRetries: 0, timeout: 60000 });
   const [{ id }] = (await client.models.list()).data;
   const body = { model: id, max_tokens: 64, temperature: 0,
@@ -39,18 +27,7 @@ try {
   for await (const chunk of await client.chat.completions.create({ ...body, stream: true }))
     streamed += chunk.choices[0]?.delta?.content ?? "";
   assert.equal(streamed, text);
-  console.log(`ok   the demo model answers: ${JSON.stringify(text.split("\n")[0])}`);
-} catch (e) {
-  failed = true;
-  console.log(`FAIL ${e.stack ?? e}`);
-}
-const code = await new Promise((resolve) => {
-  server.removeAllListeners("exit");
-  server.on("exit", (c, sig) => resolve(c ?? sig));
-  server.kill("SIGTERM");
+  console.log(`     ${JSON.stringify(text.split("\n")[0])}`);
 });
-if (code !== 0) {
-  failed = true;
-  console.log(`FAIL hearth serve exited with ${code} after SIGTERM`);
-}
-process.exit(failed ? 1 : 0);
+
+await finish({ "hearth serve": server });

