@@ -12,7 +12,9 @@
 namespace hearth {
 
 struct MemoryStats {
-  int64_t weights_bytes = 0;   // weight tensors as stored (mapped file) plus backend copies
+  // Weight tensors where the compute reads them: the mapped file (plus small f32 copies) on
+  // the CPU, the backend's copies on a GPU (whose file pages are read once, for the upload).
+  int64_t weights_bytes = 0;
   int64_t kv_cache_bytes = 0;  // the KV cache allocated for the whole context
   int64_t scratch_bytes = 0;   // activation scratch currently allocated by the backend
   int64_t rss_bytes = 0;       // resident set of the process now (VmRSS)

@@ -164,7 +164,10 @@ int32_t Runtime::resolve_context(int64_t requested) const {
 MemoryStats Runtime::memory() const {
   const BackendMemory b = backend->memory();
   MemoryStats m;
-  m.weights_bytes = static_cast<int64_t>(model->info().weight_bytes) + b.weights;
+  // The CPU computes from the mapped file (plus small f32 copies of norms and biases); a
+  // GPU from its own copies.
+  const auto mapped = static_cast<int64_t>(model->info().weight_bytes);
+  m.weights_bytes = backend->device() == Device::CUDA ? b.weights : mapped + b.weights;
   m.kv_cache_bytes = b.kv_cache;
   m.scratch_bytes = b.scratch;
   m.rss_bytes = process_rss_bytes();
