@@ -231,6 +231,8 @@ class Engine {
   // engine_cache.cpp
   void init_tier();
   void apply_transfers(const StepPlan& plan);
+  // A pool block's tokens, hashes and KV bytes, copied to host memory for the tier.
+  std::shared_ptr<kv::HostBlock> copy_to_host(const kv::Spill& s);
   void save_cache();
 
   std::unique_ptr<StepRunner> runner_;

@@ -57,18 +57,20 @@ void Engine::init_tier() {
   if (tier_->has_disk()) log_info("prefix cache: disk tier in " + tier_->folder());
 }
 
+std::shared_ptr<kv::HostBlock> Engine::copy_to_host(const kv::Spill& s) {
+  auto block = std::make_shared<kv::HostBlock>();
+  block->hash = s.hash;
+  block->parent = s.parent;
+  block->tokens = s.tokens;
+  block->data.resize(static_cast<size_t>(runner_->kv_block_bytes()));
+  runner_->read_kv_block(s.block, block->data.data());
+  return block;
+}
+
 void Engine::apply_transfers(const StepPlan& plan) {
   if (!tier_) return;
   const auto bytes = static_cast<size_t>(runner_->kv_block_bytes());
-  for (const kv::Spill& s : plan.spills) {
-    auto block = std::make_shared<kv::HostBlock>();
-    block->hash = s.hash;
-    block->parent = s.parent;
-    block->tokens = s.tokens;
-    block->data.resize(bytes);
-    runner_->read_kv_block(s.block, block->data.data());
-    tier_->put(std::move(block));
-  }
+  for (const kv::Spill& s : plan.spills) tier_->put(copy_to_host(s));
   for (const kv::Load& l : plan.loads) {
     HEARTH_ASSERT(l.data && l.data->data.size() == bytes);
     runner_->write_kv_block(l.block, l.data->data.data());
@@ -80,16 +82,7 @@ void Engine::save_cache() {
   try {
     tier_->flush();  // blocks held in host memory first, so the pool's (newer) ones are kept last
     const auto blocks = scheduler_.cached_blocks();
-    const auto bytes = static_cast<size_t>(runner_->kv_block_bytes());
-    for (const kv::Spill& s : blocks) {
-      auto block = std::make_shared<kv::HostBlock>();
-      block->hash = s.hash;
-      block->parent = s.parent;
-      block->tokens = s.tokens;
-      block->data.resize(bytes);
-      runner_->read_kv_block(s.block, block->data.data());
-      tier_->persist(std::move(block));
-    }
+    for (const kv::Spill& s : blocks) tier_->persist(copy_to_host(s));
     log_info("prefix cache: " + std::to_string(blocks.size()) + " cached blocks of the pool kept in " + tier_->folder());
   } catch (const std::exception& e) {
     log_error(std::string("prefix cache: saving at shutdown failed: ") + e.what());

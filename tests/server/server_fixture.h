@@ -86,4 +86,20 @@ Runtime& reference_runtime();
 // A chat body with one user message.
 Json chat_body(const std::string& text, int max_tokens, bool stream = false);
 
+// A test suite whose tests share one default TestServer, started once for the suite:
+// `class MySuite : public SharedServerTest<MySuite> {};`.
+template <typename Suite>
+class SharedServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new TestServer({}); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  TestServer& srv() { return *server_; }
+
+ private:
+  static inline TestServer* server_ = nullptr;
+};
+
 }  // namespace hearth::test

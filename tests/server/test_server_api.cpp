@@ -12,17 +12,7 @@
 namespace hearth::test {
 namespace {
 
-class ServerApi : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { server_ = new TestServer({}); }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  static TestServer* server_;
-  TestServer& srv() { return *server_; }
-};
-TestServer* ServerApi::server_ = nullptr;
+class ServerApi : public SharedServerTest<ServerApi> {};
 
 std::vector<int32_t> ids_of(const Json& arr) { return arr.get<std::vector<int32_t>>(); }
 

@@ -12,17 +12,7 @@
 namespace hearth::test {
 namespace {
 
-class ServerChat : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { server_ = new TestServer({}); }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  static TestServer* server_;
-  TestServer& srv() { return *server_; }
-};
-TestServer* ServerChat::server_ = nullptr;
+class ServerChat : public SharedServerTest<ServerChat> {};
 
 const Json kWeatherTool = Json::parse(R"({"type": "function", "function": {"name": "get_weather",
   "description": "Weather in a city", "parameters": {"$schema": "https://json-schema.org/draft/2020-12/schema",
