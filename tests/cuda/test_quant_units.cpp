@@ -3,6 +3,8 @@
 // reference (quant::dequantize_row / dequantize_row_mlx) on random rows. Needs no GPU, so
 // the bit tricks of the quantized dot products are checked on every build.
 //
+// The tensor-core pieces (part()) are checked the same way, element by element.
+//
 // Bounds: elements must match the reference to float rounding (1e-6 relative); a row's
 // dot product with 32-block int8 activations must equal the double-precision dot of the
 // dequantized weight with the dequantized activations to 1e-5 of sum |w * x|, since the
@@ -119,6 +121,17 @@ void check_units(const TestWeight& w, std::mt19937& rng) {
       dot += unit.dot(x.row(), u);
       if constexpr (requires { U::part_offset(0, 0); }) {
         for (int i = 0; i < U::kElems; ++i) elems[static_cast<size_t>(U::part_offset(u, i / 32) + i % 32)] = unit.elem(i);
+        // The tensor-core pieces: int8 words and their affine map give the same elements.
+        for (int p = 0; p < U::kElems / 32; ++p) {
+          uint32_t q[8];
+          float sc[2], mn;
+          unit.part(p, q, sc, mn);
+          for (int i = 0; i < 32; ++i) {
+            const float got = sc[i / 16] * static_cast<float>(sbyte(q[i / 4], i % 4)) + mn;
+            const float want = ref[U::part_offset(u, p) + i];
+            ASSERT_NEAR(got, want, 1e-6f * std::max(1.0f, std::fabs(want))) << "piece " << p << " of unit " << u << ", element " << i;
+          }
+        }
       }
     }
     for (int64_t k = 0; k < w.cols; ++k) {

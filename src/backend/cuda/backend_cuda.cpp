@@ -56,6 +56,11 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     const int rpb = std::atoi(e);
     if (rpb == 1 || rpb == 2 || rpb == 4) gemv_rpb_ = rpb;
   }
+  const char* mma = std::getenv("HEARTH_CUDA_MMA");
+  mma_ = !(mma && std::string(mma) == "0");
+  if (mma_) init_mma();
+  if (const char* e = std::getenv("HEARTH_CUDA_MMA_MIN")) mma_min_tokens_ = std::clamp<int64_t>(std::atoi(e), 1, kMmaMaxTokens);
+  if (const char* e = std::getenv("HEARTH_CUDA_MMA_SPLITS")) mma_splits_ = std::max(0, std::atoi(e));
   const char* prof = std::getenv("HEARTH_CUDA_PROFILE");
   if (prof && std::string(prof) == "1") {
     profile_ = std::make_unique<LaunchProfile>();

@@ -12,7 +12,8 @@
 //
 // Execution: one stream. begin_step uploads the step (ids, positions, slots, block tables)
 // into a device buffer at fixed offsets; ops launch through a LaunchTape, which for steps
-// of at most 8 tokens (decode) records them and replays a cached CUDA graph. While
+// of at most 8 tokens (decode; 64 with the tensor-core products of mma.cu, which need no
+// cuBLAS) records them and replays a cached CUDA graph. While
 // recording, an op may merge with the launches just before it (residual add + RMSNorm +
 // activation quantization, q and k norm + RoPE + KV store, attention + quantization,
 // q/k/v and gate/up products in one launch), which cuts a decode step from about 24
@@ -93,6 +94,9 @@ class CudaBackend final : public Backend {
   int attention_splits(int64_t n_tokens, int64_t n_heads) const;
   int gemv_rows_per_block(const Weight& w) const;
   int gemv_rows_per_block(const DevWeight& w, int64_t rows) const;
+  bool use_mma(const Weight& w, int64_t n) const;
+  // x quantized as launch_quantize_x writes it (or reused from the last product of x).
+  void quantized_x(Tensor x, const int8_t** q, const float** d, const float** s);
   // Peephole fusions of recorded decode launches (backend_cuda_fuse.cpp); each returns
   // true when it recorded the fused launch in place of the plain one.
   bool fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs);
@@ -116,12 +120,15 @@ class CudaBackend final : public Backend {
   bool fuse_ = true;            // HEARTH_CUDA_FUSE=0 turns the peephole fusions off
   int gemv_prefetch_ = 1;       // HEARTH_CUDA_PREFETCH: GemvParams::prefetch (experiments)
   int gemv_rpb_ = 0;            // HEARTH_CUDA_RPB=1|2|4: rows per block of every product (experiments)
+  bool mma_ = true;             // HEARTH_CUDA_MMA=0: no tensor-core products for batched decode (mma.cu)
+  int64_t mma_min_tokens_ = kGemvMaxTokens + 1;  // HEARTH_CUDA_MMA_MIN: fewest tokens that use them (experiments)
+  int mma_splits_ = 0;          // HEARTH_CUDA_MMA_SPLITS: K splits of every such product (experiments)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows
   size_t read_staging_bytes_ = 0;
 
   std::vector<Buffer> weights_, activations_, retired_;
-  Buffer kv_, step_buf_, qx_, xh_, tile_, attn_part_, attn_count_;
+  Buffer kv_, step_buf_, qx_, xh_, tile_, attn_part_, attn_count_, mma_part_;
   int64_t weight_bytes_ = 0, scratch_bytes_ = 0, kv_bytes_ = 0;
   KvCacheConfig kv_config_;
   int64_t kv_layer_elems_ = 0;  // elements of one layer's keys (= its values)

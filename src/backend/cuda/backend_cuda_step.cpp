@@ -106,7 +106,8 @@ void CudaBackend::begin_step(const StepBatch& batch) {
   const size_t used = static_cast<size_t>(24 * cap_tokens_ + 4 * n_tables);
   check(cudaMemcpyAsync(step_buf_->ptr, staging_, used, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync (step)");
   check(cudaEventRecord(upload_done_, stream_), "cudaEventRecord");
-  tape_.set_recording(graphs_enabled_ && n <= kGemvMaxTokens);
+  // Steps whose products all avoid cuBLAS are recorded (a product that needs it flushes).
+  tape_.set_recording(graphs_enabled_ && n <= (mma_ ? kMmaMaxTokens : kGemvMaxTokens));
   qx_valid_ = false;
 }
 
@@ -169,49 +170,68 @@ int CudaBackend::gemv_rows_per_block(const DevWeight& d, int64_t rows) const {
   return gemv_rows_per_block(w);
 }
 
+bool CudaBackend::use_mma(const Weight& w, int64_t n) const {
+  return mma_ && n >= mma_min_tokens_ && n <= kMmaMaxTokens && mma_type_supported(w.type, w.bits);
+}
+
+void CudaBackend::quantized_x(Tensor x, const int8_t** q_out, const float** d_out, const float** s_out) {
+  const int64_t n = x.rows(), cols = x.cols();
+  const int64_t blocks = n * cols / 32, q_bytes = align256(n * cols), f_bytes = align256(4 * blocks);
+  if (!(qx_valid_ && qx_src_ == x.data && qx_n_ == n && qx_cols_ == cols)) {
+    auto* base = static_cast<char*>(scratch(qx_, static_cast<size_t>(q_bytes + 2 * f_bytes), "quantized activations"));
+    auto q = zeroed<QuantizeXParams>();
+    q.x = x.f32();
+    q.q = reinterpret_cast<int8_t*>(base);
+    q.d = reinterpret_cast<float*>(base + q_bytes);
+    q.s = reinterpret_cast<float*>(base + q_bytes + f_bytes);
+    q.n = n;
+    q.cols = cols;
+    if (!fuse_quantize(x, n, cols, q.q, q.d, q.s)) launch<QuantizeXParams, launch_quantize_x>(q);
+    qx_valid_ = true;
+    qx_src_ = x.data;
+    qx_src_bytes_ = n * cols * static_cast<int64_t>(sizeof(float));
+    qx_n_ = n;
+    qx_cols_ = cols;
+  }
+  auto* base = static_cast<char*>(qx_->ptr);
+  *q_out = reinterpret_cast<const int8_t*>(base);
+  *d_out = reinterpret_cast<const float*>(base + q_bytes);
+  *s_out = reinterpret_cast<const float*>(base + q_bytes + f_bytes);
+}
+
 void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
   check_device(out), check_device(x);
   HEARTH_ASSERT(x.cols() == w.cols && out.cols() == w.rows && out.rows() == x.rows());
-  const int64_t n = x.rows(), cols = w.cols;
+  const int64_t n = x.rows();
   if (n == 0) return;
-  if (n <= kGemvMaxTokens) {
+  if (use_mma(w, n)) {  // batched decode: tensor cores, the weight read once
+    auto p = zeroed<MmaParams>();
+    p.w = dev_weight(w);
+    p.out = out.f32();
+    p.n = n;
+    p.splits = mma_splits_ > 0 ? std::min<int32_t>(mma_splits_, static_cast<int32_t>((w.cols + 255) / 256))
+                               : mma_splits(w.rows, w.cols, sm_count_);
+    if (p.splits > 1)
+      p.partial = static_cast<float*>(scratch(mma_part_, static_cast<size_t>(p.splits * n * w.rows) * sizeof(float),
+                                              "tensor-core partial sums"));
+    quantized_x(x, &p.xq, &p.xd, &p.xs);
+    launch<MmaParams, launch_mma>(p);
+  } else if (n <= kGemvMaxTokens) {
     auto p = zeroed<GemvParams>();
     p.w = dev_weight(w);
     p.out = out.f32();
     p.n = n;
     p.rows_per_block = gemv_rows_per_block(w);
     p.prefetch = gemv_prefetch_;
-    if (is_float_type(w.type)) {
-      p.x = x.f32();
-    } else {
-      const int64_t blocks = n * cols / 32, q_bytes = align256(n * cols), f_bytes = align256(4 * blocks);
-      if (!(qx_valid_ && qx_src_ == x.data && qx_n_ == n && qx_cols_ == cols)) {
-        auto* base = static_cast<char*>(scratch(qx_, static_cast<size_t>(q_bytes + 2 * f_bytes), "quantized activations"));
-        auto q = zeroed<QuantizeXParams>();
-        q.x = x.f32();
-        q.q = reinterpret_cast<int8_t*>(base);
-        q.d = reinterpret_cast<float*>(base + q_bytes);
-        q.s = reinterpret_cast<float*>(base + q_bytes + f_bytes);
-        q.n = n;
-        q.cols = cols;
-        if (!fuse_quantize(x, n, cols, q.q, q.d, q.s)) launch<QuantizeXParams, launch_quantize_x>(q);
-        qx_valid_ = true;
-        qx_src_ = x.data;
-        qx_src_bytes_ = n * cols * static_cast<int64_t>(sizeof(float));
-        qx_n_ = n;
-        qx_cols_ = cols;
-      }
-      auto* base = static_cast<char*>(qx_->ptr);
-      p.xq = reinterpret_cast<const int8_t*>(base);
-      p.xd = reinterpret_cast<const float*>(base + q_bytes);
-      p.xs = reinterpret_cast<const float*>(base + q_bytes + f_bytes);
-    }
+    if (is_float_type(w.type)) p.x = x.f32();
+    else quantized_x(x, &p.xq, &p.xd, &p.xs);
     if (!fuse_gemv(p)) launch<GemvParams, launch_gemv>(p);
   } else {
     if (tape_.recording()) {  // cuBLAS stays out of graphs: run what was recorded, then go direct
       tape_.flush(stream_);
       tape_.set_recording(false);
     }
+    const int64_t cols = w.cols;
     auto p = zeroed<TiledMatmulParams>();
     p.w = dev_weight(w);
     p.x = x.f32();

@@ -94,6 +94,28 @@ struct TiledMatmulParams {
 };
 void launch_matmul_tiled(const TiledMatmulParams& p, cudaStream_t stream);
 
+// ---- mma.cu -----------------------------------------------------------------------------
+// out[n, rows] = x[n, cols] @ w^T on the tensor cores for batched decode (the backend uses
+// it for kGemvMaxTokens < n <= kMmaMaxTokens; any n in 1..64 works), the weight decoded
+// to int8 in shared memory, x as launch_quantize_x writes it. Types: mma_type_supported.
+// K is cut into `splits` ranges (mma_splits) whose sums go to partial and are then added.
+struct MmaParams {
+  DevWeight w;
+  const int8_t* xq;
+  const float* xd;
+  const float* xs;
+  float* out;      // [n, rows]
+  float* partial;  // [splits, n, rows] scratch, splits > 1 only
+  int64_t n;
+  int32_t splits;
+  int32_t pad;
+};
+void launch_mma(const MmaParams& p, cudaStream_t stream);
+void init_mma();  // once per device, before any launch_mma (the kernels' shared memory)
+bool mma_type_supported(DType type, int bits);
+int32_t mma_splits(int64_t rows, int64_t cols, int sm_count);
+constexpr int64_t kMmaMaxTokens = 64;
+
 // ---- norm_rope.cu ------------------------------------------------------------------------
 // Optionally fused: the residual add before (x += add, written back) and the 8-bit
 // quantization of out for the next matmul after (q/qd/qs as launch_quantize_x writes them;

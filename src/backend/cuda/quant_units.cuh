@@ -9,6 +9,10 @@
 //    sharing their bytes, MLX 4/8-bit 32 elements of one group.
 //  - F32/F16/BF16 pair with float activations: 8 elements a unit (1 for odd row lengths).
 // A unit's load() reads the weight bytes once; dot() may then run for several tokens.
+// part(p) hands the tensor-core products (mma.cu) the unit's 32-element piece p (at row
+// element part_offset(u, p)) as int8 words in element order with the affine map back to
+// values: element i = sc[i / 16] * q[i] + mn, so a piece's dot with an activation block
+// (d, s = d * sum(q_x)) is d * (sc . int sums of each half) + mn * s.
 // Block layouts are quant/blocks.h; element orders are documented in quant/dequantize.cpp.
 #pragma once
 
@@ -231,6 +235,11 @@ HEARTH_UNROLL
     return d * static_cast<float>(((ubyte(q[j / 4], j % 4) >> (i < 16 ? 0 : 4)) & 0xF) - 8);
   }
   static HEARTH_HD int64_t part_offset(int u, int) { return 32 * static_cast<int64_t>(u); }
+  HEARTH_HD void part(int, uint32_t (&w)[8], float (&sc)[2], float& mn) const {
+HEARTH_UNROLL
+    for (int i = 0; i < 4; ++i) w[i] = q[i] & 0x0F0F0F0Fu, w[4 + i] = (q[i] >> 4) & 0x0F0F0F0Fu;
+    sc[0] = sc[1] = d, mn = -8.0f * d;
+  }
 };
 
 struct UnitQ8_0 {
@@ -253,6 +262,11 @@ HEARTH_UNROLL
   }
   HEARTH_HD float elem(int i) const { return d * static_cast<float>(sbyte(q[i / 4], i % 4)); }
   static HEARTH_HD int64_t part_offset(int u, int) { return 32 * static_cast<int64_t>(u); }
+  HEARTH_HD void part(int, uint32_t (&w)[8], float (&sc)[2], float& mn) const {
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) w[i] = q[i];
+    sc[0] = sc[1] = d, mn = 0.0f;
+  }
 };
 
 // Q4_K (kFifth = false) and Q5_K: unit u is chunk u % 4 (64 elements: sub-blocks 2c
@@ -306,6 +320,11 @@ HEARTH_UNROLL
                   : d1 * static_cast<float>(ubyte(hi[(i - 32) / 4], i % 4)) - m1;
   }
   static HEARTH_HD int64_t part_offset(int u, int part) { return 64 * static_cast<int64_t>(u) + 32 * part; }
+  HEARTH_HD void part(int p, uint32_t (&w)[8], float (&sc)[2], float& mn) const {
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) w[i] = p == 0 ? lo[i] : hi[i];
+    sc[0] = sc[1] = p == 0 ? d0 : d1, mn = p == 0 ? -m0 : -m1;
+  }
 };
 using UnitQ4_K = UnitQ45_K<false>;
 using UnitQ5_K = UnitQ45_K<true>;
@@ -357,6 +376,12 @@ HEARTH_UNROLL
   static HEARTH_HD int64_t part_offset(int u, int part) {
     return 256 * static_cast<int64_t>(u >> 2) + 128 * ((u >> 1) & 1) + 32 * (u & 1) + 64 * part;
   }
+  // The one unit with 16-element scales: sc differs between the halves of a piece.
+  HEARTH_HD void part(int p, uint32_t (&w)[8], float (&sc)[2], float& mn) const {
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) w[i] = static_cast<uint32_t>(p == 0 ? a[i] : b[i]);
+    sc[0] = d * static_cast<float>(p == 0 ? sa0 : sb0), sc[1] = d * static_cast<float>(p == 0 ? sa1 : sb1), mn = 0.0f;
+  }
 };
 
 // MLX affine, 4 bits: 32 elements = 4 words; word k holds elements 8k..8k+7, lowest first.
@@ -388,6 +413,11 @@ HEARTH_UNROLL
   }
   HEARTH_HD float elem(int i) const { return scale * static_cast<float>(ubyte(v[i / 4], i % 4)) + bias; }
   static HEARTH_HD int64_t part_offset(int u, int) { return 32 * static_cast<int64_t>(u); }
+  HEARTH_HD void part(int, uint32_t (&w)[8], float (&sc)[2], float& mn) const {
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) w[i] = v[i];
+    sc[0] = sc[1] = scale, mn = bias;
+  }
 };
 
 // MLX affine, 8 bits: 32 elements = 8 words of 4 bytes; values are stored as q - 128 so
@@ -415,6 +445,11 @@ HEARTH_UNROLL
   }
   HEARTH_HD float elem(int i) const { return scale * static_cast<float>(ubyte(v[i / 4], i % 4) ^ 0x80) + bias; }
   static HEARTH_HD int64_t part_offset(int u, int) { return 32 * static_cast<int64_t>(u); }
+  HEARTH_HD void part(int, uint32_t (&w)[8], float (&sc)[2], float& mn) const {
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) w[i] = v[i];  // q - 128
+    sc[0] = sc[1] = scale, mn = 128.0f * scale + bias;
+  }
 };
 
 // ---- units against float activations ---------------------------------------------------

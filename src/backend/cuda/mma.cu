@@ -1,0 +1,320 @@
+// Tensor-core products of quantized weights with 8-bit activations, for batched decode
+// (9..64 tokens): out[n, rows] = x[n, cols] @ w^T, reading every weight byte once. Below
+// that, the dp4a kernels of matmul.cu win (they do no shared-memory round trip); above,
+// cuBLAS on dequantized f16 tiles does (the weight's bytes are amortised over the tokens).
+//
+// A block of 4 warps owns 64 weight rows and a range of 256-element K chunks; each warp
+// owns 16 of the rows and all tokens (NT tiles of 8, the tail clamped to the last token).
+// Per chunk:
+//  - every thread loads its units (quant_units.cuh) of the next chunk into registers, so
+//    those loads are in flight while this chunk is multiplied;
+//  - the current chunk's units are decoded into shared memory: int8 values [64 rows, 256]
+//    and, per 32-element block, scale and min (each unit's part());
+//  - the activations' chunk (int8 values, d and s = d * sum(q) per block, as
+//    launch_quantize_x writes them) is copied into shared memory with cp.async, one chunk
+//    ahead of its use;
+//  - each warp multiplies with mma.sync m16n8k32 s8 x s8 -> s32 per 32-element block (two
+//    m16n8k16 for Q6_K, whose scales change every 16 elements), fragments loaded with
+//    ldmatrix, and adds w_scale * x_d * int + w_min * x_s to f32 accumulators.
+// A 4096-row weight is only 64 blocks, too few for the GPU, so K is also split over blocks
+// (grid.y, mma_splits): each split writes its sums to a partial buffer and a second kernel
+// adds the splits in a fixed order (the same result every run, nothing to reset: graphs
+// replay it as recorded).
+#include <algorithm>
+#include <string>
+#include <type_traits>
+
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/quant_units.cuh"
+
+namespace hearth::cuda {
+namespace {
+
+constexpr int kMmaThreads = 128;  // 4 warps
+constexpr int kRows = 64;         // weight rows per block: 16 per warp
+constexpr int kChunk = 256;       // K elements per step of the block's loop
+constexpr int kPitch = kChunk + 16;  // shared row pitch in bytes: 68 words, so the 8 rows of
+                                     // an ldmatrix phase fall on distinct banks
+
+// Shared memory of a block with kTok (padded) tokens: weight values [kRows][kPitch], their
+// (scale lo, scale hi, min, -) [kRows][8], then two buffers of the activations' chunk:
+// values [kTok][kPitch] and (d[t], d[t+1], s[t], s[t+1]) for even t: [8][kTok / 2] float4.
+__host__ __device__ constexpr size_t w_bytes() { return kRows * kPitch + kRows * 8 * 16; }
+__host__ __device__ constexpr size_t x_buf_q_bytes(int tok) { return static_cast<size_t>(tok) * kPitch; }
+__host__ __device__ constexpr size_t x_buf_f_bytes(int tok) { return static_cast<size_t>(8) * (tok / 2) * 16; }
+__host__ __device__ constexpr size_t mma_smem(int tok) { return w_bytes() + 2 * (x_buf_q_bytes(tok) + x_buf_f_bytes(tok)); }
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async4(void* dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(smem_addr(dst)), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// Four 8x8 matrices of 16-bit elements (here: 8 rows x 16 bytes of int8); lanes 8i..8i+7
+// give the row addresses of matrix i, and register i of lane l holds bytes 4 (l % 4)..+3
+// of row l / 4 of matrix i: the fragment layout of mma's int8 operands.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+// c = a (16 rows x 32 int8) . b (32 x 8 tokens), and the 16-element half of it.
+__device__ __forceinline__ void mma_k32(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%10, %10, %10, %10};"
+      : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
+}
+__device__ __forceinline__ void mma_k16(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %7, %7, %7};"
+      : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+      : "r"(a0), "r"(a1), "r"(b), "r"(0));
+}
+
+// NT: tiles of 8 tokens (even: B fragments come two tiles per ldmatrix).
+template <class U, int NT>
+__global__ void __launch_bounds__(kMmaThreads) mma_kernel(const MmaParams p) {
+  constexpr int kUpc = kChunk / U::kElems;                 // units of a row in a chunk
+  constexpr int kU = kRows * kUpc / kMmaThreads;           // units a thread loads per chunk
+  constexpr int kTok = 8 * NT;
+  constexpr bool kScales16 = std::is_same_v<U, UnitQ6_K>;  // 16-element scales
+  extern __shared__ int4 smem_raw[];
+  auto* ws = reinterpret_cast<int8_t*>(smem_raw);
+  auto* wsc = reinterpret_cast<float4*>(ws + kRows * kPitch);
+  auto* xq_s = reinterpret_cast<int8_t*>(wsc + kRows * 8);
+  auto* xf_s = reinterpret_cast<float*>(xq_s + 2 * x_buf_q_bytes(kTok));
+
+  const int64_t rows = p.w.rows, cols = p.w.cols, n = p.n, nb_row = cols / 32;
+  const int n_units = static_cast<int>(cols / U::kElems);
+  const int64_t chunks = (cols + kChunk - 1) / kChunk, per_split = (chunks + p.splits - 1) / p.splits;
+  const int64_t c_begin = blockIdx.y * per_split, c_end = min(chunks, c_begin + per_split);
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  const WAux aux{p.w.scales, p.w.biases, p.w.scale_kind, p.w.group_size, p.w.groups_per_row};
+
+  // Unit k of this thread: row j / kUpc of the block, unit j % kUpc of the chunk, with
+  // neighbouring threads on neighbouring units of a row.
+  U w[kU];
+  auto unit_of = [&](int k, int64_t c, int64_t* r, int* u) {
+    const int j = threadIdx.x + k * kMmaThreads;
+    *r = row0 + j / kUpc;
+    *u = static_cast<int>(c * kUpc + j % kUpc);
+    return *r < rows && *u < n_units;
+  };
+  auto load_units = [&](int64_t c) {
+#pragma unroll
+    for (int k = 0; k < kU; ++k) {
+      int64_t r;
+      int u;
+      if (unit_of(k, c, &r, &u)) w[k].load(p.w.data + r * p.w.row_bytes, r, u, aux);
+    }
+  };
+  auto decode_units = [&](int64_t c) {
+#pragma unroll
+    for (int k = 0; k < kU; ++k) {
+      int64_t r;
+      int u;
+      if (!unit_of(k, c, &r, &u)) continue;  // rows past the end: their sums are never stored
+      const int rr = static_cast<int>(r - row0);
+#pragma unroll
+      for (int part = 0; part < U::kElems / 32; ++part) {
+        uint32_t q[8];
+        float sc[2], mn;
+        w[k].part(part, q, sc, mn);
+        const int off = static_cast<int>(U::part_offset(u, part) - c * kChunk);
+        auto* dst = reinterpret_cast<uint4*>(ws + rr * kPitch + off);
+        dst[0] = make_uint4(q[0], q[1], q[2], q[3]);
+        dst[1] = make_uint4(q[4], q[5], q[6], q[7]);
+        wsc[rr * 8 + off / 32] = make_float4(sc[0], sc[1], mn, 0.0f);
+      }
+    }
+  };
+  // The 32-blocks of chunk c that exist (rows of 32-element types need not fill a chunk).
+  auto blocks_in = [&](int64_t c) { return static_cast<int>((nb_row - c * 8 < 8 ? nb_row - c * 8 : 8)); };
+  // Tokens past n read token n - 1: finite values whose sums are never stored.
+  auto stage_x = [&](int64_t c, int buf) {
+    const int nbk = blocks_in(c);
+    int8_t* q = xq_s + buf * x_buf_q_bytes(kTok);
+    float* f = xf_s + buf * (x_buf_f_bytes(kTok) / 4);
+    for (int i = threadIdx.x; i < kTok * 16; i += kMmaThreads) {
+      const int t = i / 16, piece = i % 16;
+      const int64_t ts = (t < n ? t : n - 1);
+      if (piece < 2 * nbk) cp_async16(q + t * kPitch + 16 * piece, p.xq + ts * cols + c * kChunk + 16 * piece);
+    }
+    for (int i = threadIdx.x; i < kTok * 8; i += kMmaThreads) {
+      const int t = i / 8, b = i % 8;
+      const int64_t ts = (t < n ? t : n - 1);
+      if (b >= nbk) continue;
+      float* dst = f + (b * (kTok / 2) + t / 2) * 4 + (t & 1);
+      cp_async4(dst, p.xd + ts * nb_row + c * 8 + b);
+      cp_async4(dst + 2, p.xs + ts * nb_row + c * 8 + b);
+    }
+  };
+
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, g = lane / 4, tig = lane % 4;
+  float acc[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+
+  if (c_begin < c_end) load_units(c_begin);  // weights: before the previous kernel ends
+  pdl_begin();
+  if (c_begin < c_end) stage_x(c_begin, 0);
+  cp_async_commit();
+  for (int64_t c = c_begin, i = 0; c < c_end; ++c, ++i) {
+    decode_units(c);
+    if (c + 1 < c_end) {
+      load_units(c + 1);
+      stage_x(c + 1, static_cast<int>((i + 1) & 1));
+    }
+    cp_async_commit();
+    cp_async_wait<1>();  // everything but the group just committed: chunk c's activations
+    __syncthreads();
+    const int buf = static_cast<int>(i & 1), nbk = blocks_in(c);
+    const int8_t* xq = xq_s + buf * x_buf_q_bytes(kTok);
+    const auto* xf = reinterpret_cast<const float4*>(xf_s + buf * (x_buf_f_bytes(kTok) / 4));
+    const int8_t* a_row = ws + (16 * warp + (lane & 7) + 8 * ((lane >> 3) & 1)) * kPitch + 16 * (lane >> 4);
+    for (int kb = 0; kb < nbk; ++kb) {
+      uint32_t a[4];
+      ldmatrix_x4(a, a_row + 32 * kb);
+      const float4 w0 = wsc[(16 * warp + g) * 8 + kb], w1 = wsc[(16 * warp + g + 8) * 8 + kb];
+#pragma unroll
+      for (int j = 0; j < NT; j += 2) {
+        uint32_t b[4];
+        ldmatrix_x4(b, xq + (8 * (j + (lane >> 4)) + (lane & 7)) * kPitch + 32 * kb + 16 * ((lane >> 3) & 1));
+#pragma unroll
+        for (int jj = 0; jj < 2; ++jj) {
+          const float4 x = xf[kb * (kTok / 2) + 4 * (j + jj) + tig];  // d(t0), d(t0 + 1), s(t0), s(t0 + 1)
+          float* o = acc[j + jj];
+          if constexpr (kScales16) {
+            int lo[4], hi[4];
+            mma_k16(lo, a[0], a[1], b[2 * jj]);
+            mma_k16(hi, a[2], a[3], b[2 * jj + 1]);
+            o[0] += x.x * (w0.x * static_cast<float>(lo[0]) + w0.y * static_cast<float>(hi[0])) + w0.z * x.z;
+            o[1] += x.y * (w0.x * static_cast<float>(lo[1]) + w0.y * static_cast<float>(hi[1])) + w0.z * x.w;
+            o[2] += x.x * (w1.x * static_cast<float>(lo[2]) + w1.y * static_cast<float>(hi[2])) + w1.z * x.z;
+            o[3] += x.y * (w1.x * static_cast<float>(lo[3]) + w1.y * static_cast<float>(hi[3])) + w1.z * x.w;
+          } else {
+            int s[4];
+            mma_k32(s, a, b[2 * jj], b[2 * jj + 1]);
+            o[0] = fmaf(w0.x * x.x, static_cast<float>(s[0]), fmaf(w0.z, x.z, o[0]));
+            o[1] = fmaf(w0.x * x.y, static_cast<float>(s[1]), fmaf(w0.z, x.w, o[1]));
+            o[2] = fmaf(w1.x * x.x, static_cast<float>(s[2]), fmaf(w1.z, x.z, o[2]));
+            o[3] = fmaf(w1.x * x.y, static_cast<float>(s[3]), fmaf(w1.z, x.w, o[3]));
+          }
+        }
+      }
+    }
+    __syncthreads();  // the shared values are rewritten for the next chunk
+  }
+
+  // Accumulator i of tile j: row g (i < 2) or g + 8, token 8j + 2 tig + i % 2.
+  float* dst = p.splits > 1 ? p.partial + blockIdx.y * n * rows : p.out;
+  const int64_t r0 = row0 + 16 * warp + g;
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t t = 8 * j + 2 * tig + (i & 1), r = r0 + (i >= 2 ? 8 : 0);
+      if (t < n && r < rows) dst[t * rows + r] = acc[j][i];
+    }
+}
+
+// out = the sum of the splits' partial products, in split order.
+__global__ void mma_reduce_kernel(const MmaParams p) {
+  pdl_begin();
+  const int64_t total = p.n * p.w.rows;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  float s = 0.0f;
+  for (int k = 0; k < p.splits; ++k) s += p.partial[k * total + i];
+  p.out[i] = s;
+}
+
+template <class U, int NT>
+void launch_mma_kernel(const MmaParams& p, cudaStream_t stream) {
+  const auto kernel = mma_kernel<U, NT>;
+  constexpr size_t smem = mma_smem(8 * NT);
+  const dim3 grid(static_cast<unsigned>((p.w.rows + kRows - 1) / kRows), static_cast<unsigned>(p.splits));
+  HEARTH_LAUNCH(kernel, grid, dim3(kMmaThreads), smem, stream, p);
+  HEARTH_CUDA_LAUNCHED();
+}
+
+// More than 48 KiB of dynamic shared memory must be asked for, once per kernel, and not
+// while a stream is captured: init_mma() runs at start-up.
+template <class U, int NT>
+void allow_smem() {
+  check_cuda(cudaFuncSetAttribute(mma_kernel<U, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(mma_smem(8 * NT))),
+             "cudaFuncSetAttribute", __FILE__, __LINE__);
+}
+
+template <class U>
+void allow_smem_all() {
+  allow_smem<U, 2>(), allow_smem<U, 4>(), allow_smem<U, 8>();
+}
+
+template <class U>
+void mma_for_unit(const MmaParams& p, cudaStream_t stream) {
+  if (p.n <= 16) launch_mma_kernel<U, 2>(p, stream);
+  else if (p.n <= 32) launch_mma_kernel<U, 4>(p, stream);
+  else launch_mma_kernel<U, 8>(p, stream);
+}
+
+}  // namespace
+
+void init_mma() {
+  allow_smem_all<UnitQ4_0>(), allow_smem_all<UnitQ8_0>(), allow_smem_all<UnitQ4_K>(), allow_smem_all<UnitQ5_K>();
+  allow_smem_all<UnitQ6_K>(), allow_smem_all<UnitMlx4>(), allow_smem_all<UnitMlx8>();
+}
+
+bool mma_type_supported(DType type, int bits) {
+  switch (type) {
+    case DType::Q4_0: case DType::Q8_0: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return true;
+    case DType::MLX_AFFINE: return bits == 4 || bits == 8;
+    default: return false;
+  }
+}
+
+int32_t mma_splits(int64_t rows, int64_t cols, int sm_count) {
+  // About three blocks per SM (what fits at 64 tokens), each split at least one chunk;
+  // then as few splits as give every split the same number of chunks.
+  const int64_t tiles = (rows + kRows - 1) / kRows, chunks = (cols + kChunk - 1) / kChunk;
+  const int64_t want = std::clamp<int64_t>((3 * static_cast<int64_t>(sm_count) + tiles / 2) / tiles, 1, chunks);
+  const int64_t per = (chunks + want - 1) / want;
+  return static_cast<int32_t>((chunks + per - 1) / per);
+}
+
+void launch_mma(const MmaParams& p, cudaStream_t stream) {
+  HEARTH_ASSERT(p.n >= 1 && p.n <= kMmaMaxTokens && p.w.cols % 32 == 0 && p.splits >= 1);
+  HEARTH_ASSERT(p.splits == 1 || p.partial);
+  switch (p.w.type) {
+    case DType::Q4_0: mma_for_unit<UnitQ4_0>(p, stream); break;
+    case DType::Q8_0: mma_for_unit<UnitQ8_0>(p, stream); break;
+    case DType::Q4_K: mma_for_unit<UnitQ4_K>(p, stream); break;
+    case DType::Q5_K: mma_for_unit<UnitQ5_K>(p, stream); break;
+    case DType::Q6_K: mma_for_unit<UnitQ6_K>(p, stream); break;
+    case DType::MLX_AFFINE:
+      if (p.w.bits == 4) mma_for_unit<UnitMlx4>(p, stream);
+      else mma_for_unit<UnitMlx8>(p, stream);
+      break;
+    default: fail("matmul: weight type " + std::string(dtype_name(p.w.type)) + " has no tensor-core kernel");
+  }
+  if (p.splits > 1) {
+    HEARTH_LAUNCH(mma_reduce_kernel, grid_for(p.n * p.w.rows, 256), 256, 0, stream, p);
+    HEARTH_CUDA_LAUNCHED();
+  }
+}
+
+}  // namespace hearth::cuda

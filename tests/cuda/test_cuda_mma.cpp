@@ -1,0 +1,144 @@
+// The tensor-core products of batched decode (backend/cuda/mma.cu), launched directly:
+// every type they take; token counts from 1 to 64 (the backend uses 9..64), so the last
+// tile of 8 tokens is partly padding; row counts that fill no 64-row block; rows of
+// 32-element types that end inside a 256-element chunk; one K split and several, and rows
+// long enough that a block loops over many chunks. Skips itself without a GPU.
+//
+// Reference: the double-precision product of the dequantized weight (check_matmul) with
+// the int8 activations' bound (5% of sqrt(sum of squared terms), as the dp4a products).
+// Through the backend (CudaBackend::matmul, recorded steps) the same products are
+// checked by test_cuda_ops' MatmulEveryTypeAndSize.
+#include <cuda_runtime.h>
+
+#include "backend/cuda/ops.h"
+#include "cuda_test_util.h"
+
+using namespace hearth;
+using namespace hearth::test;
+
+namespace {
+
+struct DeviceArray {
+  void* p = nullptr;
+  explicit DeviceArray(size_t bytes) { EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(bytes, 16)), cudaSuccess); }
+  ~DeviceArray() { cudaFree(p); }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(p);
+  }
+};
+
+cuda::DevWeight dev_weight(const Weight& w) {
+  cuda::DevWeight d{};
+  d.data = static_cast<const uint8_t*>(w.data);
+  d.scales = w.scales, d.biases = w.biases;
+  d.rows = w.rows, d.cols = w.cols, d.row_bytes = w.row_bytes(), d.type = w.type;
+  if (w.type == DType::MLX_AFFINE) {
+    d.groups_per_row = w.cols / w.group_size;
+    d.scale_kind = 1;  // make_weight's MLX scales are f16
+    d.bits = w.bits, d.group_size = w.group_size;
+  }
+  return d;
+}
+
+class CudaMma : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HEARTH_SKIP_WITHOUT_CUDA();
+    gpu = make_cuda_backend(0);  // uploads weights; sets up the launch mode and the kernels
+    ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+  }
+  void TearDown() override {
+    if (stream) cudaStreamDestroy(stream);
+  }
+
+  // out = x @ w^T for n tokens through launch_mma with `splits` K splits.
+  std::vector<float> product(const Weight& w, const std::vector<float>& x, int64_t n, int32_t splits) {
+    const int64_t cols = w.cols, rows = w.rows;
+    DeviceArray xd(sizeof(float) * n * cols), q(n * cols), d(sizeof(float) * n * cols / 32),
+        s(sizeof(float) * n * cols / 32), out(sizeof(float) * n * rows), part(sizeof(float) * splits * n * rows);
+    EXPECT_EQ(cudaMemcpy(xd.p, x.data(), sizeof(float) * n * cols, cudaMemcpyHostToDevice), cudaSuccess);
+    cuda::QuantizeXParams qp{};
+    qp.x = xd.as<float>(), qp.q = q.as<int8_t>(), qp.d = d.as<float>(), qp.s = s.as<float>(), qp.n = n, qp.cols = cols;
+    cuda::launch_quantize_x(qp, stream);
+    std::vector<float> nan(static_cast<size_t>(n * rows), NAN);  // an element never written fails
+    EXPECT_EQ(cudaMemcpy(out.p, nan.data(), sizeof(float) * n * rows, cudaMemcpyHostToDevice), cudaSuccess);
+    cuda::MmaParams p{};
+    p.w = dev_weight(w);
+    p.xq = q.as<int8_t>(), p.xd = d.as<float>(), p.xs = s.as<float>();
+    p.out = out.as<float>(), p.partial = part.as<float>();
+    p.n = n, p.splits = splits;
+    cuda::launch_mma(p, stream);
+    EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    std::vector<float> got(static_cast<size_t>(n * rows));
+    EXPECT_EQ(cudaMemcpy(got.data(), out.p, sizeof(float) * n * rows, cudaMemcpyDeviceToHost), cudaSuccess);
+    return got;
+  }
+
+  std::unique_ptr<Backend> gpu;
+  cudaStream_t stream = nullptr;
+  std::mt19937 rng{7};
+};
+
+const WeightSpec kTypes[] = {
+    {"q4_0", DType::Q4_0, 2080},  // 8 chunks and one 32-block
+    {"q8_0", DType::Q8_0, 416},   // 1 chunk and 5 blocks
+    {"q4_K", DType::Q4_K, 2304},
+    {"q5_K", DType::Q5_K, 768},
+    {"q6_K", DType::Q6_K, 1536},
+    {"mlx4 g64", DType::MLX_AFFINE, 1088, 4, 64},
+    {"mlx4 g32", DType::MLX_AFFINE, 224, 4, 32},
+    {"mlx8 g128", DType::MLX_AFFINE, 1280, 8, 128},
+};
+
+TEST_F(CudaMma, EveryTypeTokenCountAndSplit) {
+  for (const auto& spec : kTypes) {
+    for (int64_t rows : {1, 67, 300}) {
+      const HostWeight hw = make_weight(spec, rows, rng);
+      const Weight g = gpu->upload_weight(hw.w);
+      const int32_t chunks = static_cast<int32_t>((spec.cols + 255) / 256);
+      for (int64_t n : {1, 5, 9, 16, 17, 33, 64}) {
+        const auto x = random_vector(static_cast<size_t>(n * spec.cols), rng);
+        for (int32_t splits : {1, chunks, cuda::mma_splits(rows, spec.cols, 132)}) {
+          const std::string what = std::string(spec.name) + " rows " + std::to_string(rows) + " n " +
+                                   std::to_string(n) + " splits " + std::to_string(splits);
+          check_matmul(product(g, x, n, splits), hw.w, x, n, 5e-2, false, what);
+        }
+      }
+    }
+  }
+}
+
+// Many rows and long rows: blocks loop over several chunks (the next one's weights and
+// activations in flight while one is multiplied), with and without K splits.
+TEST_F(CudaMma, LongRows) {
+  const WeightSpec specs[] = {{"q4_K", DType::Q4_K, 4096}, {"q6_K", DType::Q6_K, 3072}, {"q4_0", DType::Q4_0, 4128}};
+  for (const auto& spec : specs) {
+    const int64_t rows = 1000;
+    const HostWeight hw = make_weight(spec, rows, rng);
+    const Weight g = gpu->upload_weight(hw.w);
+    for (int64_t n : {12, 40}) {
+      const auto x = random_vector(static_cast<size_t>(n * spec.cols), rng, 2.0f);
+      for (int32_t splits : {1, 3}) {
+        const std::string what = std::string(spec.name) + " long n " + std::to_string(n) + " splits " + std::to_string(splits);
+        check_matmul(product(g, x, n, splits), hw.w, x, n, 5e-2, false, what);
+      }
+    }
+  }
+}
+
+// The split count fills the GPU with blocks and gives every split the same chunk count.
+TEST(MmaPlan, SplitsCoverTheChunks) {
+  for (int64_t rows : {64, 4096, 6144, 24576})
+    for (int64_t cols : {256, 4096, 12288}) {
+      const int64_t chunks = cols / 256, s = cuda::mma_splits(rows, cols, 132);
+      EXPECT_GE(s, 1);
+      EXPECT_LE(s, chunks);
+      const int64_t per = (chunks + s - 1) / s;
+      EXPECT_GT(chunks - (s - 1) * per, 0) << rows << "x" << cols << ": the last split would be empty";
+    }
+  EXPECT_EQ(cuda::mma_splits(24576, 4096, 132), 1);
+  EXPECT_GT(cuda::mma_splits(4096, 4096, 132), 1);
+}
+
+}  // namespace
