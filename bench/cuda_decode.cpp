@@ -1,7 +1,7 @@
 // cuda_decode: prompt and decode speed of a Qwen3-shaped model on the CUDA backend, and
 // the fraction of the GPU's measured memory bandwidth that decoding reaches.
 //   cuda_decode [--shape 8b] [--type q4_k_m|q4_0|q8_0|q6_k|mlx4|mlx8] [--layers N]
-//               [--prompt 512] [--gen 128] [--reps 3] [--kv f16|f32]
+//               [--prompt 512] [--gen 128] [--reps 3] [--kv f16|f32] [--batch B]
 // The weights are made in memory: random bytes in the stored layout of
 // each type with valid scales (the Q4_K_M mix gives attn_v/ffn_down of the same layers
 // Q6_K as the writer does, and the output head Q6_K), uploaded one matrix at a time. Speed
@@ -12,7 +12,9 @@
 // against the CPU on real files.
 //
 // ppN: one N-token prompt from an empty cache. tgN: N single-token steps after a 1-token
-// prompt. Bytes per decode step = every weight matrix (the embedding table only when it
+// prompt. --batch B (the issue's aggregate figure): B sequences, each given its own
+// N-token prompt (one step each), then N decode steps of B tokens, one per sequence
+// (one StepBatch, as the scheduler packs them); aggregate tokens/s = B * N / time. Bytes per decode step = every weight matrix (the embedding table only when it
 // is also the output head) + the KV cache read at the mean context. Bandwidth: a device-
 // to-device copy of 2 GiB, counting bytes read and written. Mean of --reps runs after one
 // warm-up.
@@ -36,7 +38,7 @@ namespace {
 
 struct Options {
   std::string shape = "8b", type = "q4_k_m", kv = "f16";
-  int layers = 0, prompt = 512, gen = 128, reps = 3;
+  int layers = 0, prompt = 512, gen = 128, reps = 3, batch = 0;
 };
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -149,39 +151,77 @@ Net synthetic(Backend& be, const Options& o) {
 // Host time spent issuing a step's ops, and waiting in read_rows (the GPU's share).
 double g_issue_s = 0, g_wait_s = 0;
 
-// One forward pass of `n` tokens at positions start.. with the logits of the last one.
-void forward(Backend& be, const Net& net, const std::vector<int32_t>& tokens, int32_t start, std::vector<float>& logits) {
+// One forward pass of a step, with the logits of its logit rows.
+void forward(Backend& be, const Net& net, const StepBatch& batch, std::vector<float>& logits) {
   const auto& c = net.config;
-  const int64_t n = static_cast<int64_t>(tokens.size());
-  static int64_t scratch_n = 0;
+  const int64_t n = batch.n_tokens(), n_logits = static_cast<int64_t>(batch.logit_rows.size());
+  static int64_t scratch_n = 0, scratch_logits = 0;
   static Tensor x, xn, q, k, v, attn, gate, up, tmp, last, out;
-  if (n > scratch_n) {
+  if (n > scratch_n || n_logits > scratch_logits) {
     be.reset_scratch();
-    scratch_n = n;
-    x = be.alloc_activation({n, c.hidden_size}), xn = be.alloc_activation({n, c.hidden_size});
-    q = be.alloc_activation({n, c.q_dim()}), k = be.alloc_activation({n, c.kv_dim()});
-    v = be.alloc_activation({n, c.kv_dim()}), attn = be.alloc_activation({n, c.q_dim()});
-    gate = be.alloc_activation({n, c.intermediate_size}), up = be.alloc_activation({n, c.intermediate_size});
-    tmp = be.alloc_activation({n, c.hidden_size});
-    last = be.alloc_activation({1, c.hidden_size}), out = be.alloc_activation({1, c.vocab_size});
+    scratch_n = std::max(n, scratch_n), scratch_logits = std::max(n_logits, scratch_logits);
+    const int64_t m = scratch_n, l = scratch_logits;
+    x = be.alloc_activation({m, c.hidden_size}), xn = be.alloc_activation({m, c.hidden_size});
+    q = be.alloc_activation({m, c.q_dim()}), k = be.alloc_activation({m, c.kv_dim()});
+    v = be.alloc_activation({m, c.kv_dim()}), attn = be.alloc_activation({m, c.q_dim()});
+    gate = be.alloc_activation({m, c.intermediate_size}), up = be.alloc_activation({m, c.intermediate_size});
+    tmp = be.alloc_activation({m, c.hidden_size});
+    last = be.alloc_activation({l, c.hidden_size}), out = be.alloc_activation({l, c.vocab_size});
   }
-  auto rows = [n](Tensor t) { return t.shape[0] = n, t; };
+  auto rows = [](Tensor t, int64_t r) { return t.shape[0] = r, t; };
   const double t0 = now_s();
-  be.begin_step(StepBatch::single(tokens, start, be.kv_cache_config().block_size, false));
-  LayerState s{.be = be, .config = c, .rope = net.rope, .x = rows(x), .xn = rows(xn), .q = rows(q), .k = rows(k),
-               .v = rows(v), .attn = rows(attn), .gate = rows(gate), .up = rows(up), .tmp = rows(tmp)};
+  be.begin_step(batch);
+  LayerState s{.be = be, .config = c, .rope = net.rope, .x = rows(x, n), .xn = rows(xn, n), .q = rows(q, n),
+               .k = rows(k, n), .v = rows(v, n), .attn = rows(attn, n), .gate = rows(gate, n), .up = rows(up, n),
+               .tmp = rows(tmp, n)};
   be.embed(s.x, net.w.token_embd);
   for (int il = 0; il < c.num_hidden_layers; ++il) {
     attention_block(s, net.w.layers[static_cast<size_t>(il)], il, {.qkv_bias = false, .qk_norm = true});
     swiglu_ffn_block(s, net.w.layers[static_cast<size_t>(il)]);
   }
-  be.gather_logit_rows(last, s.x);
-  be.rms_norm(last, last, net.w.output_norm, static_cast<float>(c.rms_norm_eps));
-  be.matmul(out, last, net.w.output);
+  Tensor lg = rows(last, n_logits), o = rows(out, n_logits);
+  be.gather_logit_rows(lg, s.x);
+  be.rms_norm(lg, lg, net.w.output_norm, static_cast<float>(c.rms_norm_eps));
+  be.matmul(o, lg, net.w.output);
   const double t1 = now_s();
-  be.read_rows(out, logits.data());
+  logits.resize(static_cast<size_t>(n_logits * c.vocab_size));
+  be.read_rows(o, logits.data());
   g_issue_s += t1 - t0;
   g_wait_s += now_s() - t1;
+}
+
+// One sequence at positions start.. with the logits of its last token.
+void forward(Backend& be, const Net& net, const std::vector<int32_t>& tokens, int32_t start, std::vector<float>& logits) {
+  forward(be, net, StepBatch::single(tokens, start, be.kv_cache_config().block_size, false), logits);
+}
+
+// Sequence s of a batch owns blocks [s * per_seq, (s + 1) * per_seq) of the cache; tokens[i]
+// goes to sequence seqs[i] at position pos[i] (one token each, or one sequence's prompt).
+StepBatch batch_step(const std::vector<int32_t>& tokens, const std::vector<int32_t>& seqs, const std::vector<int32_t>& pos,
+                     int32_t per_seq, int32_t block, bool last_only) {
+  StepBatch b;
+  b.tokens = tokens;
+  b.positions = pos;
+  std::vector<int32_t> index(static_cast<size_t>(*std::max_element(seqs.begin(), seqs.end()) + 1), -1);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int32_t s = seqs[i];
+    if (index[static_cast<size_t>(s)] < 0) {
+      index[static_cast<size_t>(s)] = static_cast<int32_t>(b.seqs.size());
+      b.seqs.emplace_back();
+    }
+    auto& seq = b.seqs[static_cast<size_t>(index[static_cast<size_t>(s)])];
+    seq.n_ctx = std::max(seq.n_ctx, pos[i] + 1);
+    b.seq_of.push_back(index[static_cast<size_t>(s)]);
+    b.slots.push_back(static_cast<int64_t>(s) * per_seq * block + pos[i]);
+  }
+  for (size_t i = 0; i < b.seqs.size(); ++i) {
+    auto& seq = b.seqs[i];
+    const int32_t s = static_cast<int32_t>(std::find(index.begin(), index.end(), static_cast<int32_t>(i)) - index.begin());
+    for (int32_t j = 0; j < (seq.n_ctx + block - 1) / block; ++j) seq.block_table.push_back(s * per_seq + j);
+  }
+  if (last_only) b.logit_rows = {static_cast<int32_t>(tokens.size()) - 1};
+  else for (int32_t i = 0; i < static_cast<int32_t>(tokens.size()); ++i) b.logit_rows.push_back(i);
+  return b;
 }
 
 }  // namespace
@@ -197,6 +237,7 @@ int main(int argc, char** argv) {
     else if (f == "--prompt") o.prompt = std::stoi(v);
     else if (f == "--gen") o.gen = std::stoi(v);
     else if (f == "--reps") o.reps = std::stoi(v);
+    else if (f == "--batch") o.batch = std::stoi(v);
     else return std::fprintf(stderr, "cuda_decode: unknown flag %s\n", f.c_str()), 2;
   }
   try {
@@ -208,7 +249,8 @@ int main(int argc, char** argv) {
     const auto& c = net.config;
     const double load_s = now_s() - t_load;
     const int32_t block = 16, n_ctx = o.prompt + o.gen + 16;
-    KvCacheConfig kv{static_cast<int32_t>(c.num_hidden_layers), (n_ctx + block - 1) / block, block,
+    const int32_t per_seq = (n_ctx + block - 1) / block;
+    KvCacheConfig kv{static_cast<int32_t>(c.num_hidden_layers), per_seq * std::max(o.batch, 1), block,
                      static_cast<int32_t>(c.num_key_value_heads), static_cast<int32_t>(c.head_dim),
                      o.kv == "f32" ? DType::F32 : DType::F16};
     be->init_kv_cache(kv);
@@ -217,7 +259,7 @@ int main(int argc, char** argv) {
     std::vector<int32_t> prompt(static_cast<size_t>(o.prompt));
     for (auto& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(c.vocab_size));
     double pp = 0, tg = 0;
-    for (int rep = -1; rep < o.reps; ++rep) {  // rep -1: warm-up
+    for (int rep = -1; o.batch == 0 && rep < o.reps; ++rep) {  // rep -1: warm-up
       double t0 = now_s();
       if (o.prompt > 0) forward(*be, net, prompt, 0, logits);
       const double pp_s = now_s() - t0;
@@ -240,10 +282,38 @@ int main(int argc, char** argv) {
                 static_cast<double>(mem.scratch) / (1 << 20), load_s);
     std::printf("device copy bandwidth %.0f GB/s\n", bw / 1e9);
     std::printf("| test | tok/s | ms/token | GB/s | %% of copy bandwidth |\n|---|---:|---:|---:|---:|\n");
-    if (o.prompt > 0) std::printf("| pp%d | %.0f | | | |\n", o.prompt, pp);
-    std::printf("| tg%d | %.1f | %.3f | %.0f | %.0f%% |\n", o.gen, tg, 1e3 / tg, step_bytes * tg / 1e9,
-                100 * step_bytes * tg / bw);
-    std::printf("decode step (last run): %.3f ms issuing ops on the host, %.3f ms waiting for the GPU\n",
+    if (o.batch == 0) {
+      if (o.prompt > 0) std::printf("| pp%d | %.0f | | | |\n", o.prompt, pp);
+      std::printf("| tg%d | %.1f | %.3f | %.0f | %.0f%% |\n", o.gen, tg, 1e3 / tg, step_bytes * tg / 1e9,
+                  100 * step_bytes * tg / bw);
+      std::printf("decode step (last run): %.3f ms issuing ops on the host, %.3f ms waiting for the GPU\n",
+                  1e3 * g_issue_s / o.gen, 1e3 * g_wait_s / o.gen);
+      return 0;
+    }
+    // Batched: every sequence's prompt, then o.gen steps of one token per sequence (the
+    // same positions again in every repetition: the cache holds valid keys there).
+    const int32_t B = o.batch;
+    for (int32_t sq = 0; sq < B; ++sq) {
+      std::vector<int32_t> seqs(prompt.size(), sq), pos(prompt.size());
+      for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int32_t>(i);
+      if (!prompt.empty()) forward(*be, net, batch_step(prompt, seqs, pos, per_seq, block, true), logits);
+    }
+    double agg = 0, step_ms = 0;
+    for (int rep = -1; rep < o.reps; ++rep) {
+      g_issue_s = g_wait_s = 0;
+      const double t0 = now_s();
+      for (int i = 0; i < o.gen; ++i) {
+        std::vector<int32_t> toks(static_cast<size_t>(B)), seqs(static_cast<size_t>(B)), pos(static_cast<size_t>(B), o.prompt + i);
+        for (int32_t sq = 0; sq < B; ++sq)
+          toks[static_cast<size_t>(sq)] = static_cast<int32_t>((sq * 131 + i * 7919) % c.vocab_size), seqs[static_cast<size_t>(sq)] = sq;
+        forward(*be, net, batch_step(toks, seqs, pos, per_seq, block, false), logits);
+      }
+      const double s_all = now_s() - t0;
+      if (rep >= 0) agg += static_cast<double>(B) * o.gen / s_all / o.reps, step_ms += 1e3 * s_all / o.gen / o.reps;
+    }
+    std::printf("| %d sequences x tg%d (prompts %d) | %.1f aggregate | %.3f ms/step | | |\n", B, o.gen, o.prompt, agg,
+                step_ms);
+    std::printf("batched step (last run): %.3f ms issuing ops on the host, %.3f ms waiting for the GPU\n",
                 1e3 * g_issue_s / o.gen, 1e3 * g_wait_s / o.gen);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cuda_decode: %s\n", e.what());
