@@ -157,8 +157,8 @@ int main(int argc, char** argv) {
   }
 
   std::printf("%s, %d SMs\n", prop.name, sms);
-  std::printf("| type | shape (rows x cols) | n | dp4a us | mma us | cublas us | dp4a GB/s | mma GB/s | cublas GB/s | splits |\n");
-  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("| type | shape (rows x cols) | n | dp4a us | mma us | cublas us | dp4a GB/s | mma GB/s | cublas GB/s | splits | mma blocks/SM |\n");
+  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   const int64_t shapes[][2] = {{6144, 4096}, {4096, 4096}, {24576, 4096}, {4096, 12288}};
   std::stringstream ts(types);
   for (std::string tname; std::getline(ts, tname, ',');) {
@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
         qp.s = static_cast<float*>(s), qp.n = n, qp.cols = w.cols;
         launch_quantize_x(qp, stream);
         double t_dp4a = 0, t_mma = 0, t_blas = 0;
-        int32_t splits = 0;
+        int32_t splits = 0, blocks = 0;
         if (n <= kGemvMaxTokens) {
           GemvParams p{};
           p.w = w, p.xq = qp.q, p.xd = qp.d, p.xs = qp.s, p.out = static_cast<float*>(out), p.n = n;
@@ -189,7 +189,9 @@ int main(int argc, char** argv) {
           MmaParams p{};
           p.w = w, p.xq = qp.q, p.xd = qp.d, p.xs = qp.s, p.out = static_cast<float*>(out);
           p.partial = static_cast<float*>(part), p.n = n;
-          p.splits = splits = mma_splits(w.rows, w.cols, sms);
+          const int bps = mma_blocks_per_sm(w.type, w.bits, n);
+          p.splits = splits = mma_splits(w.rows, w.cols, int64_t{sms} * bps);
+          blocks = bps;
           if (const char* e = std::getenv("HEARTH_CUDA_MMA_SPLITS")) p.splits = splits = std::max(1, std::atoi(e));
           t_mma = time_us([&] { launch_mma(p, stream); }, reps, stream);
         }
@@ -207,10 +209,10 @@ int main(int argc, char** argv) {
         };
         auto us = [&](double t) { return fmt(t, "%.1f"); };
         auto gbs = [&](double t) { return fmt(t > 0 ? static_cast<double>(m.bytes) / t / 1e3 : 0.0, "%.0f"); };
-        std::printf("| %s | %lld x %lld | %lld | %s | %s | %s | %s | %s | %s | %d |\n", tname.c_str(),
+        std::printf("| %s | %lld x %lld | %lld | %s | %s | %s | %s | %s | %s | %d | %d |\n", tname.c_str(),
                     static_cast<long long>(w.rows), static_cast<long long>(w.cols), static_cast<long long>(n),
                     us(t_dp4a).c_str(), us(t_mma).c_str(), us(t_blas).c_str(), gbs(t_dp4a).c_str(), gbs(t_mma).c_str(),
-                    gbs(t_blas).c_str(), splits);
+                    gbs(t_blas).c_str(), splits, blocks);
         std::fflush(stdout);
       }
     }

@@ -99,7 +99,7 @@ TEST_F(CudaMma, EveryTypeTokenCountAndSplit) {
       const int32_t chunks = static_cast<int32_t>((spec.cols + 255) / 256);
       for (int64_t n : {1, 5, 9, 16, 17, 33, 64}) {
         const auto x = random_vector(static_cast<size_t>(n * spec.cols), rng);
-        for (int32_t splits : {1, chunks, cuda::mma_splits(rows, spec.cols, 132)}) {
+        for (int32_t splits : {1, chunks, cuda::mma_splits(rows, spec.cols, 132 * 3)}) {
           const std::string what = std::string(spec.name) + " rows " + std::to_string(rows) + " n " +
                                    std::to_string(n) + " splits " + std::to_string(splits);
           check_matmul(product(g, x, n, splits), hw.w, x, n, 5e-2, false, what);
@@ -131,14 +131,14 @@ TEST_F(CudaMma, LongRows) {
 TEST(MmaPlan, SplitsCoverTheChunks) {
   for (int64_t rows : {64, 4096, 6144, 24576})
     for (int64_t cols : {256, 4096, 12288}) {
-      const int64_t chunks = cols / 256, s = cuda::mma_splits(rows, cols, 132);
+      const int64_t chunks = cols / 256, s = cuda::mma_splits(rows, cols, 132 * 3);
       EXPECT_GE(s, 1);
       EXPECT_LE(s, chunks);
       const int64_t per = (chunks + s - 1) / s;
       EXPECT_GT(chunks - (s - 1) * per, 0) << rows << "x" << cols << ": the last split would be empty";
     }
-  EXPECT_EQ(cuda::mma_splits(24576, 4096, 132), 1);
-  EXPECT_GT(cuda::mma_splits(4096, 4096, 132), 1);
+  EXPECT_EQ(cuda::mma_splits(24576, 4096, 132 * 3), 1);
+  EXPECT_GT(cuda::mma_splits(4096, 4096, 132 * 3), 1);
 }
 
 }  // namespace

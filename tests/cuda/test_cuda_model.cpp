@@ -1,14 +1,15 @@
 // Whole-model logits on the CUDA backend against the CPU backend. A small synthetic Qwen3
 // model (src/model/writer.h) is written in each format, loaded on both backends, and run
-// on the same tokens: a 21-token prompt (the tensor-core path) and then 12 single-token
+// on the same tokens: a 21-token prompt (tensor cores: mma.cu's int8 products for
+// quantized weights, recorded as a graph; cuBLAS for float ones) and then 12 single-token
 // decode steps (the register-dequantizing kernels, replayed from CUDA graphs) fed with
 // the CPU's greedy tokens so both see identical contexts. At every step the log-softmax
 // of the CPU's top-5 tokens must agree within a bound, and so must the greedy token unless
 // the CPU's top two are closer than that bound.
 // Bounds: f32 weights with an f32 cache 2e-3; f16 cache 2e-2; quantized weights 0.15 (the
-// GPU rounds activations to 8-bit blocks in decode and to f16 in prompts, as llama.cpp
-// does; the CPU reference here does neither; the CPU's own quantized-vs-float test uses
-// the same 0.15).
+// GPU rounds activations to 8-bit blocks up to 64 tokens and to f16 in longer prompts, as
+// llama.cpp does; the CPU reference here does neither; the CPU's own quantized-vs-float
+// test uses the same 0.15).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>

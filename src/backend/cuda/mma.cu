@@ -6,16 +6,18 @@
 // A block of 4 warps owns 64 weight rows and a range of 256-element K chunks; each warp
 // owns 16 of the rows and all tokens (NT tiles of 8, the tail clamped to the last token).
 // Per chunk:
-//  - every thread loads its units (quant_units.cuh) of the next chunk into registers, so
-//    those loads are in flight while this chunk is multiplied;
-//  - the current chunk's units are decoded into shared memory: int8 values [64 rows, 256]
-//    and, per 32-element block, scale and min (each unit's part());
-//  - the activations' chunk (int8 values, d and s = d * sum(q) per block, as
-//    launch_quantize_x writes them) is copied into shared memory with cp.async, one chunk
-//    ahead of its use;
+//  - the next chunk's weight bytes (each row's stored blocks, as they are) and activations
+//    (int8 values, d and s = d * sum(q) per block, as launch_quantize_x writes them) are
+//    copied into shared memory with cp.async, so they are in flight while this chunk is
+//    decoded and multiplied (double buffered);
+//  - this chunk's units (quant_units.cuh) are read from that copy and decoded into int8
+//    values [64 rows, 256] with, per 32-element block, scale and min (each unit's part());
 //  - each warp multiplies with mma.sync m16n8k32 s8 x s8 -> s32 per 32-element block (two
 //    m16n8k16 for Q6_K, whose scales change every 16 elements), fragments loaded with
 //    ldmatrix, and adds w_scale * x_d * int + w_min * x_s to f32 accumulators.
+// NOTE: a first version loaded the units from global memory into registers one chunk
+// ahead; their load() computes on the bytes at once, so every thread waited for memory
+// there, and the kernel read 4096 x 4096 Q4_K at about 500 GB/s on an H200.
 // A 4096-row weight is only 64 blocks, too few for the GPU, so K is also split over blocks
 // (grid.y, mma_splits): each split writes its sums to a partial buffer and a second kernel
 // adds the splits in a fixed order (the same result every run, nothing to reset: graphs
@@ -38,11 +40,11 @@ constexpr int kPitch = kChunk + 16;  // shared row pitch in bytes: 68 words, so 
 
 // Shared memory of a block with kTok (padded) tokens: weight values [kRows][kPitch], their
 // (scale lo, scale hi, min, -) [kRows][8], then two buffers of the activations' chunk:
-// values [kTok][kPitch] and (d[t], d[t+1], s[t], s[t+1]) for even t: [8][kTok / 2] float4.
+// values [kTok][kPitch] and (d[t], d[t+1], s[t], s[t+1]) for even t: [8][kTok / 2] float4,
+// then two buffers of the weights' stored bytes (mma_smem).
 __host__ __device__ constexpr size_t w_bytes() { return kRows * kPitch + kRows * 8 * 16; }
 __host__ __device__ constexpr size_t x_buf_q_bytes(int tok) { return static_cast<size_t>(tok) * kPitch; }
 __host__ __device__ constexpr size_t x_buf_f_bytes(int tok) { return static_cast<size_t>(8) * (tok / 2) * 16; }
-__host__ __device__ constexpr size_t mma_smem(int tok) { return w_bytes() + 2 * (x_buf_q_bytes(tok) + x_buf_f_bytes(tok)); }
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -84,67 +86,79 @@ __device__ __forceinline__ void mma_k16(int (&c)[4], uint32_t a0, uint32_t a1, u
       : "r"(a0), "r"(a1), "r"(b), "r"(0));
 }
 
+// Bytes of one row's 256-element chunk as stored, and the shared pitch of its copy: the
+// copy starts at the 16-byte boundary at or below the chunk (cp.async moves aligned 16
+// bytes), so it keeps the chunk's alignment mod 16, which the units' loads rely on, and
+// holds the up to 3 bytes past the end that ld_words_any reads.
+template <class U>
+__host__ __device__ constexpr int chunk_bytes() {
+  if constexpr (std::is_same_v<U, UnitQ4_0>) return 8 * 18;
+  else if constexpr (std::is_same_v<U, UnitQ8_0>) return 8 * 34;
+  else if constexpr (std::is_same_v<U, UnitQ4_K>) return 144;
+  else if constexpr (std::is_same_v<U, UnitQ5_K>) return 176;
+  else if constexpr (std::is_same_v<U, UnitQ6_K>) return 210;
+  else if constexpr (std::is_same_v<U, UnitMlx4>) return 128;
+  else return 256;  // UnitMlx8
+}
+template <class U>
+__host__ __device__ constexpr int raw_pitch() {
+  return (chunk_bytes<U>() + 30 + 15) / 16 * 16;
+}
+// All of a block's shared memory; then two buffers of the weights' raw chunk [kRows][raw_pitch].
+template <class U>
+constexpr size_t mma_smem(int tok) {
+  return w_bytes() + 2 * (x_buf_q_bytes(tok) + x_buf_f_bytes(tok)) + 2 * static_cast<size_t>(kRows) * raw_pitch<U>();
+}
+
 // NT: tiles of 8 tokens (even: B fragments come two tiles per ldmatrix).
 template <class U, int NT>
 __global__ void __launch_bounds__(kMmaThreads) mma_kernel(const MmaParams p) {
   constexpr int kUpc = kChunk / U::kElems;                 // units of a row in a chunk
-  constexpr int kU = kRows * kUpc / kMmaThreads;           // units a thread loads per chunk
+  constexpr int kU = kRows * kUpc / kMmaThreads;           // units a thread decodes per chunk
   constexpr int kTok = 8 * NT;
+  constexpr int kRaw = raw_pitch<U>(), kPieces = kRaw / 16;
   constexpr bool kScales16 = std::is_same_v<U, UnitQ6_K>;  // 16-element scales
   extern __shared__ int4 smem_raw[];
   auto* ws = reinterpret_cast<int8_t*>(smem_raw);
   auto* wsc = reinterpret_cast<float4*>(ws + kRows * kPitch);
   auto* xq_s = reinterpret_cast<int8_t*>(wsc + kRows * 8);
   auto* xf_s = reinterpret_cast<float*>(xq_s + 2 * x_buf_q_bytes(kTok));
+  auto* raw_s = reinterpret_cast<uint8_t*>(xf_s + 2 * (x_buf_f_bytes(kTok) / 4));  // [2][kRows][kRaw]
 
   const int64_t rows = p.w.rows, cols = p.w.cols, n = p.n, nb_row = cols / 32;
   const int n_units = static_cast<int>(cols / U::kElems);
   const int64_t chunks = (cols + kChunk - 1) / kChunk, per_split = (chunks + p.splits - 1) / p.splits;
   const int64_t c_begin = blockIdx.y * per_split, c_end = min(chunks, c_begin + per_split);
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows;
-  const WAux aux{p.w.scales, p.w.biases, p.w.scale_kind, p.w.group_size, p.w.groups_per_row};
 
-  // Unit k of this thread: row j / kUpc of the block, unit j % kUpc of the chunk, with
-  // neighbouring threads on neighbouring units of a row.
-  U w[kU];
-  auto unit_of = [&](int k, int64_t c, int64_t* r, int* u) {
-    const int j = threadIdx.x + k * kMmaThreads;
-    *r = row0 + j / kUpc;
-    *u = static_cast<int>(c * kUpc + j % kUpc);
-    return *r < rows && *u < n_units;
+  // Chunk c of row r: bytes [start, end) of the weight, copied from the 16-byte boundary
+  // a0 at or below start (rows of 32-element types may end inside a chunk).
+  auto chunk_span = [&](int64_t r, int64_t c, uintptr_t* a0, int* lead, int* pieces) {
+    const uint8_t* row = p.w.data + r * p.w.row_bytes;
+    const int64_t begin = c * chunk_bytes<U>(), end = min(begin + chunk_bytes<U>(), p.w.row_bytes);
+    const uintptr_t s = reinterpret_cast<uintptr_t>(row + begin), e = reinterpret_cast<uintptr_t>(row + end);
+    *a0 = s & ~uintptr_t{15};
+    *lead = static_cast<int>(s - *a0);
+    *pieces = static_cast<int>(((e + 15) & ~uintptr_t{15}) - *a0) / 16;
   };
-  auto load_units = [&](int64_t c) {
-#pragma unroll
-    for (int k = 0; k < kU; ++k) {
-      int64_t r;
-      int u;
-      if (unit_of(k, c, &r, &u)) w[k].load(p.w.data + r * p.w.row_bytes, r, u, aux);
-    }
-  };
-  auto decode_units = [&](int64_t c) {
-#pragma unroll
-    for (int k = 0; k < kU; ++k) {
-      int64_t r;
-      int u;
-      if (!unit_of(k, c, &r, &u)) continue;  // rows past the end: their sums are never stored
-      const int rr = static_cast<int>(r - row0);
-#pragma unroll
-      for (int part = 0; part < U::kElems / 32; ++part) {
-        uint32_t q[8];
-        float sc[2], mn;
-        w[k].part(part, q, sc, mn);
-        const int off = static_cast<int>(U::part_offset(u, part) - c * kChunk);
-        auto* dst = reinterpret_cast<uint4*>(ws + rr * kPitch + off);
-        dst[0] = make_uint4(q[0], q[1], q[2], q[3]);
-        dst[1] = make_uint4(q[4], q[5], q[6], q[7]);
-        wsc[rr * 8 + off / 32] = make_float4(sc[0], sc[1], mn, 0.0f);
-      }
+  // The weights of chunk c into raw buffer buf: 16-byte pieces, neighbouring threads on
+  // neighbouring pieces of a row.
+  auto issue_w = [&](int64_t c, int buf) {
+    uint8_t* dst = raw_s + buf * (kRows * kRaw);
+    for (int i = threadIdx.x; i < kRows * kPieces; i += kMmaThreads) {
+      const int rr = i / kPieces, piece = i % kPieces;
+      if (row0 + rr >= rows) continue;
+      uintptr_t a0;
+      int lead, pieces;
+      chunk_span(row0 + rr, c, &a0, &lead, &pieces);
+      if (piece < pieces) cp_async16(dst + rr * kRaw + 16 * piece, reinterpret_cast<const void*>(a0 + 16 * piece));
     }
   };
   // The 32-blocks of chunk c that exist (rows of 32-element types need not fill a chunk).
-  auto blocks_in = [&](int64_t c) { return static_cast<int>((nb_row - c * 8 < 8 ? nb_row - c * 8 : 8)); };
-  // Tokens past n read token n - 1: finite values whose sums are never stored.
-  auto stage_x = [&](int64_t c, int buf) {
+  auto blocks_in = [&](int64_t c) { return static_cast<int>(nb_row - c * 8 < 8 ? nb_row - c * 8 : 8); };
+  // The activations of chunk c into buffer buf. Tokens past n read token n - 1: finite
+  // values whose sums are never stored.
+  auto issue_x = [&](int64_t c, int buf) {
     const int nbk = blocks_in(c);
     int8_t* q = xq_s + buf * x_buf_q_bytes(kTok);
     float* f = xf_s + buf * (x_buf_f_bytes(kTok) / 4);
@@ -162,26 +176,60 @@ __global__ void __launch_bounds__(kMmaThreads) mma_kernel(const MmaParams p) {
       cp_async4(dst + 2, p.xs + ts * nb_row + c * 8 + b);
     }
   };
+  // Units of chunk c from the raw copy into int8 values and (scale lo, scale hi, min) per
+  // 32-block. Unit k of this thread: row j / kUpc of the block, unit j % kUpc of the chunk.
+  // The units see the chunk as a row starting there (unit indices within the chunk; MLX
+  // scales and biases advanced to the chunk's first group).
+  auto decode = [&](int64_t c, int buf) {
+    WAux aux{p.w.scales, p.w.biases, p.w.scale_kind, p.w.group_size, p.w.groups_per_row};
+    if (aux.scales) {
+      const int64_t skip = c * kChunk / aux.group_size * (aux.scale_kind == 0 ? 4 : 2);
+      aux.scales = static_cast<const char*>(aux.scales) + skip;
+      aux.biases = static_cast<const char*>(aux.biases) + skip;
+    }
+    const uint8_t* raw = raw_s + buf * (kRows * kRaw);
+#pragma unroll
+    for (int k = 0; k < kU; ++k) {
+      const int j = threadIdx.x + k * kMmaThreads, rr = j / kUpc, uc = j % kUpc;
+      const int64_t r = row0 + rr;
+      if (r >= rows || c * kUpc + uc >= n_units) continue;  // never stored / no such block
+      uintptr_t a0;
+      int lead, pieces;
+      chunk_span(r, c, &a0, &lead, &pieces);
+      U unit;
+      unit.load(raw + rr * kRaw + lead, r, uc, aux);
+#pragma unroll
+      for (int part = 0; part < U::kElems / 32; ++part) {
+        uint32_t q[8];
+        float sc[2], mn;
+        unit.part(part, q, sc, mn);
+        const int off = static_cast<int>(U::part_offset(uc, part));
+        auto* dst = reinterpret_cast<uint4*>(ws + rr * kPitch + off);
+        dst[0] = make_uint4(q[0], q[1], q[2], q[3]);
+        dst[1] = make_uint4(q[4], q[5], q[6], q[7]);
+        wsc[rr * 8 + off / 32] = make_float4(sc[0], sc[1], mn, 0.0f);
+      }
+    }
+  };
 
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, g = lane / 4, tig = lane % 4;
   float acc[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
 
-  if (c_begin < c_end) load_units(c_begin);  // weights: before the previous kernel ends
+  if (c_begin < c_end) issue_w(c_begin, 0);  // weights: before the previous kernel ends
   pdl_begin();
-  if (c_begin < c_end) stage_x(c_begin, 0);
+  if (c_begin < c_end) issue_x(c_begin, 0);
   cp_async_commit();
   for (int64_t c = c_begin, i = 0; c < c_end; ++c, ++i) {
-    decode_units(c);
-    if (c + 1 < c_end) {
-      load_units(c + 1);
-      stage_x(c + 1, static_cast<int>((i + 1) & 1));
-    }
+    const int buf = static_cast<int>(i & 1);
+    if (c + 1 < c_end) issue_w(c + 1, buf ^ 1), issue_x(c + 1, buf ^ 1);
     cp_async_commit();
-    cp_async_wait<1>();  // everything but the group just committed: chunk c's activations
+    cp_async_wait<1>();  // everything but the group just committed: chunk c
     __syncthreads();
-    const int buf = static_cast<int>(i & 1), nbk = blocks_in(c);
+    decode(c, buf);
+    __syncthreads();
+    const int nbk = blocks_in(c);
     const int8_t* xq = xq_s + buf * x_buf_q_bytes(kTok);
     const auto* xf = reinterpret_cast<const float4*>(xf_s + buf * (x_buf_f_bytes(kTok) / 4));
     const int8_t* a_row = ws + (16 * warp + (lane & 7) + 8 * ((lane >> 3) & 1)) * kPitch + 16 * (lane >> 4);
@@ -245,7 +293,7 @@ __global__ void mma_reduce_kernel(const MmaParams p) {
 template <class U, int NT>
 void launch_mma_kernel(const MmaParams& p, cudaStream_t stream) {
   const auto kernel = mma_kernel<U, NT>;
-  constexpr size_t smem = mma_smem(8 * NT);
+  constexpr size_t smem = mma_smem<U>(8 * NT);
   const dim3 grid(static_cast<unsigned>((p.w.rows + kRows - 1) / kRows), static_cast<unsigned>(p.splits));
   HEARTH_LAUNCH(kernel, grid, dim3(kMmaThreads), smem, stream, p);
   HEARTH_CUDA_LAUNCHED();
@@ -256,13 +304,42 @@ void launch_mma_kernel(const MmaParams& p, cudaStream_t stream) {
 template <class U, int NT>
 void allow_smem() {
   check_cuda(cudaFuncSetAttribute(mma_kernel<U, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(mma_smem(8 * NT))),
+                                  static_cast<int>(mma_smem<U>(8 * NT))),
+             "cudaFuncSetAttribute", __FILE__, __LINE__);
+  // All of L1 that can be shared memory, so that several blocks fit on an SM: the
+  // weights' latency is hidden by other blocks' work.
+  check_cuda(cudaFuncSetAttribute(mma_kernel<U, NT>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                  cudaSharedmemCarveoutMaxShared),
              "cudaFuncSetAttribute", __FILE__, __LINE__);
 }
 
+// Blocks of 128 threads that fit on an SM, by kernel: [type][NT / 4] (NT 2, 4, 8), read by
+// mma_blocks_per_sm; set by init_mma once the shared memory is allowed.
+int g_blocks_per_sm[7][3] = {};
+
 template <class U>
-void allow_smem_all() {
+void allow_smem_all(int type_index) {
   allow_smem<U, 2>(), allow_smem<U, 4>(), allow_smem<U, 8>();
+  const void* kernels[3] = {reinterpret_cast<const void*>(mma_kernel<U, 2>), reinterpret_cast<const void*>(mma_kernel<U, 4>),
+                            reinterpret_cast<const void*>(mma_kernel<U, 8>)};
+  const size_t smem[3] = {mma_smem<U>(16), mma_smem<U>(32), mma_smem<U>(64)};
+  for (int i = 0; i < 3; ++i) {
+    int blocks = 1;
+    check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernels[i], kMmaThreads, smem[i]),
+               "cudaOccupancyMaxActiveBlocksPerMultiprocessor", __FILE__, __LINE__);
+    g_blocks_per_sm[type_index][i] = std::max(blocks, 1);
+  }
+}
+
+int type_index(DType type, int bits) {
+  switch (type) {
+    case DType::Q4_0: return 0;
+    case DType::Q8_0: return 1;
+    case DType::Q4_K: return 2;
+    case DType::Q5_K: return 3;
+    case DType::Q6_K: return 4;
+    default: return bits == 4 ? 5 : 6;
+  }
 }
 
 template <class U>
@@ -275,8 +352,12 @@ void mma_for_unit(const MmaParams& p, cudaStream_t stream) {
 }  // namespace
 
 void init_mma() {
-  allow_smem_all<UnitQ4_0>(), allow_smem_all<UnitQ8_0>(), allow_smem_all<UnitQ4_K>(), allow_smem_all<UnitQ5_K>();
-  allow_smem_all<UnitQ6_K>(), allow_smem_all<UnitMlx4>(), allow_smem_all<UnitMlx8>();
+  allow_smem_all<UnitQ4_0>(0), allow_smem_all<UnitQ8_0>(1), allow_smem_all<UnitQ4_K>(2), allow_smem_all<UnitQ5_K>(3);
+  allow_smem_all<UnitQ6_K>(4), allow_smem_all<UnitMlx4>(5), allow_smem_all<UnitMlx8>(6);
+}
+
+int mma_blocks_per_sm(DType type, int bits, int64_t n) {
+  return g_blocks_per_sm[type_index(type, bits)][n <= 16 ? 0 : n <= 32 ? 1 : 2];
 }
 
 bool mma_type_supported(DType type, int bits) {
@@ -287,11 +368,11 @@ bool mma_type_supported(DType type, int bits) {
   }
 }
 
-int32_t mma_splits(int64_t rows, int64_t cols, int sm_count) {
-  // About three blocks per SM (what fits at 64 tokens), each split at least one chunk;
-  // then as few splits as give every split the same number of chunks.
+int32_t mma_splits(int64_t rows, int64_t cols, int64_t slots) {
+  // About as many blocks as fit on the GPU at once, each split at least one chunk; then as
+  // few splits as give every split the same number of chunks.
   const int64_t tiles = (rows + kRows - 1) / kRows, chunks = (cols + kChunk - 1) / kChunk;
-  const int64_t want = std::clamp<int64_t>((3 * static_cast<int64_t>(sm_count) + tiles / 2) / tiles, 1, chunks);
+  const int64_t want = std::clamp<int64_t>((slots + tiles / 2) / tiles, 1, chunks);
   const int64_t per = (chunks + want - 1) / want;
   return static_cast<int32_t>((chunks + per - 1) / per);
 }

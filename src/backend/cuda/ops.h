@@ -113,7 +113,9 @@ struct MmaParams {
 void launch_mma(const MmaParams& p, cudaStream_t stream);
 void init_mma();  // once per device, before any launch_mma (the kernels' shared memory)
 bool mma_type_supported(DType type, int bits);
-int32_t mma_splits(int64_t rows, int64_t cols, int sm_count);
+// K splits for a weight when `slots` blocks fit on the GPU at once (SMs * mma_blocks_per_sm).
+int32_t mma_splits(int64_t rows, int64_t cols, int64_t slots);
+int mma_blocks_per_sm(DType type, int bits, int64_t n);  // after init_mma
 constexpr int64_t kMmaMaxTokens = 64;
 
 // ---- norm_rope.cu ------------------------------------------------------------------------
