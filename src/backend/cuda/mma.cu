@@ -3,9 +3,10 @@
 // that, the dp4a kernels of matmul.cu win (they do no shared-memory round trip); above,
 // cuBLAS on dequantized f16 tiles does (the weight's bytes are amortised over the tokens).
 //
-// A block of 4 warps owns 64 weight rows and a range of 256-element K chunks; each warp
-// owns 16 of the rows and all tokens (NT tiles of 8, the tail clamped to the last token).
-// Per chunk:
+// A block of 8 warps owns 64 weight rows and a range of 256-element K chunks; each warp
+// owns 16 of the rows and half of their work: half the token tiles (NT tiles of 8, the
+// tail clamped to the last token) from 17 tokens on, below that half of each chunk's
+// 32-element blocks (the halves' sums added at the end). Per chunk:
 //  - the next chunk's weight bytes (each row's stored blocks, as they are) and activations
 //    (int8 values, d and s = d * sum(q) per block, as launch_quantize_x writes them) are
 //    copied into shared memory with cp.async, so they are in flight while this chunk is
@@ -15,9 +16,12 @@
 //  - each warp multiplies with mma.sync m16n8k32 s8 x s8 -> s32 per 32-element block (two
 //    m16n8k16 for Q6_K, whose scales change every 16 elements), fragments loaded with
 //    ldmatrix, and adds w_scale * x_d * int + w_min * x_s to f32 accumulators.
-// NOTE: a first version loaded the units from global memory into registers one chunk
-// ahead; their load() computes on the bytes at once, so every thread waited for memory
-// there, and the kernel read 4096 x 4096 Q4_K at about 500 GB/s on an H200.
+// NOTE(mma): measured on an H200 (24576 x 4096 Q4_K, 16 tokens): units loaded from global
+// memory into registers a chunk ahead 78 us; the cp.async copy 73 us; the block loop
+// unrolled and int-to-float by bit tricks 58 us; 8 warps a block instead of 4 56 us
+// (64 tokens: 190 -> 131 us). Timing the phases alone showed the copy (29 us: only a
+// chunk in flight per block, 2-3 blocks an SM), the products (~20 us) and the decoding
+// (~10 us) each large: the kernel is latency- and issue-bound, not at the bandwidth.
 // A 4096-row weight is only 64 blocks, too few for the GPU, so K is also split over blocks
 // (grid.y, mma_splits): each split writes its sums to a partial buffer and a second kernel
 // adds the splits in a fixed order (the same result every run, nothing to reset: graphs
@@ -32,17 +36,19 @@
 namespace hearth::cuda {
 namespace {
 
-constexpr int kMmaThreads = 128;  // 4 warps
-constexpr int kRows = 64;         // weight rows per block: 16 per warp
+constexpr int kMmaThreads = 256;  // 8 warps: 4 groups of 16 rows x 2 halves of the work
+constexpr int kRows = 64;          // weight rows per block
 constexpr int kChunk = 256;       // K elements per step of the block's loop
 constexpr int kPitch = kChunk + 16;  // shared row pitch in bytes: 68 words, so the 8 rows of
                                      // an ldmatrix phase fall on distinct banks
 
 // Shared memory of a block with kTok (padded) tokens: weight values [kRows][kPitch], their
-// (scale lo, scale hi, min, -) [kRows][8], then two buffers of the activations' chunk:
+// (scale lo, scale hi, min, -) [kRows][kScalePitch], then two buffers of the activations' chunk:
 // values [kTok][kPitch] and (d[t], d[t+1], s[t], s[t+1]) for even t: [8][kTok / 2] float4,
 // then two buffers of the weights' stored bytes (mma_smem).
-__host__ __device__ constexpr size_t w_bytes() { return kRows * kPitch + kRows * 8 * 16; }
+constexpr int kScalePitch = 9;  // float4 per row of scales: 8 blocks + 1, so the 8 rows a
+                                // warp reads at once fall on distinct banks
+__host__ __device__ constexpr size_t w_bytes() { return kRows * kPitch + kRows * kScalePitch * 16; }
 __host__ __device__ constexpr size_t x_buf_q_bytes(int tok) { return static_cast<size_t>(tok) * kPitch; }
 __host__ __device__ constexpr size_t x_buf_f_bytes(int tok) { return static_cast<size_t>(8) * (tok / 2) * 16; }
 
@@ -73,14 +79,14 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
 
 // c = a (16 rows x 32 int8) . b (32 x 8 tokens), and the 16-element half of it.
 __device__ __forceinline__ void mma_k32(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
+  asm(
       "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%10, %10, %10, %10};"
       : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
 }
 __device__ __forceinline__ void mma_k16(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t b) {
-  asm volatile(
+  asm(
       "mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %7, %7, %7};"
       : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
       : "r"(a0), "r"(a1), "r"(b), "r"(0));
@@ -110,18 +116,25 @@ constexpr size_t mma_smem(int tok) {
   return w_bytes() + 2 * (x_buf_q_bytes(tok) + x_buf_f_bytes(tok)) + 2 * static_cast<size_t>(kRows) * raw_pitch<U>();
 }
 
+// An int32 |v| < 2^22 as a float in two full-rate operations: the int-to-float conversion
+// unit does a quarter of the SM's float rate, and a product converts four sums per mma.
+__device__ __forceinline__ float int_to_float(int v) {
+  return __int_as_float(v + 0x4B400000) - 12582912.0f;  // 1.5 * 2^23: v in the mantissa
+}
+
 // NT: tiles of 8 tokens (even: B fragments come two tiles per ldmatrix).
 template <class U, int NT>
-__global__ void __launch_bounds__(kMmaThreads) mma_kernel(const MmaParams p) {
+__global__ void __launch_bounds__(kMmaThreads, NT == 8 ? 2 : 3) mma_kernel(const MmaParams p) {
   constexpr int kUpc = kChunk / U::kElems;                 // units of a row in a chunk
   constexpr int kU = kRows * kUpc / kMmaThreads;           // units a thread decodes per chunk
   constexpr int kTok = 8 * NT;
   constexpr int kRaw = raw_pitch<U>(), kPieces = kRaw / 16;
   constexpr bool kScales16 = std::is_same_v<U, UnitQ6_K>;  // 16-element scales
   extern __shared__ int4 smem_raw[];
+  static_assert(4 * 4 * NT * kWarp * 4 <= kRows * kPitch, "the halves' sums reuse the weight values' space");
   auto* ws = reinterpret_cast<int8_t*>(smem_raw);
   auto* wsc = reinterpret_cast<float4*>(ws + kRows * kPitch);
-  auto* xq_s = reinterpret_cast<int8_t*>(wsc + kRows * 8);
+  auto* xq_s = reinterpret_cast<int8_t*>(wsc + kRows * kScalePitch);
   auto* xf_s = reinterpret_cast<float*>(xq_s + 2 * x_buf_q_bytes(kTok));
   auto* raw_s = reinterpret_cast<uint8_t*>(xf_s + 2 * (x_buf_f_bytes(kTok) / 4));  // [2][kRows][kRaw]
 
@@ -143,6 +156,8 @@ __global__ void __launch_bounds__(kMmaThreads) mma_kernel(const MmaParams p) {
   };
   // The weights of chunk c into raw buffer buf: 16-byte pieces, neighbouring threads on
   // neighbouring pieces of a row.
+  // Neighbouring threads on neighbouring 16-byte pieces of a row. (Asking L2 for chunk
+  // c + 1 as well, one bulk prefetch a row, made the 8B shapes 5-25% slower on an H200.)
   auto issue_w = [&](int64_t c, int buf) {
     uint8_t* dst = raw_s + buf * (kRows * kRaw);
     for (int i = threadIdx.x; i < kRows * kPieces; i += kMmaThreads) {
@@ -207,15 +222,22 @@ __global__ void __launch_bounds__(kMmaThreads) mma_kernel(const MmaParams p) {
         auto* dst = reinterpret_cast<uint4*>(ws + rr * kPitch + off);
         dst[0] = make_uint4(q[0], q[1], q[2], q[3]);
         dst[1] = make_uint4(q[4], q[5], q[6], q[7]);
-        wsc[rr * 8 + off / 32] = make_float4(sc[0], sc[1], mn, 0.0f);
+        wsc[rr * kScalePitch + off / 32] = make_float4(sc[0], sc[1], mn, 0.0f);
       }
     }
   };
 
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, g = lane / 4, tig = lane % 4;
-  float acc[NT][4];
+  // Warp w: rows 16 (w % 4).. of the block and half h = w / 4 of the work: from 32 tokens
+  // on, token tiles [h NT / 2, (h + 1) NT / 2); below, blocks kb = h, h + 2, .. of each
+  // chunk (the halves' sums are added at the end).
+  constexpr bool kSplitTokens = NT >= 4;
+  constexpr int kTiles = kSplitTokens ? NT / 2 : NT;  // token tiles of a warp
+  const int warp = threadIdx.x / kWarp % 4, half = threadIdx.x / kWarp / 4;
+  const int lane = threadIdx.x % kWarp, g = lane / 4, tig = lane % 4;
+  const int tile0 = kSplitTokens ? half * kTiles : 0;
+  float acc[kTiles][4];
 #pragma unroll
-  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+  for (int j = 0; j < kTiles; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
 
   if (c_begin < c_end) issue_w(c_begin, 0);  // weights: before the previous kernel ends
   pdl_begin();
@@ -233,48 +255,76 @@ __global__ void __launch_bounds__(kMmaThreads) mma_kernel(const MmaParams p) {
     const int8_t* xq = xq_s + buf * x_buf_q_bytes(kTok);
     const auto* xf = reinterpret_cast<const float4*>(xf_s + buf * (x_buf_f_bytes(kTok) / 4));
     const int8_t* a_row = ws + (16 * warp + (lane & 7) + 8 * ((lane >> 3) & 1)) * kPitch + 16 * (lane >> 4);
-    for (int kb = 0; kb < nbk; ++kb) {
+    // One 32-element block of the chunk for all of the warp's rows and tokens.
+    auto block = [&](int kb) {
       uint32_t a[4];
       ldmatrix_x4(a, a_row + 32 * kb);
-      const float4 w0 = wsc[(16 * warp + g) * 8 + kb], w1 = wsc[(16 * warp + g + 8) * 8 + kb];
+      const float4 w0 = wsc[(16 * warp + g) * kScalePitch + kb], w1 = wsc[(16 * warp + g + 8) * kScalePitch + kb];
 #pragma unroll
-      for (int j = 0; j < NT; j += 2) {
+      for (int j = 0; j < kTiles; j += 2) {
         uint32_t b[4];
-        ldmatrix_x4(b, xq + (8 * (j + (lane >> 4)) + (lane & 7)) * kPitch + 32 * kb + 16 * ((lane >> 3) & 1));
+        ldmatrix_x4(b, xq + (8 * (tile0 + j + (lane >> 4)) + (lane & 7)) * kPitch + 32 * kb + 16 * ((lane >> 3) & 1));
 #pragma unroll
         for (int jj = 0; jj < 2; ++jj) {
-          const float4 x = xf[kb * (kTok / 2) + 4 * (j + jj) + tig];  // d(t0), d(t0 + 1), s(t0), s(t0 + 1)
+          const float4 x = xf[kb * (kTok / 2) + 4 * (tile0 + j + jj) + tig];  // d(t0), d(t0 + 1), s(t0), s(t0 + 1)
           float* o = acc[j + jj];
           if constexpr (kScales16) {
             int lo[4], hi[4];
             mma_k16(lo, a[0], a[1], b[2 * jj]);
             mma_k16(hi, a[2], a[3], b[2 * jj + 1]);
-            o[0] += x.x * (w0.x * static_cast<float>(lo[0]) + w0.y * static_cast<float>(hi[0])) + w0.z * x.z;
-            o[1] += x.y * (w0.x * static_cast<float>(lo[1]) + w0.y * static_cast<float>(hi[1])) + w0.z * x.w;
-            o[2] += x.x * (w1.x * static_cast<float>(lo[2]) + w1.y * static_cast<float>(hi[2])) + w1.z * x.z;
-            o[3] += x.y * (w1.x * static_cast<float>(lo[3]) + w1.y * static_cast<float>(hi[3])) + w1.z * x.w;
+            o[0] += x.x * (w0.x * int_to_float(lo[0]) + w0.y * int_to_float(hi[0])) + w0.z * x.z;
+            o[1] += x.y * (w0.x * int_to_float(lo[1]) + w0.y * int_to_float(hi[1])) + w0.z * x.w;
+            o[2] += x.x * (w1.x * int_to_float(lo[2]) + w1.y * int_to_float(hi[2])) + w1.z * x.z;
+            o[3] += x.y * (w1.x * int_to_float(lo[3]) + w1.y * int_to_float(hi[3])) + w1.z * x.w;
           } else {
-            int s[4];
-            mma_k32(s, a, b[2 * jj], b[2 * jj + 1]);
-            o[0] = fmaf(w0.x * x.x, static_cast<float>(s[0]), fmaf(w0.z, x.z, o[0]));
-            o[1] = fmaf(w0.x * x.y, static_cast<float>(s[1]), fmaf(w0.z, x.w, o[1]));
-            o[2] = fmaf(w1.x * x.x, static_cast<float>(s[2]), fmaf(w1.z, x.z, o[2]));
-            o[3] = fmaf(w1.x * x.y, static_cast<float>(s[3]), fmaf(w1.z, x.w, o[3]));
+            int sum[4];
+            mma_k32(sum, a, b[2 * jj], b[2 * jj + 1]);
+            o[0] = fmaf(w0.x * x.x, int_to_float(sum[0]), fmaf(w0.z, x.z, o[0]));
+            o[1] = fmaf(w0.x * x.y, int_to_float(sum[1]), fmaf(w0.z, x.w, o[1]));
+            o[2] = fmaf(w1.x * x.x, int_to_float(sum[2]), fmaf(w1.z, x.z, o[2]));
+            o[3] = fmaf(w1.x * x.y, int_to_float(sum[3]), fmaf(w1.z, x.w, o[3]));
           }
         }
       }
+    };
+    // Unrolled for whole chunks, so that the loads of later blocks overlap the products of
+    // earlier ones (a loop of unknown length ran each block's chain of latencies in turn).
+    constexpr int kStep = kSplitTokens ? 1 : 2;
+    const int kb0 = kSplitTokens ? 0 : half;
+    if (nbk == 8) {
+#pragma unroll
+      for (int kb = 0; kb < 8; kb += kStep) block(kb + kb0);
+    } else {
+      for (int kb = kb0; kb < nbk; kb += kStep) block(kb);
     }
     __syncthreads();  // the shared values are rewritten for the next chunk
+  }
+
+  // Halves over blocks: the second half's sums through shared memory (no copy is pending:
+  // the last group committed was empty) to the first, which stores them.
+  if constexpr (!kSplitTokens) {
+    auto* red = reinterpret_cast<float*>(smem_raw);  // [4 warps][NT * 4][32 lanes]
+    if (half == 1)
+#pragma unroll
+      for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) red[(warp * NT * 4 + 4 * j + i) * kWarp + lane] = acc[j][i];
+    __syncthreads();
+    if (half == 1) return;
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[j][i] += red[(warp * NT * 4 + 4 * j + i) * kWarp + lane];
   }
 
   // Accumulator i of tile j: row g (i < 2) or g + 8, token 8j + 2 tig + i % 2.
   float* dst = p.splits > 1 ? p.partial + blockIdx.y * n * rows : p.out;
   const int64_t r0 = row0 + 16 * warp + g;
 #pragma unroll
-  for (int j = 0; j < NT; ++j)
+  for (int j = 0; j < kTiles; ++j)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const int64_t t = 8 * j + 2 * tig + (i & 1), r = r0 + (i >= 2 ? 8 : 0);
+      const int64_t t = 8 * (tile0 + j) + 2 * tig + (i & 1), r = r0 + (i >= 2 ? 8 : 0);
       if (t < n && r < rows) dst[t * rows + r] = acc[j][i];
     }
 }
