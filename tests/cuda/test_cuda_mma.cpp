@@ -1,5 +1,5 @@
 // The tensor-core products of batched decode (backend/cuda/mma.cu), launched directly:
-// every type they take; token counts from 1 to 64 (the backend uses 9..64), so the last
+// every type they take; token counts from 1 to 64 (the backend uses 5..64), so the last
 // tile of 8 tokens is partly padding; row counts that fill no 64-row block; rows of
 // 32-element types that end inside a 256-element chunk; one K split and several, and rows
 // long enough that a block loops over many chunks. Skips itself without a GPU.

@@ -121,7 +121,10 @@ class CudaBackend final : public Backend {
   int gemv_prefetch_ = 1;       // HEARTH_CUDA_PREFETCH: GemvParams::prefetch (experiments)
   int gemv_rpb_ = 0;            // HEARTH_CUDA_RPB=1|2|4: rows per block of every product (experiments)
   bool mma_ = true;             // HEARTH_CUDA_MMA=0: no tensor-core products for batched decode (mma.cu)
-  int64_t mma_min_tokens_ = kGemvMaxTokens + 1;  // HEARTH_CUDA_MMA_MIN: fewest tokens that use them (experiments)
+  // HEARTH_CUDA_MMA_MIN: fewest tokens that use them. From 5 tokens they beat the dp4a
+  // kernels on most of an 8B model's products (H200, bench/cuda_matmul; at 4 it depends on
+  // the shape), and 8 sequences decode at 1,022 instead of 621 tok/s (cuda_decode --batch 8).
+  int64_t mma_min_tokens_ = 5;
   int mma_splits_ = 0;          // HEARTH_CUDA_MMA_SPLITS: K splits of every such product (experiments)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows

@@ -96,7 +96,7 @@ void launch_matmul_tiled(const TiledMatmulParams& p, cudaStream_t stream);
 
 // ---- mma.cu -----------------------------------------------------------------------------
 // out[n, rows] = x[n, cols] @ w^T on the tensor cores for batched decode (the backend uses
-// it for kGemvMaxTokens < n <= kMmaMaxTokens; any n in 1..64 works), the weight decoded
+// it for 5 <= n <= kMmaMaxTokens; any n in 1..64 works), the weight decoded
 // to int8 in shared memory, x as launch_quantize_x writes it. Types: mma_type_supported.
 // K is cut into `splits` ranges (mma_splits) whose sums go to partial and are then added.
 struct MmaParams {
