@@ -1,7 +1,11 @@
 // Paged attention and the KV cache on the CUDA backend against the CPU backend: several
 // sequences packed in one step with shuffled block tables, a prompt step, decode steps
 // (split over keys, recorded as CUDA graphs), a 1000-key context, GQA groups of 1, 3, 4
-// and 8 heads, head_dim 32 to 256, f32 and f16 caches, and copy_kv_block.
+// and 8 heads, head_dim 32 to 256, f32 and f16 caches, and copy_kv_block. Steps of more
+// than 8 tokens with an f16 cache run the tensor-core kernel (flash_attention.cu): prompts
+// of lengths around its query tiles (16 to 64 tokens by the group), prompts continuing a
+// cached prefix, sequences of different lengths packed in one step with a decode token,
+// and a 2000-token prompt.
 // Bounds (max |gpu - cpu| over max |cpu|): f32 cache 1e-5, f16 cache 4e-3. Decode steps
 // also multiply the output by a q8_0 weight (the fused quantization of o_proj's input),
 // checked per element against the exact product with the CPU's output (check_matmul).
@@ -24,7 +28,7 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
  protected:
   void SetUp() override {
     HEARTH_SKIP_WITHOUT_CUDA();
-    cpu = make_cpu_backend(2);
+    cpu = make_cpu_backend(8);
     gpu = make_cuda_backend(0);
     const auto& c = GetParam();
     KvCacheConfig kv{2, kBlocks, 16, static_cast<int32_t>(c.n_kv_heads), static_cast<int32_t>(c.head_dim), DType::F32};
@@ -90,7 +94,7 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
   HostWeight proj_host;
   Weight proj_gpu;
 
-  static constexpr int32_t kBlocks = 96;
+  static constexpr int32_t kBlocks = 192;
   std::unique_ptr<Backend> cpu, gpu;
   std::vector<int32_t> ids;
   std::mt19937 rng{7};
@@ -111,9 +115,25 @@ TEST_P(CudaAttention, PromptDecodeLongContextAndCopy) {
   run({{fresh}}, {7}, {2}, "after copy_kv_block");
 }
 
+TEST_P(CudaAttention, PromptsPrefixesAndPackedSequences) {
+  for (int32_t len : {9, 15, 17, 31, 33, 63, 64, 65, 127, 129, 300})
+    run({table(0, static_cast<size_t>((len + 15) / 16))}, {0}, {len}, "prompt of " + std::to_string(len) + " tokens");
+  const auto tp = table(0, 40);
+  run({tp}, {0}, {250}, "250-token prefix");
+  run({tp}, {250}, {123}, "prompt continuing a 250-token prefix");
+  run({tp}, {373}, {9}, "9 more tokens");
+  // Four sequences of different lengths, one continuing its prefix, one decoding.
+  const auto ta = table(40, 3), tb = table(43, 5), tc = table(48, 1);
+  run({ta, tp, tb, tc}, {0, 382, 0, 0}, {37, 30, 70, 1}, "four sequences in one step");
+  run({tc, tb, ta}, {1, 70, 37}, {14, 1, 11}, "three sequences continuing, one decoding");
+  run({table(50, 125)}, {0}, {2000}, "2000-token prompt");
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttention,
                          ::testing::Values(AttnCase{4, 4, 64, DType::F32}, AttnCase{8, 2, 128, DType::F32},
                                            AttnCase{8, 2, 128, DType::F16}, AttnCase{16, 2, 64, DType::F16},
-                                           AttnCase{6, 2, 32, DType::F32}, AttnCase{2, 1, 256, DType::F16}));
+                                           AttnCase{6, 2, 32, DType::F32}, AttnCase{2, 1, 256, DType::F16},
+                                           AttnCase{4, 4, 64, DType::F16}, AttnCase{8, 1, 128, DType::F16},
+                                           AttnCase{6, 2, 128, DType::F16}, AttnCase{32, 8, 128, DType::F16}));
 
 }  // namespace

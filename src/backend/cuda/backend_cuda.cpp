@@ -56,6 +56,9 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     const int rpb = std::atoi(e);
     if (rpb == 1 || rpb == 2 || rpb == 4) gemv_rpb_ = rpb;
   }
+  const char* fl = std::getenv("HEARTH_CUDA_FLASH");
+  flash_ = !(fl && std::string(fl) == "0");
+  smem_optin_ = static_cast<int64_t>(prop.sharedMemPerBlockOptin);
   const char* prof = std::getenv("HEARTH_CUDA_PROFILE");
   if (prof && std::string(prof) == "1") {
     profile_ = std::make_unique<LaunchProfile>();

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 
@@ -79,7 +80,7 @@ void CudaBackend::begin_step(const StepBatch& batch) {
     sync();  // nothing queued uses the old buffers any more
     cap_tokens_ = std::max<int64_t>(std::bit_ceil(static_cast<uint64_t>(need_tokens)), 16);
     cap_tables_ = std::max<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::max<int64_t>(n_tables, 1))), 256);
-    const size_t bytes = static_cast<size_t>(24 * cap_tokens_ + 4 * cap_tables_);
+    const size_t bytes = static_cast<size_t>(40 * cap_tokens_ + 4 * cap_tables_);
     if (staging_) cudaFreeHost(staging_);
     staging_ = nullptr;
     check(cudaMallocHost(reinterpret_cast<void**>(&staging_), bytes), "cudaMallocHost (step staging)");
@@ -91,6 +92,7 @@ void CudaBackend::begin_step(const StepBatch& batch) {
     d_logit_rows_ = reinterpret_cast<const int32_t*>(base + 12 * cap_tokens_);
     d_slots_ = reinterpret_cast<const int64_t*>(base + 16 * cap_tokens_);
     d_tables_ = reinterpret_cast<const int32_t*>(base + 24 * cap_tokens_);
+    d_flash_tiles_ = reinterpret_cast<const int32_t*>(base + 24 * cap_tokens_ + 4 * cap_tables_);
   }
   // The previous upload must have left the pinned staging buffer before it is rewritten.
   check(cudaEventSynchronize(upload_done_), "cudaEventSynchronize");
@@ -108,6 +110,7 @@ void CudaBackend::begin_step(const StepBatch& batch) {
   check(cudaEventRecord(upload_done_, stream_), "cudaEventRecord");
   tape_.set_recording(graphs_enabled_ && n <= kGemvMaxTokens);
   qx_valid_ = false;
+  flash_tiles_group_ = 0;
 }
 
 void CudaBackend::wrote(const Tensor& t) {
@@ -301,6 +304,49 @@ int CudaBackend::attention_splits(int64_t n_tokens, int64_t n_heads) const {
   return static_cast<int>(std::max<int64_t>(s, 1));
 }
 
+// Prompt steps with an f16 cache go to the tensor-core kernel; decode steps (whose
+// launches may be fused with o_proj's quantization and replayed as graphs) and what it
+// does not support keep the per-token kernel.
+bool CudaBackend::use_flash_attention(int64_t n_heads) const {
+  if (!flash_ || step_.n_tokens() <= kGemvMaxTokens || kv_config_.dtype != DType::F16) return false;
+  const int64_t smem = flash_attention_smem(kv_config_.head_dim, n_heads / kv_config_.n_kv_heads);
+  return smem > 0 && smem <= smem_optin_;
+}
+
+// Query tiles for flash attention: runs of consecutive tokens of one sequence, at most
+// flash_attention_tile_tokens(group) long, as {first token, tokens, min position, max
+// position}; the tiles with the most keys first, so that the longest blocks start early
+// and the short ones fill the tail. Built once per step (every layer has the same group).
+int32_t CudaBackend::flash_attention_tiles(int64_t group) {
+  if (flash_tiles_group_ == group) return flash_n_tiles_;
+  const int64_t n = step_.n_tokens(), per = flash_attention_tile_tokens(group);
+  std::vector<std::array<int32_t, 4>> tiles;
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t pos = step_.positions[static_cast<size_t>(t)];
+    auto* last = tiles.empty() ? nullptr : &tiles.back();
+    if (last && step_.seq_of[static_cast<size_t>(last->at(0))] == step_.seq_of[static_cast<size_t>(t)] &&
+        last->at(0) + last->at(1) == t && last->at(1) < per) {
+      last->at(1) += 1;
+      last->at(2) = std::min(last->at(2), pos);
+      last->at(3) = std::max(last->at(3), pos);
+    } else {
+      tiles.push_back({static_cast<int32_t>(t), 1, pos, pos});
+    }
+  }
+  std::stable_sort(tiles.begin(), tiles.end(), [](const auto& a, const auto& b) { return a[3] > b[3]; });
+  // Uploaded like the rest of the step (at most one tile per token, so they fit): through
+  // the pinned staging buffer, whose next rewrite waits for upload_done_.
+  const size_t offset = static_cast<size_t>(24 * cap_tokens_ + 4 * cap_tables_), bytes = 16 * tiles.size();
+  std::memcpy(staging_ + offset, tiles.data(), bytes);
+  check(cudaMemcpyAsync(static_cast<char*>(step_buf_->ptr) + offset, staging_ + offset, bytes, cudaMemcpyHostToDevice,
+                        stream_),
+        "cudaMemcpyAsync (flash attention tiles)");
+  check(cudaEventRecord(upload_done_, stream_), "cudaEventRecord");
+  flash_tiles_group_ = group;
+  flash_n_tiles_ = static_cast<int32_t>(tiles.size());
+  return flash_n_tiles_;
+}
+
 void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads, float scale) {
   check_device(out), check_device(q);
   const int64_t hd = kv_config_.head_dim, n = step_.n_tokens();
@@ -309,6 +355,27 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
   HEARTH_ASSERT(n_heads % kv_config_.n_kv_heads == 0);
   const int64_t elem = kv_config_.dtype == DType::F16 ? 2 : 4;
   auto* base = static_cast<uint8_t*>(kv_->ptr);
+  if (use_flash_attention(n_heads)) {
+    auto f = zeroed<FlashAttentionParams>();
+    f.out = out.f32();
+    f.q = q.f32();
+    f.k_cache = base + (2 * layer) * kv_layer_elems_ * elem;
+    f.v_cache = base + (2 * layer + 1) * kv_layer_elems_ * elem;
+    f.positions = d_positions_;
+    f.table_offset = d_table_offset_;
+    f.block_tables = d_tables_;
+    f.n_tiles = flash_attention_tiles(n_heads / kv_config_.n_kv_heads);
+    f.tiles = d_flash_tiles_;
+    f.n = n;
+    f.n_heads = static_cast<int32_t>(n_heads);
+    f.n_kv_heads = kv_config_.n_kv_heads;
+    f.head_dim = static_cast<int32_t>(hd);
+    f.block_size = kv_config_.block_size;
+    f.scale = scale;
+    launch<FlashAttentionParams, launch_flash_attention>(f);
+    wrote(out);
+    return;
+  }
   auto p = zeroed<AttentionParams>();
   p.out = out.f32();
   p.q = q.f32();

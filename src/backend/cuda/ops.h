@@ -1,6 +1,6 @@
 // CUDA op entry points, one family per file (matmul.cu, norm_rope.cu, attention.cu,
-// elementwise.cu). backend_cuda.cpp validates shapes, owns memory and calls these; each
-// takes one plain parameter struct and a stream and only launches work.
+// flash_attention.cu, elementwise.cu). backend_cuda.cpp validates shapes, owns memory and
+// calls these; each takes one plain parameter struct and a stream and only launches work.
 //
 // Parameter structs are trivially copyable values with no hidden state: the backend
 // records them (their bytes are the identity of a launch) and replays a step's launches
@@ -178,6 +178,30 @@ struct AttentionParams {
 };
 void launch_attention(const AttentionParams& p, cudaStream_t stream);
 bool attention_head_dim_supported(int64_t head_dim);
+
+// ---- flash_attention.cu ------------------------------------------------------------------
+// The attention of AttentionParams for prompt steps, on tensor cores, f16 cache only, no
+// fused quantization. Work is cut into query tiles, each a run of consecutive tokens of one
+// sequence (at most flash_attention_tile_tokens(group) of them); one block computes a tile
+// against one kv head, the tile's rows being its tokens times the group's query heads.
+struct FlashAttentionParams {
+  float* out;      // [n, n_heads * head_dim]
+  const float* q;  // [n, n_heads * head_dim]
+  const void* k_cache;  // f16 [n_slots, n_kv_heads * head_dim]
+  const void* v_cache;
+  const int32_t* positions;     // [n]
+  const int32_t* table_offset;  // [n]
+  const int32_t* block_tables;
+  const int32_t* tiles;  // [n_tiles, 4]: first token, tokens, smallest and largest position
+  int64_t n;
+  int32_t n_tiles, n_heads, n_kv_heads, head_dim, block_size;
+  float scale;
+};
+void launch_flash_attention(const FlashAttentionParams& p, cudaStream_t stream);
+// Shared memory a block needs (bytes) for this head_dim and GQA group, 0 if unsupported
+// (head_dim 64, 128 or 256, group <= 64); the caller checks it against the device's limit.
+int64_t flash_attention_smem(int64_t head_dim, int64_t group);
+int64_t flash_attention_tile_tokens(int64_t group);
 
 // ---- elementwise.cu ----------------------------------------------------------------------
 // Optionally fused: the 8-bit quantization of out (n % 32 == 0), as in RmsNormParams.

@@ -1,0 +1,284 @@
+// Causal paged attention for prompt steps on tensor cores (flash attention, forward only).
+//
+// One block of 4 warps per (query tile, kv head). A query tile is a run of consecutive
+// tokens of one sequence (built by the backend, FlashAttentionParams::tiles); its rows are
+// the (token, query head) pairs of the kv head's GQA group, token-major, 64 at most, so
+// each key and value row is loaded once for every head that shares it. Each warp owns 16
+// rows. Keys [0, max position of the tile] stream through shared memory in tiles of
+// kKeys rows, gathered from the paged f16 cache with cp.async (two stages: the next tile
+// loads while this one is computed). Per key tile, a warp computes S = Q K^T with
+// mma.sync m16n8k16 (f16 in, f32 accumulate; fragments by ldmatrix from rows padded by
+// 16 bytes, which keeps the eight row addresses of each 8x8 matrix in distinct banks),
+// masks keys past each row's own position, updates its rows' running max and sum (base 2,
+// log2(e) folded into the query scale) and accumulates O += P V with P rounded to f16
+// straight from the accumulator registers. Queries are f32 in memory and rounded to f16
+// once, when the tile is staged; the output is f32.
+//
+// Masking is per row, from each token's own position, so tokens need not have consecutive
+// positions, and a prompt continuing a cached prefix (positions starting past 0) is the
+// same case. Only key tiles that reach past the tile's smallest position are masked.
+#include <cmath>
+
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/ops.h"
+
+namespace hearth::cuda {
+namespace {
+
+constexpr int kRows = 64;  // query rows per block, 16 per warp
+constexpr int kThreads = 128;
+constexpr float kLog2e = 1.4426950408889634f;
+
+// The shapes of one head_dim's kernel. Key rows per shared-memory tile: the S
+// accumulators (kKeys / 2 registers a thread) and the O accumulators (HD / 2) must fit
+// side by side. Rows are padded by 16 bytes, which spreads 8 consecutive rows over all
+// banks. Shared memory: the Q tile, then K and V in two stages each.
+template <int HD>
+struct Shape {
+  static constexpr int kKeys = HD <= 128 ? 64 : 32;
+  static constexpr int kStride = HD + 8;  // halves
+  static constexpr int kSmem = (kRows + 4 * kKeys) * kStride * 2;
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared, bypassing L1; zero-filled when !valid (src is not read).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// c[16x8] += a[16x16] b[16x8]; fragments as the PTX ISA lays out m16n8k16: lane l holds
+// c rows l/4 and l/4 + 8, columns 2(l%4) and 2(l%4) + 1.
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+__device__ __forceinline__ float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+template <int HD>
+__global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAttentionParams p) {
+  constexpr int kKeys = Shape<HD>::kKeys, S = Shape<HD>::kStride, kChunks = HD / 8;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __half* q_s = reinterpret_cast<__half*>(smem_raw);  // [kRows][S]
+  __half* k_s = q_s + kRows * S;                      // [2][kKeys][S]
+  __half* v_s = k_s + 2 * kKeys * S;                  // [2][kKeys][S]
+  __shared__ int pos_s[kRows];
+
+  pdl_begin();
+  const int4 tile = reinterpret_cast<const int4*>(p.tiles)[blockIdx.x];  // first token, tokens, min pos, max pos
+  const int g = blockIdx.y;
+  const int group = p.n_heads / p.n_kv_heads;
+  const int rows = tile.y * group;
+  const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp;
+  const int n_keys = tile.w + 1;
+
+  const int32_t* table = p.block_tables + p.table_offset[tile.x];
+  const int64_t kv_row = static_cast<int64_t>(p.n_kv_heads) * HD;
+  const __half* kc = static_cast<const __half*>(p.k_cache) + g * HD;
+  const __half* vc = static_cast<const __half*>(p.v_cache) + g * HD;
+  auto load_kv = [&](int kb, int stage) {
+    for (int i = tid; i < kKeys * kChunks; i += kThreads) {
+      const int r = i / kChunks, c = i % kChunks, key = kb + r;
+      const bool valid = key < n_keys;
+      int64_t off = 0;
+      if (valid) off = (static_cast<int64_t>(table[key / p.block_size]) * p.block_size + key % p.block_size) * kv_row + c * 8;
+      const int dst = (stage * kKeys + r) * S + c * 8;
+      cp_async16(smem_u32(k_s + dst), kc + off, valid);
+      cp_async16(smem_u32(v_s + dst), vc + off, valid);
+    }
+    cp_async_commit();
+  };
+  load_kv(0, 0);
+
+  // Stage the queries as f16, scaled; rows past the tile are zero (and never written).
+  const float qscale = p.scale * kLog2e;
+  for (int i = tid; i < kRows * (HD / 4); i += kThreads) {
+    const int r = i / (HD / 4), c = (i % (HD / 4)) * 4;
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (r < rows) {
+      const int64_t t = tile.x + r / group, h = static_cast<int64_t>(g) * group + r % group;
+      v = *reinterpret_cast<const float4*>(p.q + (t * p.n_heads + h) * HD + c);
+    }
+    auto* dst = reinterpret_cast<uint32_t*>(q_s + r * S + c);
+    dst[0] = pack_half2(v.x * qscale, v.y * qscale);
+    dst[1] = pack_half2(v.z * qscale, v.w * qscale);
+  }
+  for (int r = tid; r < kRows; r += kThreads) pos_s[r] = r < rows ? p.positions[tile.x + r / group] : -1;
+  __syncthreads();
+
+  const int r0 = warp * 16 + lane / 4;  // this thread's two rows: r0 and r0 + 8
+  const int pos0 = pos_s[r0], pos1 = pos_s[r0 + 8];
+  float o[HD / 8][4];
+#pragma unroll
+  for (int i = 0; i < HD / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+
+  const uint32_t q_addr = smem_u32(q_s + (warp * 16 + lane % 16) * S + (lane / 16) * 8);
+  const int n_tiles = (n_keys + kKeys - 1) / kKeys;
+  for (int j = 0; j < n_tiles; ++j) {
+    const int stage = j & 1;
+    if (j + 1 < n_tiles) {
+      load_kv((j + 1) * kKeys, stage ^ 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+
+    // S = Q K^T: K rows are keys, so ldmatrix without transposition gives the col-major B.
+    float s[kKeys / 8][4];
+#pragma unroll
+    for (int i = 0; i < kKeys / 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+    const uint32_t k_addr = smem_u32(k_s + (stage * kKeys + lane % 8 + (lane / 16) * 8) * S + ((lane / 8) % 2) * 8);
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) {
+      uint32_t a[4];
+      ldmatrix_x4(a, q_addr + kk * 32);
+#pragma unroll
+      for (int nn = 0; nn < kKeys / 16; ++nn) {
+        uint32_t b[4];
+        ldmatrix_x4(b, k_addr + (nn * 16 * S + kk * 16) * 2);
+        mma_16816(s[2 * nn], a, b[0], b[1]);
+        mma_16816(s[2 * nn + 1], a, b[2], b[3]);
+      }
+    }
+
+    // Causal mask, per row: key index > the row's position (also every key past n_keys,
+    // whose zero-filled rows must not count, and every key of a padding row).
+    const int kb = j * kKeys;
+    if (kb + kKeys - 1 > tile.z) {
+#pragma unroll
+      for (int i = 0; i < kKeys / 8; ++i) {
+        const int key = kb + i * 8 + 2 * (lane % 4);
+        if (key > pos0) s[i][0] = -INFINITY;
+        if (key + 1 > pos0) s[i][1] = -INFINITY;
+        if (key > pos1) s[i][2] = -INFINITY;
+        if (key + 1 > pos1) s[i][3] = -INFINITY;
+      }
+    }
+
+    // Online softmax. A row with every key masked so far keeps max -inf; 0 stands in for
+    // it as the reference so that exp2 gives 0 rather than NaN.
+    float mx0 = m0, mx1 = m1;
+#pragma unroll
+    for (int i = 0; i < kKeys / 8; ++i) {
+      mx0 = fmaxf(mx0, fmaxf(s[i][0], s[i][1]));
+      mx1 = fmaxf(mx1, fmaxf(s[i][2], s[i][3]));
+    }
+    mx0 = quad_max(mx0), mx1 = quad_max(mx1);
+    const float ref0 = mx0 == -INFINITY ? 0.0f : mx0, ref1 = mx1 == -INFINITY ? 0.0f : mx1;
+    const float c0 = exp2f(m0 - ref0), c1 = exp2f(m1 - ref1);
+    m0 = mx0, m1 = mx1;
+    l0 *= c0, l1 *= c1;
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) o[i][0] *= c0, o[i][1] *= c0, o[i][2] *= c1, o[i][3] *= c1;
+#pragma unroll
+    for (int i = 0; i < kKeys / 8; ++i) {
+      s[i][0] = exp2f(s[i][0] - ref0), s[i][1] = exp2f(s[i][1] - ref0);
+      s[i][2] = exp2f(s[i][2] - ref1), s[i][3] = exp2f(s[i][3] - ref1);
+      l0 += s[i][0] + s[i][1], l1 += s[i][2] + s[i][3];  // this lane's columns; summed over the quad at the end
+    }
+
+    // O += P V: two adjacent 16x8 accumulator tiles of S are one 16x16 A fragment; V rows
+    // are keys, so ldmatrix with transposition gives the col-major B.
+    const uint32_t v_addr = smem_u32(v_s + (stage * kKeys + lane % 8 + ((lane / 8) % 2) * 8) * S + (lane / 16) * 8);
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
+      const uint32_t a[4] = {pack_half2(s[2 * kk][0], s[2 * kk][1]), pack_half2(s[2 * kk][2], s[2 * kk][3]),
+                             pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                             pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int dn = 0; dn < HD / 16; ++dn) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, v_addr + (kk * 16 * S + dn * 16) * 2);
+        mma_16816(o[2 * dn], a, b[0], b[1]);
+        mma_16816(o[2 * dn + 1], a, b[2], b[3]);
+      }
+    }
+    __syncthreads();  // every warp is done with this stage before it is loaded again
+  }
+
+  l0 = quad_sum(l0), l1 = quad_sum(l1);
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = r0 + 8 * half;
+    if (r >= rows) continue;
+    const float inv = 1.0f / (half ? l1 : l0);  // > 0: key 0 is never masked for a real row
+    const int64_t t = tile.x + r / group, h = static_cast<int64_t>(g) * group + r % group;
+    float* dst = p.out + (t * p.n_heads + h) * HD + 2 * (lane % 4);
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i)
+      *reinterpret_cast<float2*>(dst + i * 8) = make_float2(o[i][2 * half] * inv, o[i][2 * half + 1] * inv);
+  }
+}
+
+template <int HD>
+void launch_for(const FlashAttentionParams& p, cudaStream_t stream) {
+  constexpr int smem = Shape<HD>::kSmem;
+  check_cuda(cudaFuncSetAttribute(flash_attention_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
+             "cudaFuncSetAttribute (flash attention)", __FILE__, __LINE__);
+  const dim3 grid(static_cast<unsigned>(p.n_tiles), static_cast<unsigned>(p.n_kv_heads));
+  HEARTH_LAUNCH(flash_attention_kernel<HD>, grid, dim3(kThreads), smem, stream, p);
+  HEARTH_CUDA_LAUNCHED();
+}
+
+}  // namespace
+
+int64_t flash_attention_smem(int64_t head_dim, int64_t group) {
+  if (group < 1 || group > kRows) return 0;
+  const int64_t statics = kRows * sizeof(int);
+  switch (head_dim) {
+    case 64: return Shape<64>::kSmem + statics;
+    case 128: return Shape<128>::kSmem + statics;
+    case 256: return Shape<256>::kSmem + statics;
+    default: return 0;
+  }
+}
+
+int64_t flash_attention_tile_tokens(int64_t group) { return kRows / group; }
+
+void launch_flash_attention(const FlashAttentionParams& p, cudaStream_t stream) {
+  if (p.n_tiles == 0) return;
+  switch (p.head_dim) {
+    case 64: launch_for<64>(p, stream); break;
+    case 128: launch_for<128>(p, stream); break;
+    case 256: launch_for<256>(p, stream); break;
+    default: fail("flash attention: head_dim " + std::to_string(p.head_dim) + " is not supported");
+  }
+}
+
+}  // namespace hearth::cuda
