@@ -10,6 +10,7 @@
 // also multiply the output by a q8_0 weight (the fused quantization of o_proj's input),
 // checked per element against the exact product with the CPU's output (check_matmul).
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 
 #include "cuda_test_util.h"
@@ -35,6 +36,7 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
     cpu->init_kv_cache(kv);
     kv.dtype = c.kv_dtype;
     gpu->init_kv_cache(kv);
+    gpu_kv = kv;
     ids.resize(kBlocks);
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng);
@@ -96,6 +98,7 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
 
   static constexpr int32_t kBlocks = 192;
   std::unique_ptr<Backend> cpu, gpu;
+  KvCacheConfig gpu_kv;
   std::vector<int32_t> ids;
   std::mt19937 rng{7};
 };
@@ -115,18 +118,32 @@ TEST_P(CudaAttention, PromptDecodeLongContextAndCopy) {
   run({{fresh}}, {7}, {2}, "after copy_kv_block");
 }
 
+// With an f16 cache, once for each of the flash kernel's row tilings (64 and 128 query
+// rows a block; the backend picks one by the step's size), on a fresh GPU backend each.
 TEST_P(CudaAttention, PromptsPrefixesAndPackedSequences) {
-  for (int32_t len : {9, 15, 17, 31, 33, 63, 64, 65, 127, 129, 300})
-    run({table(0, static_cast<size_t>((len + 15) / 16))}, {0}, {len}, "prompt of " + std::to_string(len) + " tokens");
-  const auto tp = table(0, 40);
-  run({tp}, {0}, {250}, "250-token prefix");
-  run({tp}, {250}, {123}, "prompt continuing a 250-token prefix");
-  run({tp}, {373}, {9}, "9 more tokens");
-  // Four sequences of different lengths, one continuing its prefix, one decoding.
-  const auto ta = table(40, 3), tb = table(43, 5), tc = table(48, 1);
-  run({ta, tp, tb, tc}, {0, 382, 0, 0}, {37, 30, 70, 1}, "four sequences in one step");
-  run({tc, tb, ta}, {1, 70, 37}, {14, 1, 11}, "three sequences continuing, one decoding");
-  run({table(50, 125)}, {0}, {2000}, "2000-token prompt");
+  for (const char* row_tiles : {"1", "2"}) {
+    if (GetParam().kv_dtype == DType::F16) {
+      setenv("HEARTH_CUDA_FLASH_TILES", row_tiles, 1);
+      gpu = make_cuda_backend(0);
+      unsetenv("HEARTH_CUDA_FLASH_TILES");
+      gpu->init_kv_cache(gpu_kv);
+      proj_host = HostWeight{};  // the o_proj-like weight is uploaded again to the new backend
+    } else if (row_tiles[0] == '2') {
+      break;  // the per-token kernel only
+    }
+    const std::string tiling = std::string(", row tiles ") + row_tiles;
+    for (int32_t len : {9, 15, 17, 31, 33, 63, 64, 65, 127, 129, 300})
+      run({table(0, static_cast<size_t>((len + 15) / 16))}, {0}, {len}, "prompt of " + std::to_string(len) + " tokens" + tiling);
+    const auto tp = table(0, 40);
+    run({tp}, {0}, {250}, "250-token prefix" + tiling);
+    run({tp}, {250}, {123}, "prompt continuing a 250-token prefix" + tiling);
+    run({tp}, {373}, {9}, "9 more tokens" + tiling);
+    // Four sequences of different lengths, one continuing its prefix, one decoding.
+    const auto ta = table(40, 3), tb = table(43, 5), tc = table(48, 1);
+    run({ta, tp, tb, tc}, {0, 382, 0, 0}, {37, 30, 70, 1}, "four sequences in one step" + tiling);
+    run({tc, tb, ta}, {1, 70, 37}, {14, 1, 11}, "three sequences continuing, one decoding" + tiling);
+    run({table(50, 125)}, {0}, {2000}, "2000-token prompt" + tiling);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttention,

@@ -58,6 +58,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   }
   const char* fl = std::getenv("HEARTH_CUDA_FLASH");
   flash_ = !(fl && std::string(fl) == "0");
+  if (const char* e = std::getenv("HEARTH_CUDA_FLASH_TILES")) {
+    const int mt = std::atoi(e);
+    if (mt == 1 || mt == 2) flash_row_tiles_ = mt;
+  }
   smem_optin_ = static_cast<int64_t>(prop.sharedMemPerBlockOptin);
   const char* prof = std::getenv("HEARTH_CUDA_PROFILE");
   if (prof && std::string(prof) == "1") {

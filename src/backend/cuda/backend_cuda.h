@@ -91,8 +91,8 @@ class CudaBackend final : public Backend {
   void wrote(const Tensor& t);
   const float* rope_freqs(const RopeTable& table);
   int attention_splits(int64_t n_tokens, int64_t n_heads) const;
-  bool use_flash_attention(int64_t n_heads) const;
-  int32_t flash_attention_tiles(int64_t group);
+  int flash_attention_row_tiles(int64_t n_heads) const;
+  int32_t flash_attention_tiles(int64_t group, int row_tiles);
   int gemv_rows_per_block(const Weight& w) const;
   int gemv_rows_per_block(const DevWeight& w, int64_t rows) const;
   // Peephole fusions of recorded decode launches (backend_cuda_fuse.cpp); each returns
@@ -119,6 +119,7 @@ class CudaBackend final : public Backend {
   int gemv_prefetch_ = 1;       // HEARTH_CUDA_PREFETCH: GemvParams::prefetch (experiments)
   int gemv_rpb_ = 0;            // HEARTH_CUDA_RPB=1|2|4: rows per block of every product (experiments)
   bool flash_ = true;           // HEARTH_CUDA_FLASH=0: prompt steps use the per-token attention kernel
+  int flash_row_tiles_ = 0;     // HEARTH_CUDA_FLASH_TILES=1|2: row tiles per warp of every launch (experiments)
   int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows
@@ -142,7 +143,7 @@ class CudaBackend final : public Backend {
   // Flash attention's query tiles of the current step (FlashAttentionParams::tiles), built
   // by the first attention() of a step for its GQA group, after the step's tables.
   const int32_t* d_flash_tiles_ = nullptr;
-  int64_t flash_tiles_group_ = 0;  // 0: not built for this step
+  int64_t flash_tiles_key_ = 0;  // group * 4 + row tiles; 0: not built for this step
   int32_t flash_n_tiles_ = 0;
 
   // The quantized copy of the last quantized matmul's input (see wrote()).

@@ -110,7 +110,7 @@ void CudaBackend::begin_step(const StepBatch& batch) {
   check(cudaEventRecord(upload_done_, stream_), "cudaEventRecord");
   tape_.set_recording(graphs_enabled_ && n <= kGemvMaxTokens);
   qx_valid_ = false;
-  flash_tiles_group_ = 0;
+  flash_tiles_key_ = 0;
 }
 
 void CudaBackend::wrote(const Tensor& t) {
@@ -306,20 +306,29 @@ int CudaBackend::attention_splits(int64_t n_tokens, int64_t n_heads) const {
 
 // Prompt steps with an f16 cache go to the tensor-core kernel; decode steps (whose
 // launches may be fused with o_proj's quantization and replayed as graphs) and what it
-// does not support keep the per-token kernel.
-bool CudaBackend::use_flash_attention(int64_t n_heads) const {
-  if (!flash_ || step_.n_tokens() <= kGemvMaxTokens || kv_config_.dtype != DType::F16) return false;
-  const int64_t smem = flash_attention_smem(kv_config_.head_dim, n_heads / kv_config_.n_kv_heads);
-  return smem > 0 && smem <= smem_optin_;
+// does not support keep the per-token kernel. Returns the kernel's row tiles per warp, 0
+// for the per-token kernel: two (128 query rows a block, half the shared-memory traffic
+// per product) where that still gives two blocks per SM, else one.
+int CudaBackend::flash_attention_row_tiles(int64_t n_heads) const {
+  if (!flash_ || step_.n_tokens() <= kGemvMaxTokens || kv_config_.dtype != DType::F16) return 0;
+  const int64_t hd = kv_config_.head_dim, group = n_heads / kv_config_.n_kv_heads;
+  auto fits = [&](int mt) {
+    const int64_t smem = flash_attention_smem(hd, mt);
+    return smem > 0 && smem <= smem_optin_ && group <= 64 * mt;
+  };
+  const int64_t blocks2 = (step_.n_tokens() * group + 127) / 128 * kv_config_.n_kv_heads;
+  if (fits(2) && (flash_row_tiles_ == 2 || (flash_row_tiles_ == 0 && blocks2 >= 2 * sm_count_))) return 2;
+  return fits(1) ? 1 : 0;
 }
 
 // Query tiles for flash attention: runs of consecutive tokens of one sequence, at most
-// flash_attention_tile_tokens(group) long, as {first token, tokens, min position, max
-// position}; the tiles with the most keys first, so that the longest blocks start early
-// and the short ones fill the tail. Built once per step (every layer has the same group).
-int32_t CudaBackend::flash_attention_tiles(int64_t group) {
-  if (flash_tiles_group_ == group) return flash_n_tiles_;
-  const int64_t n = step_.n_tokens(), per = flash_attention_tile_tokens(group);
+// 64 * row_tiles / group long, as {first token, tokens, min position, max position}; the
+// tiles with the most keys first, so that the longest blocks start early and the short
+// ones fill the tail. Built once per step (every layer has the same group).
+int32_t CudaBackend::flash_attention_tiles(int64_t group, int row_tiles) {
+  const int64_t key = group * 4 + row_tiles;
+  if (flash_tiles_key_ == key) return flash_n_tiles_;
+  const int64_t n = step_.n_tokens(), per = 64 * row_tiles / group;
   std::vector<std::array<int32_t, 4>> tiles;
   for (int64_t t = 0; t < n; ++t) {
     const int32_t pos = step_.positions[static_cast<size_t>(t)];
@@ -335,14 +344,16 @@ int32_t CudaBackend::flash_attention_tiles(int64_t group) {
   }
   std::stable_sort(tiles.begin(), tiles.end(), [](const auto& a, const auto& b) { return a[3] > b[3]; });
   // Uploaded like the rest of the step (at most one tile per token, so they fit): through
-  // the pinned staging buffer, whose next rewrite waits for upload_done_.
+  // the pinned staging buffer, whose next rewrite waits for upload_done_ (as here, should a
+  // step's layers ever differ in their tiling).
+  if (flash_tiles_key_ != 0) check(cudaEventSynchronize(upload_done_), "cudaEventSynchronize");
   const size_t offset = static_cast<size_t>(24 * cap_tokens_ + 4 * cap_tables_), bytes = 16 * tiles.size();
   std::memcpy(staging_ + offset, tiles.data(), bytes);
   check(cudaMemcpyAsync(static_cast<char*>(step_buf_->ptr) + offset, staging_ + offset, bytes, cudaMemcpyHostToDevice,
                         stream_),
         "cudaMemcpyAsync (flash attention tiles)");
   check(cudaEventRecord(upload_done_, stream_), "cudaEventRecord");
-  flash_tiles_group_ = group;
+  flash_tiles_key_ = key;
   flash_n_tiles_ = static_cast<int32_t>(tiles.size());
   return flash_n_tiles_;
 }
@@ -355,7 +366,7 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
   HEARTH_ASSERT(n_heads % kv_config_.n_kv_heads == 0);
   const int64_t elem = kv_config_.dtype == DType::F16 ? 2 : 4;
   auto* base = static_cast<uint8_t*>(kv_->ptr);
-  if (use_flash_attention(n_heads)) {
+  if (const int row_tiles = flash_attention_row_tiles(n_heads)) {
     auto f = zeroed<FlashAttentionParams>();
     f.out = out.f32();
     f.q = q.f32();
@@ -364,7 +375,8 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
     f.positions = d_positions_;
     f.table_offset = d_table_offset_;
     f.block_tables = d_tables_;
-    f.n_tiles = flash_attention_tiles(n_heads / kv_config_.n_kv_heads);
+    f.n_tiles = flash_attention_tiles(n_heads / kv_config_.n_kv_heads, row_tiles);
+    f.row_tiles = row_tiles;
     f.tiles = d_flash_tiles_;
     f.n = n;
     f.n_heads = static_cast<int32_t>(n_heads);

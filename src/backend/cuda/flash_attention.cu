@@ -25,17 +25,19 @@
 namespace hearth::cuda {
 namespace {
 
-constexpr int kRows = 64;  // query rows per block, 16 per warp
 constexpr int kThreads = 128;
 constexpr float kLog2e = 1.4426950408889634f;
 
-// The shapes of one head_dim's kernel. Key rows per shared-memory tile: the S
-// accumulators (kKeys / 2 registers a thread) and the O accumulators (HD / 2) must fit
-// side by side. Rows are padded by 16 bytes, which spreads 8 consecutive rows over all
-// banks. Shared memory: the Q tile, then K and V in two stages each.
-template <int HD>
+// The shapes of one kernel: head_dim HD, MT row tiles of 16 per warp (4 warps, so 64 * MT
+// query rows a block; each K or V fragment loaded from shared memory then serves MT tiles,
+// which halves that traffic per product at MT = 2). Key rows per shared-memory tile: the S
+// accumulators (MT * kKeys / 2 registers a thread) and the O accumulators (MT * HD / 2)
+// must fit side by side. Rows are padded by 16 bytes, which spreads 8 consecutive rows
+// over all banks. Shared memory: the Q tile, then K and V in two stages each.
+template <int HD, int MT>
 struct Shape {
-  static constexpr int kKeys = HD <= 128 ? 64 : 32;
+  static constexpr int kRows = 64 * MT;
+  static constexpr int kKeys = HD * MT <= 128 ? 64 : 32;
   static constexpr int kStride = HD + 8;  // halves
   static constexpr int kSmem = (kRows + 4 * kKeys) * kStride * 2;
 };
@@ -89,9 +91,10 @@ __device__ __forceinline__ float quad_sum(float v) {
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-template <int HD>
+template <int HD, int MT>
 __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAttentionParams p) {
-  constexpr int kKeys = Shape<HD>::kKeys, S = Shape<HD>::kStride, kChunks = HD / 8;
+  using Sh = Shape<HD, MT>;
+  constexpr int kRows = Sh::kRows, kKeys = Sh::kKeys, S = Sh::kStride, kChunks = HD / 8;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __half* q_s = reinterpret_cast<__half*>(smem_raw);  // [kRows][S]
   __half* k_s = q_s + kRows * S;                      // [2][kKeys][S]
@@ -111,6 +114,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
   const __half* kc = static_cast<const __half*>(p.k_cache) + g * HD;
   const __half* vc = static_cast<const __half*>(p.v_cache) + g * HD;
   auto load_kv = [&](int kb, int stage) {
+#pragma unroll 1  // unrolled, every chunk's addresses would be live beside the accumulators (spills at 128 x 2)
     for (int i = tid; i < kKeys * kChunks; i += kThreads) {
       const int r = i / kChunks, c = i % kChunks, key = kb + r;
       const bool valid = key < n_keys;
@@ -140,14 +144,20 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
   for (int r = tid; r < kRows; r += kThreads) pos_s[r] = r < rows ? p.positions[tile.x + r / group] : -1;
   __syncthreads();
 
-  const int r0 = warp * 16 + lane / 4;  // this thread's two rows: r0 and r0 + 8
-  const int pos0 = pos_s[r0], pos1 = pos_s[r0 + 8];
-  float o[HD / 8][4];
+  // This thread's rows: warp * 16 * MT + 16 * m + lane / 4 + 8 * half, for m < MT, half < 2;
+  // [m][2 * half + c] indexes the accumulator elements of row (m, half).
+  const int row0 = warp * 16 * MT + lane / 4;
+  int pos[MT][2];
+  float o[MT][HD / 8][4], mx[MT][2], l[MT][2];
 #pragma unroll
-  for (int i = 0; i < HD / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+  for (int m = 0; m < MT; ++m) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) pos[m][h] = pos_s[row0 + 16 * m + 8 * h], mx[m][h] = -INFINITY, l[m][h] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) o[m][i][0] = o[m][i][1] = o[m][i][2] = o[m][i][3] = 0.0f;
+  }
 
-  const uint32_t q_addr = smem_u32(q_s + (warp * 16 + lane % 16) * S + (lane / 16) * 8);
+  const uint32_t q_addr = smem_u32(q_s + (warp * 16 * MT + lane % 16) * S + (lane / 16) * 8);
   const int n_tiles = (n_keys + kKeys - 1) / kKeys;
   for (int j = 0; j < n_tiles; ++j) {
     const int stage = j & 1;
@@ -159,21 +169,28 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
     }
     __syncthreads();
 
-    // S = Q K^T: K rows are keys, so ldmatrix without transposition gives the col-major B.
-    float s[kKeys / 8][4];
+    // S = Q K^T: K rows are keys, so ldmatrix without transposition gives the col-major B;
+    // each B fragment serves the warp's MT row tiles.
+    float s[MT][kKeys / 8][4];
 #pragma unroll
-    for (int i = 0; i < kKeys / 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int i = 0; i < kKeys / 8; ++i) s[m][i][0] = s[m][i][1] = s[m][i][2] = s[m][i][3] = 0.0f;
     const uint32_t k_addr = smem_u32(k_s + (stage * kKeys + lane % 8 + (lane / 16) * 8) * S + ((lane / 8) % 2) * 8);
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
-      uint32_t a[4];
-      ldmatrix_x4(a, q_addr + kk * 32);
+      uint32_t a[MT][4];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) ldmatrix_x4(a[m], q_addr + (16 * m * S + kk * 16) * 2);
 #pragma unroll
       for (int nn = 0; nn < kKeys / 16; ++nn) {
         uint32_t b[4];
         ldmatrix_x4(b, k_addr + (nn * 16 * S + kk * 16) * 2);
-        mma_16816(s[2 * nn], a, b[0], b[1]);
-        mma_16816(s[2 * nn + 1], a, b[2], b[3]);
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          mma_16816(s[m][2 * nn], a[m], b[0], b[1]);
+          mma_16816(s[m][2 * nn + 1], a[m], b[2], b[3]);
+        }
       }
     }
 
@@ -182,35 +199,38 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
     const int kb = j * kKeys;
     if (kb + kKeys - 1 > tile.z) {
 #pragma unroll
-      for (int i = 0; i < kKeys / 8; ++i) {
-        const int key = kb + i * 8 + 2 * (lane % 4);
-        if (key > pos0) s[i][0] = -INFINITY;
-        if (key + 1 > pos0) s[i][1] = -INFINITY;
-        if (key > pos1) s[i][2] = -INFINITY;
-        if (key + 1 > pos1) s[i][3] = -INFINITY;
-      }
+      for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int i = 0; i < kKeys / 8; ++i)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            if (kb + i * 8 + 2 * (lane % 4) + (e & 1) > pos[m][e / 2]) s[m][i][e] = -INFINITY;
     }
 
     // Online softmax. A row with every key masked so far keeps max -inf; 0 stands in for
     // it as the reference so that exp2 gives 0 rather than NaN.
-    float mx0 = m0, mx1 = m1;
 #pragma unroll
-    for (int i = 0; i < kKeys / 8; ++i) {
-      mx0 = fmaxf(mx0, fmaxf(s[i][0], s[i][1]));
-      mx1 = fmaxf(mx1, fmaxf(s[i][2], s[i][3]));
-    }
-    mx0 = quad_max(mx0), mx1 = quad_max(mx1);
-    const float ref0 = mx0 == -INFINITY ? 0.0f : mx0, ref1 = mx1 == -INFINITY ? 0.0f : mx1;
-    const float c0 = exp2f(m0 - ref0), c1 = exp2f(m1 - ref1);
-    m0 = mx0, m1 = mx1;
-    l0 *= c0, l1 *= c1;
+    for (int m = 0; m < MT; ++m) {
 #pragma unroll
-    for (int i = 0; i < HD / 8; ++i) o[i][0] *= c0, o[i][1] *= c0, o[i][2] *= c1, o[i][3] *= c1;
+      for (int h = 0; h < 2; ++h) {
+        float t = mx[m][h];
 #pragma unroll
-    for (int i = 0; i < kKeys / 8; ++i) {
-      s[i][0] = exp2f(s[i][0] - ref0), s[i][1] = exp2f(s[i][1] - ref0);
-      s[i][2] = exp2f(s[i][2] - ref1), s[i][3] = exp2f(s[i][3] - ref1);
-      l0 += s[i][0] + s[i][1], l1 += s[i][2] + s[i][3];  // this lane's columns; summed over the quad at the end
+        for (int i = 0; i < kKeys / 8; ++i) t = fmaxf(t, fmaxf(s[m][i][2 * h], s[m][i][2 * h + 1]));
+        t = quad_max(t);
+        const float ref = t == -INFINITY ? 0.0f : t;
+        const float c = exp2f(mx[m][h] - ref);
+        mx[m][h] = t;
+        float sum = 0.0f;  // this lane's columns; summed over the quad at the end
+#pragma unroll
+        for (int i = 0; i < kKeys / 8; ++i) {
+          s[m][i][2 * h] = exp2f(s[m][i][2 * h] - ref);
+          s[m][i][2 * h + 1] = exp2f(s[m][i][2 * h + 1] - ref);
+          sum += s[m][i][2 * h] + s[m][i][2 * h + 1];
+        }
+        l[m][h] = l[m][h] * c + sum;
+#pragma unroll
+        for (int i = 0; i < HD / 8; ++i) o[m][i][2 * h] *= c, o[m][i][2 * h + 1] *= c;
+      }
     }
 
     // O += P V: two adjacent 16x8 accumulator tiles of S are one 16x16 A fragment; V rows
@@ -218,66 +238,86 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
     const uint32_t v_addr = smem_u32(v_s + (stage * kKeys + lane % 8 + ((lane / 8) % 2) * 8) * S + (lane / 16) * 8);
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk) {
-      const uint32_t a[4] = {pack_half2(s[2 * kk][0], s[2 * kk][1]), pack_half2(s[2 * kk][2], s[2 * kk][3]),
-                             pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      uint32_t a[MT][4];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        a[m][0] = pack_half2(s[m][2 * kk][0], s[m][2 * kk][1]);
+        a[m][1] = pack_half2(s[m][2 * kk][2], s[m][2 * kk][3]);
+        a[m][2] = pack_half2(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
+        a[m][3] = pack_half2(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int dn = 0; dn < HD / 16; ++dn) {
         uint32_t b[4];
         ldmatrix_x4_trans(b, v_addr + (kk * 16 * S + dn * 16) * 2);
-        mma_16816(o[2 * dn], a, b[0], b[1]);
-        mma_16816(o[2 * dn + 1], a, b[2], b[3]);
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          mma_16816(o[m][2 * dn], a[m], b[0], b[1]);
+          mma_16816(o[m][2 * dn + 1], a[m], b[2], b[3]);
+        }
       }
     }
     __syncthreads();  // every warp is done with this stage before it is loaded again
   }
 
-  l0 = quad_sum(l0), l1 = quad_sum(l1);
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int r = r0 + 8 * half;
-    if (r >= rows) continue;
-    const float inv = 1.0f / (half ? l1 : l0);  // > 0: key 0 is never masked for a real row
-    const int64_t t = tile.x + r / group, h = static_cast<int64_t>(g) * group + r % group;
-    float* dst = p.out + (t * p.n_heads + h) * HD + 2 * (lane % 4);
+  for (int m = 0; m < MT; ++m) {
 #pragma unroll
-    for (int i = 0; i < HD / 8; ++i)
-      *reinterpret_cast<float2*>(dst + i * 8) = make_float2(o[i][2 * half] * inv, o[i][2 * half + 1] * inv);
+    for (int h = 0; h < 2; ++h) {
+      const int r = row0 + 16 * m + 8 * h;
+      const float sum = quad_sum(l[m][h]);  // every lane takes part: the shuffle needs the full warp
+      if (r >= rows) continue;
+      const float inv = 1.0f / sum;  // > 0: key 0 is never masked for a real row
+      const int64_t t = tile.x + r / group, head = static_cast<int64_t>(g) * group + r % group;
+      float* dst = p.out + (t * p.n_heads + head) * HD + 2 * (lane % 4);
+#pragma unroll
+      for (int i = 0; i < HD / 8; ++i)
+        *reinterpret_cast<float2*>(dst + i * 8) = make_float2(o[m][i][2 * h] * inv, o[m][i][2 * h + 1] * inv);
+    }
   }
 }
 
-template <int HD>
+template <int HD, int MT>
 void launch_for(const FlashAttentionParams& p, cudaStream_t stream) {
-  constexpr int smem = Shape<HD>::kSmem;
-  check_cuda(cudaFuncSetAttribute(flash_attention_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
+  constexpr int smem = Shape<HD, MT>::kSmem;
+  check_cuda(cudaFuncSetAttribute(flash_attention_kernel<HD, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "cudaFuncSetAttribute (flash attention)", __FILE__, __LINE__);
   const dim3 grid(static_cast<unsigned>(p.n_tiles), static_cast<unsigned>(p.n_kv_heads));
-  HEARTH_LAUNCH(flash_attention_kernel<HD>, grid, dim3(kThreads), smem, stream, p);
+  HEARTH_LAUNCH((flash_attention_kernel<HD, MT>), grid, dim3(kThreads), smem, stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
 
 }  // namespace
 
-int64_t flash_attention_smem(int64_t head_dim, int64_t group) {
-  if (group < 1 || group > kRows) return 0;
-  const int64_t statics = kRows * sizeof(int);
-  switch (head_dim) {
-    case 64: return Shape<64>::kSmem + statics;
-    case 128: return Shape<128>::kSmem + statics;
-    case 256: return Shape<256>::kSmem + statics;
-    default: return 0;
+int64_t flash_attention_smem(int64_t head_dim, int row_tiles) {
+  const auto statics = [](int rows) { return static_cast<int64_t>(rows * sizeof(int)); };
+  if (row_tiles == 1) {
+    switch (head_dim) {
+      case 64: return Shape<64, 1>::kSmem + statics(Shape<64, 1>::kRows);
+      case 128: return Shape<128, 1>::kSmem + statics(Shape<128, 1>::kRows);
+      case 256: return Shape<256, 1>::kSmem + statics(Shape<256, 1>::kRows);
+    }
+  } else if (row_tiles == 2) {
+    switch (head_dim) {
+      case 64: return Shape<64, 2>::kSmem + statics(Shape<64, 2>::kRows);
+      case 128: return Shape<128, 2>::kSmem + statics(Shape<128, 2>::kRows);
+    }
   }
+  return 0;
 }
-
-int64_t flash_attention_tile_tokens(int64_t group) { return kRows / group; }
 
 void launch_flash_attention(const FlashAttentionParams& p, cudaStream_t stream) {
   if (p.n_tiles == 0) return;
-  switch (p.head_dim) {
-    case 64: launch_for<64>(p, stream); break;
-    case 128: launch_for<128>(p, stream); break;
-    case 256: launch_for<256>(p, stream); break;
-    default: fail("flash attention: head_dim " + std::to_string(p.head_dim) + " is not supported");
+  const int key = p.head_dim * 4 + p.row_tiles;
+  switch (key) {
+    case 64 * 4 + 1: launch_for<64, 1>(p, stream); break;
+    case 64 * 4 + 2: launch_for<64, 2>(p, stream); break;
+    case 128 * 4 + 1: launch_for<128, 1>(p, stream); break;
+    case 128 * 4 + 2: launch_for<128, 2>(p, stream); break;
+    case 256 * 4 + 1: launch_for<256, 1>(p, stream); break;
+    default:
+      fail("flash attention: head_dim " + std::to_string(p.head_dim) + " with " + std::to_string(p.row_tiles) +
+           " row tiles per warp is not supported");
   }
 }
 

@@ -182,8 +182,9 @@ bool attention_head_dim_supported(int64_t head_dim);
 // ---- flash_attention.cu ------------------------------------------------------------------
 // The attention of AttentionParams for prompt steps, on tensor cores, f16 cache only, no
 // fused quantization. Work is cut into query tiles, each a run of consecutive tokens of one
-// sequence (at most flash_attention_tile_tokens(group) of them); one block computes a tile
-// against one kv head, the tile's rows being its tokens times the group's query heads.
+// sequence; one block computes a tile against one kv head, the tile's rows being its
+// tokens times the group's query heads: at most 64 * row_tiles rows, so at most
+// 64 * row_tiles / group tokens.
 struct FlashAttentionParams {
   float* out;      // [n, n_heads * head_dim]
   const float* q;  // [n, n_heads * head_dim]
@@ -195,13 +196,14 @@ struct FlashAttentionParams {
   const int32_t* tiles;  // [n_tiles, 4]: first token, tokens, smallest and largest position
   int64_t n;
   int32_t n_tiles, n_heads, n_kv_heads, head_dim, block_size;
+  int32_t row_tiles;  // 16-row tiles per warp: 1 or 2 (head_dim <= 128)
   float scale;
+  int32_t pad;
 };
 void launch_flash_attention(const FlashAttentionParams& p, cudaStream_t stream);
-// Shared memory a block needs (bytes) for this head_dim and GQA group, 0 if unsupported
-// (head_dim 64, 128 or 256, group <= 64); the caller checks it against the device's limit.
-int64_t flash_attention_smem(int64_t head_dim, int64_t group);
-int64_t flash_attention_tile_tokens(int64_t group);
+// Shared memory a block needs (bytes), 0 if the kernel does not exist (head_dim 64, 128 or
+// 256; row_tiles 2 only up to 128); the caller checks it against the device's limit.
+int64_t flash_attention_smem(int64_t head_dim, int row_tiles);
 
 // ---- elementwise.cu ----------------------------------------------------------------------
 // Optionally fused: the 8-bit quantization of out (n % 32 == 0), as in RmsNormParams.
