@@ -62,6 +62,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     const int mt = std::atoi(e);
     if (mt == 1 || mt == 2) flash_row_tiles_ = mt;
   }
+  if (const char* e = std::getenv("HEARTH_CUDA_FLASH_KEYS")) {
+    const int keys = std::atoi(e);
+    if (keys == 32 || keys == 64) flash_key_tile_ = keys;
+  }
   smem_optin_ = static_cast<int64_t>(prop.sharedMemPerBlockOptin);
   const char* prof = std::getenv("HEARTH_CUDA_PROFILE");
   if (prof && std::string(prof) == "1") {

@@ -120,6 +120,7 @@ class CudaBackend final : public Backend {
   int gemv_rpb_ = 0;            // HEARTH_CUDA_RPB=1|2|4: rows per block of every product (experiments)
   bool flash_ = true;           // HEARTH_CUDA_FLASH=0: prompt steps use the per-token attention kernel
   int flash_row_tiles_ = 0;     // HEARTH_CUDA_FLASH_TILES=1|2: row tiles per warp of every launch (experiments)
+  int flash_key_tile_ = 0;      // HEARTH_CUDA_FLASH_KEYS=32|64: keys per tile at 2 row tiles (experiments)
   int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows

@@ -313,7 +313,7 @@ int CudaBackend::flash_attention_row_tiles(int64_t n_heads) const {
   if (!flash_ || step_.n_tokens() <= kGemvMaxTokens || kv_config_.dtype != DType::F16) return 0;
   const int64_t hd = kv_config_.head_dim, group = n_heads / kv_config_.n_kv_heads;
   auto fits = [&](int mt) {
-    const int64_t smem = flash_attention_smem(hd, mt);
+    const int64_t smem = flash_attention_smem(hd, mt, mt == 2 ? flash_key_tile_ : 0);
     return smem > 0 && smem <= smem_optin_ && group <= 64 * mt;
   };
   const int64_t blocks2 = (step_.n_tokens() * group + 127) / 128 * kv_config_.n_kv_heads;
@@ -377,6 +377,7 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
     f.block_tables = d_tables_;
     f.n_tiles = flash_attention_tiles(n_heads / kv_config_.n_kv_heads, row_tiles);
     f.row_tiles = row_tiles;
+    f.key_tile = row_tiles == 2 ? flash_key_tile_ : 0;
     f.tiles = d_flash_tiles_;
     f.n = n;
     f.n_heads = static_cast<int32_t>(n_heads);

@@ -34,10 +34,10 @@ constexpr float kLog2e = 1.4426950408889634f;
 // accumulators (MT * kKeys / 2 registers a thread) and the O accumulators (MT * HD / 2)
 // must fit side by side. Rows are padded by 16 bytes, which spreads 8 consecutive rows
 // over all banks. Shared memory: the Q tile, then K and V in two stages each.
-template <int HD, int MT>
+template <int HD, int MT, int KEYS>
 struct Shape {
   static constexpr int kRows = 64 * MT;
-  static constexpr int kKeys = HD * MT <= 128 ? 64 : 32;
+  static constexpr int kKeys = KEYS;
   static constexpr int kStride = HD + 8;  // halves
   static constexpr int kSmem = (kRows + 4 * kKeys) * kStride * 2;
 };
@@ -82,6 +82,13 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&h);
 }
 
+// 2^x, as exp2f without its handling of denormal results (which flush to 0 here); 2^-inf = 0.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ __forceinline__ float quad_max(float v) {
   v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
   return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
@@ -91,9 +98,9 @@ __device__ __forceinline__ float quad_sum(float v) {
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-template <int HD, int MT>
+template <int HD, int MT, int KEYS>
 __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAttentionParams p) {
-  using Sh = Shape<HD, MT>;
+  using Sh = Shape<HD, MT, KEYS>;
   constexpr int kRows = Sh::kRows, kKeys = Sh::kKeys, S = Sh::kStride, kChunks = HD / 8;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __half* q_s = reinterpret_cast<__half*>(smem_raw);  // [kRows][S]
@@ -113,8 +120,11 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
   const int64_t kv_row = static_cast<int64_t>(p.n_kv_heads) * HD;
   const __half* kc = static_cast<const __half*>(p.k_cache) + g * HD;
   const __half* vc = static_cast<const __half*>(p.v_cache) + g * HD;
+  // Unrolled at 2 row tiles, every chunk's addresses would be live beside the accumulators
+  // (spills); at one, unrolling lets the table look-ups of all chunks be in flight at once.
+  constexpr int kLoadUnroll = MT == 1 ? kKeys * kChunks / kThreads : 1;
   auto load_kv = [&](int kb, int stage) {
-#pragma unroll 1  // unrolled, every chunk's addresses would be live beside the accumulators (spills at 128 x 2)
+#pragma unroll(kLoadUnroll)
     for (int i = tid; i < kKeys * kChunks; i += kThreads) {
       const int r = i / kChunks, c = i % kChunks, key = kb + r;
       const bool valid = key < n_keys;
@@ -147,12 +157,11 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
   // This thread's rows: warp * 16 * MT + 16 * m + lane / 4 + 8 * half, for m < MT, half < 2;
   // [m][2 * half + c] indexes the accumulator elements of row (m, half).
   const int row0 = warp * 16 * MT + lane / 4;
-  int pos[MT][2];
   float o[MT][HD / 8][4], mx[MT][2], l[MT][2];
 #pragma unroll
   for (int m = 0; m < MT; ++m) {
 #pragma unroll
-    for (int h = 0; h < 2; ++h) pos[m][h] = pos_s[row0 + 16 * m + 8 * h], mx[m][h] = -INFINITY, l[m][h] = 0.0f;
+    for (int h = 0; h < 2; ++h) mx[m][h] = -INFINITY, l[m][h] = 0.0f;
 #pragma unroll
     for (int i = 0; i < HD / 8; ++i) o[m][i][0] = o[m][i][1] = o[m][i][2] = o[m][i][3] = 0.0f;
   }
@@ -160,13 +169,11 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
   const uint32_t q_addr = smem_u32(q_s + (warp * 16 * MT + lane % 16) * S + (lane / 16) * 8);
   const int n_tiles = (n_keys + kKeys - 1) / kKeys;
   for (int j = 0; j < n_tiles; ++j) {
+    // Tile j has landed for every thread; every warp is also done with tile j - 1, whose
+    // stage the loads of tile j + 1 (issued once this tile's S products are under way,
+    // so that their table look-ups overlap the tensor cores) overwrite.
     const int stage = j & 1;
-    if (j + 1 < n_tiles) {
-      load_kv((j + 1) * kKeys, stage ^ 1);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+    cp_async_wait<0>();
     __syncthreads();
 
     // S = Q K^T: K rows are keys, so ldmatrix without transposition gives the col-major B;
@@ -194,17 +201,21 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
       }
     }
 
+    if (j + 1 < n_tiles) load_kv((j + 1) * kKeys, stage ^ 1);
+
     // Causal mask, per row: key index > the row's position (also every key past n_keys,
     // whose zero-filled rows must not count, and every key of a padding row).
     const int kb = j * kKeys;
     if (kb + kKeys - 1 > tile.z) {
 #pragma unroll
-      for (int m = 0; m < MT; ++m)
+      for (int m = 0; m < MT; ++m) {
+        const int pos[2] = {pos_s[row0 + 16 * m], pos_s[row0 + 16 * m + 8]};  // from shared memory: registers are short
 #pragma unroll
         for (int i = 0; i < kKeys / 8; ++i)
 #pragma unroll
           for (int e = 0; e < 4; ++e)
-            if (kb + i * 8 + 2 * (lane % 4) + (e & 1) > pos[m][e / 2]) s[m][i][e] = -INFINITY;
+            if (kb + i * 8 + 2 * (lane % 4) + (e & 1) > pos[e / 2]) s[m][i][e] = -INFINITY;
+      }
     }
 
     // Online softmax. A row with every key masked so far keeps max -inf; 0 stands in for
@@ -218,13 +229,13 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
         for (int i = 0; i < kKeys / 8; ++i) t = fmaxf(t, fmaxf(s[m][i][2 * h], s[m][i][2 * h + 1]));
         t = quad_max(t);
         const float ref = t == -INFINITY ? 0.0f : t;
-        const float c = exp2f(mx[m][h] - ref);
+        const float c = fast_exp2(mx[m][h] - ref);
         mx[m][h] = t;
         float sum = 0.0f;  // this lane's columns; summed over the quad at the end
 #pragma unroll
         for (int i = 0; i < kKeys / 8; ++i) {
-          s[m][i][2 * h] = exp2f(s[m][i][2 * h] - ref);
-          s[m][i][2 * h + 1] = exp2f(s[m][i][2 * h + 1] - ref);
+          s[m][i][2 * h] = fast_exp2(s[m][i][2 * h] - ref);
+          s[m][i][2 * h + 1] = fast_exp2(s[m][i][2 * h + 1] - ref);
           sum += s[m][i][2 * h] + s[m][i][2 * h + 1];
         }
         l[m][h] = l[m][h] * c + sum;
@@ -233,31 +244,33 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
       }
     }
 
-    // O += P V: two adjacent 16x8 accumulator tiles of S are one 16x16 A fragment; V rows
-    // are keys, so ldmatrix with transposition gives the col-major B.
+    // O += P V: two adjacent 16x8 accumulator tiles of S are one 16x16 A fragment, packed
+    // to f16 at once (half the registers of S while O is accumulated); V rows are keys, so
+    // ldmatrix with transposition gives the col-major B.
+    uint32_t pa[MT][kKeys / 16][4];
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk) {
+        pa[m][kk][0] = pack_half2(s[m][2 * kk][0], s[m][2 * kk][1]);
+        pa[m][kk][1] = pack_half2(s[m][2 * kk][2], s[m][2 * kk][3]);
+        pa[m][kk][2] = pack_half2(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
+        pa[m][kk][3] = pack_half2(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+      }
     const uint32_t v_addr = smem_u32(v_s + (stage * kKeys + lane % 8 + ((lane / 8) % 2) * 8) * S + (lane / 16) * 8);
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk) {
-      uint32_t a[MT][4];
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        a[m][0] = pack_half2(s[m][2 * kk][0], s[m][2 * kk][1]);
-        a[m][1] = pack_half2(s[m][2 * kk][2], s[m][2 * kk][3]);
-        a[m][2] = pack_half2(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
-        a[m][3] = pack_half2(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
-      }
 #pragma unroll
       for (int dn = 0; dn < HD / 16; ++dn) {
         uint32_t b[4];
         ldmatrix_x4_trans(b, v_addr + (kk * 16 * S + dn * 16) * 2);
 #pragma unroll
         for (int m = 0; m < MT; ++m) {
-          mma_16816(o[m][2 * dn], a[m], b[0], b[1]);
-          mma_16816(o[m][2 * dn + 1], a[m], b[2], b[3]);
+          mma_16816(o[m][2 * dn], pa[m][kk], b[0], b[1]);
+          mma_16816(o[m][2 * dn + 1], pa[m][kk], b[2], b[3]);
         }
       }
     }
-    __syncthreads();  // every warp is done with this stage before it is loaded again
   }
 
 #pragma unroll
@@ -277,48 +290,51 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
   }
 }
 
-template <int HD, int MT>
+template <int HD, int MT, int KEYS>
 void launch_for(const FlashAttentionParams& p, cudaStream_t stream) {
-  constexpr int smem = Shape<HD, MT>::kSmem;
-  check_cuda(cudaFuncSetAttribute(flash_attention_kernel<HD, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
+  constexpr int smem = Shape<HD, MT, KEYS>::kSmem;
+  check_cuda(cudaFuncSetAttribute(flash_attention_kernel<HD, MT, KEYS>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "cudaFuncSetAttribute (flash attention)", __FILE__, __LINE__);
   const dim3 grid(static_cast<unsigned>(p.n_tiles), static_cast<unsigned>(p.n_kv_heads));
-  HEARTH_LAUNCH((flash_attention_kernel<HD, MT>), grid, dim3(kThreads), smem, stream, p);
+  HEARTH_LAUNCH((flash_attention_kernel<HD, MT, KEYS>), grid, dim3(kThreads), smem, stream, p);
   HEARTH_CUDA_LAUNCHED();
+}
+
+// The kernels built, {head_dim, row tiles, keys per tile}: the first of a (head_dim, row
+// tiles) pair is the default. Key tiles: the S accumulators (row tiles * keys / 2 registers
+// a thread) must fit beside the O accumulators (row tiles * head_dim / 2).
+struct Variant {
+  int hd, mt, keys;
+  void (*launch)(const FlashAttentionParams&, cudaStream_t);
+  int64_t smem;
+};
+template <int HD, int MT, int KEYS>
+constexpr Variant variant() {
+  return {HD, MT, KEYS, launch_for<HD, MT, KEYS>, Shape<HD, MT, KEYS>::kSmem + 64 * MT * 4};  // + pos_s
+}
+constexpr Variant kVariants[] = {variant<64, 1, 64>(),  variant<64, 2, 64>(),  variant<128, 1, 64>(),
+                                 variant<128, 2, 32>(), variant<128, 2, 64>(), variant<256, 1, 32>()};
+
+const Variant* find_variant(int64_t head_dim, int row_tiles, int key_tile) {
+  for (const Variant& v : kVariants)
+    if (v.hd == head_dim && v.mt == row_tiles && (key_tile == 0 || v.keys == key_tile)) return &v;
+  return nullptr;
 }
 
 }  // namespace
 
-int64_t flash_attention_smem(int64_t head_dim, int row_tiles) {
-  const auto statics = [](int rows) { return static_cast<int64_t>(rows * sizeof(int)); };
-  if (row_tiles == 1) {
-    switch (head_dim) {
-      case 64: return Shape<64, 1>::kSmem + statics(Shape<64, 1>::kRows);
-      case 128: return Shape<128, 1>::kSmem + statics(Shape<128, 1>::kRows);
-      case 256: return Shape<256, 1>::kSmem + statics(Shape<256, 1>::kRows);
-    }
-  } else if (row_tiles == 2) {
-    switch (head_dim) {
-      case 64: return Shape<64, 2>::kSmem + statics(Shape<64, 2>::kRows);
-      case 128: return Shape<128, 2>::kSmem + statics(Shape<128, 2>::kRows);
-    }
-  }
-  return 0;
+int64_t flash_attention_smem(int64_t head_dim, int row_tiles, int key_tile) {
+  const Variant* v = find_variant(head_dim, row_tiles, key_tile);
+  return v ? v->smem : 0;
 }
 
 void launch_flash_attention(const FlashAttentionParams& p, cudaStream_t stream) {
   if (p.n_tiles == 0) return;
-  const int key = p.head_dim * 4 + p.row_tiles;
-  switch (key) {
-    case 64 * 4 + 1: launch_for<64, 1>(p, stream); break;
-    case 64 * 4 + 2: launch_for<64, 2>(p, stream); break;
-    case 128 * 4 + 1: launch_for<128, 1>(p, stream); break;
-    case 128 * 4 + 2: launch_for<128, 2>(p, stream); break;
-    case 256 * 4 + 1: launch_for<256, 1>(p, stream); break;
-    default:
-      fail("flash attention: head_dim " + std::to_string(p.head_dim) + " with " + std::to_string(p.row_tiles) +
-           " row tiles per warp is not supported");
-  }
+  const Variant* v = find_variant(p.head_dim, p.row_tiles, p.key_tile);
+  if (!v)
+    fail("flash attention: no kernel for head_dim " + std::to_string(p.head_dim) + ", " +
+         std::to_string(p.row_tiles) + " row tiles per warp, " + std::to_string(p.key_tile) + " keys per tile");
+  v->launch(p, stream);
 }
 
 }  // namespace hearth::cuda

@@ -197,13 +197,13 @@ struct FlashAttentionParams {
   int64_t n;
   int32_t n_tiles, n_heads, n_kv_heads, head_dim, block_size;
   int32_t row_tiles;  // 16-row tiles per warp: 1 or 2 (head_dim <= 128)
+  int32_t key_tile;   // keys per shared-memory tile; 0: the kernel's default
   float scale;
-  int32_t pad;
 };
 void launch_flash_attention(const FlashAttentionParams& p, cudaStream_t stream);
-// Shared memory a block needs (bytes), 0 if the kernel does not exist (head_dim 64, 128 or
+// Shared memory a block needs (bytes), 0 if no kernel has that shape (head_dim 64, 128 or
 // 256; row_tiles 2 only up to 128); the caller checks it against the device's limit.
-int64_t flash_attention_smem(int64_t head_dim, int row_tiles);
+int64_t flash_attention_smem(int64_t head_dim, int row_tiles, int key_tile);
 
 // ---- elementwise.cu ----------------------------------------------------------------------
 // Optionally fused: the 8-bit quantization of out (n % 32 == 0), as in RmsNormParams.
