@@ -1,11 +1,12 @@
 // Paged attention and the KV cache on the CUDA backend against the CPU backend: several
 // sequences packed in one step with shuffled block tables, a prompt step, decode steps
 // (split over keys, recorded as CUDA graphs), a 1000-key context, GQA groups of 1, 3, 4
-// and 8 heads, head_dim 32 to 256, f32 and f16 caches, and copy_kv_block. Steps of more
-// than 8 tokens with an f16 cache run the tensor-core kernel (flash_attention.cu): prompts
-// of lengths around its query tiles (16 to 64 tokens by the group), prompts continuing a
-// cached prefix, sequences of different lengths packed in one step with a decode token,
-// and a 2000-token prompt.
+// and 8 heads, head_dim 32 to 256, f32 and f16 caches, blocks of 8, 16 and 32 positions,
+// and copy_kv_block. Steps of more than 8 tokens with an f16 cache run the tensor-core
+// kernel (flash_attention.cu), in both of its row tilings: prompts of lengths around its
+// query tiles (8 to 128 tokens by the group and tiling), prompts continuing a cached
+// prefix, sequences of different lengths packed in one step with a decode token, and a
+// 2000-token prompt.
 // Bounds (max |gpu - cpu| over max |cpu|): f32 cache 1e-5, f16 cache 4e-3. Decode steps
 // also multiply the output by a q8_0 weight (the fused quantization of o_proj's input),
 // checked per element against the exact product with the CPU's output (check_matmul).
@@ -23,6 +24,7 @@ namespace {
 struct AttnCase {
   int64_t n_heads, n_kv_heads, head_dim;
   DType kv_dtype;
+  int32_t block_size = 16;  // KV cache positions per block
 };
 
 class CudaAttention : public ::testing::TestWithParam<AttnCase> {
@@ -32,7 +34,8 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
     cpu = make_cpu_backend(8);
     gpu = make_cuda_backend(0);
     const auto& c = GetParam();
-    KvCacheConfig kv{2, kBlocks, 16, static_cast<int32_t>(c.n_kv_heads), static_cast<int32_t>(c.head_dim), DType::F32};
+    KvCacheConfig kv{2, kBlocks, c.block_size, static_cast<int32_t>(c.n_kv_heads), static_cast<int32_t>(c.head_dim),
+                     DType::F32};
     cpu->init_kv_cache(kv);
     kv.dtype = c.kv_dtype;
     gpu->init_kv_cache(kv);
@@ -61,7 +64,8 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
         batch.tokens.push_back(0);
         batch.positions.push_back(pos);
         batch.seq_of.push_back(static_cast<int32_t>(s));
-        batch.slots.push_back(static_cast<int64_t>(tables[s][static_cast<size_t>(pos / 16)]) * 16 + pos % 16);
+        const int32_t bs = c.block_size;
+        batch.slots.push_back(static_cast<int64_t>(tables[s][static_cast<size_t>(pos / bs)]) * bs + pos % bs);
       }
     }
     const int64_t n = batch.n_tokens(), qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
@@ -151,6 +155,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttention,
                                            AttnCase{8, 2, 128, DType::F16}, AttnCase{16, 2, 64, DType::F16},
                                            AttnCase{6, 2, 32, DType::F32}, AttnCase{2, 1, 256, DType::F16},
                                            AttnCase{4, 4, 64, DType::F16}, AttnCase{8, 1, 128, DType::F16},
-                                           AttnCase{6, 2, 128, DType::F16}, AttnCase{32, 8, 128, DType::F16}));
+                                           AttnCase{6, 2, 128, DType::F16}, AttnCase{32, 8, 128, DType::F16},
+                                           AttnCase{16, 4, 128, DType::F16, 32}, AttnCase{8, 2, 64, DType::F16, 8}));
 
 }  // namespace

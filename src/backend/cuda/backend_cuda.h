@@ -17,8 +17,10 @@
 // activation quantization, q and k norm + RoPE + KV store, attention + quantization,
 // q/k/v and gate/up products in one launch), which cuts a decode step from about 24
 // launches per layer to 9; every kernel is launched for programmatic dependent launch on
-// sm_90 (common.cuh), so each overlaps the end of the one before. read_rows() and sync()
-// wait; CUDA errors surface as hearth::Error at the launch or there.
+// sm_90 (common.cuh), so each overlaps the end of the one before. Prompt steps (more than
+// 8 tokens) with an f16 cache take attention from the tensor-core kernel of
+// flash_attention.cu (HEARTH_CUDA_FLASH=0: the per-token kernel of decode). read_rows() and
+// sync() wait; CUDA errors surface as hearth::Error at the launch or there.
 #pragma once
 
 #include <cublas_v2.h>

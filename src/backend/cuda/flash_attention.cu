@@ -2,17 +2,18 @@
 //
 // One block of 4 warps per (query tile, kv head). A query tile is a run of consecutive
 // tokens of one sequence (built by the backend, FlashAttentionParams::tiles); its rows are
-// the (token, query head) pairs of the kv head's GQA group, token-major, 64 at most, so
-// each key and value row is loaded once for every head that shares it. Each warp owns 16
-// rows. Keys [0, max position of the tile] stream through shared memory in tiles of
-// kKeys rows, gathered from the paged f16 cache with cp.async (two stages: the next tile
-// loads while this one is computed). Per key tile, a warp computes S = Q K^T with
+// the (token, query head) pairs of the kv head's GQA group, token-major, 64 or 128 of them
+// (16 or 32 a warp), so each key and value row is loaded once for every head that shares
+// it. Keys [0, max position of the tile] stream through shared memory in tiles of kKeys
+// rows, gathered from the paged f16 cache with cp.async, in two stages: the loads of tile
+// j + 1 are issued once tile j's S products are under way and land during its softmax and
+// P V, so one barrier per tile suffices. Per key tile, a warp computes S = Q K^T with
 // mma.sync m16n8k16 (f16 in, f32 accumulate; fragments by ldmatrix from rows padded by
 // 16 bytes, which keeps the eight row addresses of each 8x8 matrix in distinct banks),
 // masks keys past each row's own position, updates its rows' running max and sum (base 2,
 // log2(e) folded into the query scale) and accumulates O += P V with P rounded to f16
-// straight from the accumulator registers. Queries are f32 in memory and rounded to f16
-// once, when the tile is staged; the output is f32.
+// from the accumulator registers. Queries are f32 in memory and rounded to f16 once, when
+// the tile is staged; the output is f32.
 //
 // Masking is per row, from each token's own position, so tokens need not have consecutive
 // positions, and a prompt continuing a cached prefix (positions starting past 0) is the
@@ -302,7 +303,10 @@ void launch_for(const FlashAttentionParams& p, cudaStream_t stream) {
 
 // The kernels built, {head_dim, row tiles, keys per tile}: the first of a (head_dim, row
 // tiles) pair is the default. Key tiles: the S accumulators (row tiles * keys / 2 registers
-// a thread) must fit beside the O accumulators (row tiles * head_dim / 2).
+// a thread) must fit beside the O accumulators (row tiles * head_dim / 2). At head_dim 128
+// and 2 row tiles, 64 keys spill 80 bytes a thread and 32 keys none, yet 64 was the faster
+// (H200, 8B shape, 4096-token prompt: 724 against 755 us a layer), so 32 stays only as the
+// experiment switch HEARTH_CUDA_FLASH_KEYS=32.
 struct Variant {
   int hd, mt, keys;
   void (*launch)(const FlashAttentionParams&, cudaStream_t);
@@ -313,7 +317,7 @@ constexpr Variant variant() {
   return {HD, MT, KEYS, launch_for<HD, MT, KEYS>, Shape<HD, MT, KEYS>::kSmem + 64 * MT * 4};  // + pos_s
 }
 constexpr Variant kVariants[] = {variant<64, 1, 64>(),  variant<64, 2, 64>(),  variant<128, 1, 64>(),
-                                 variant<128, 2, 32>(), variant<128, 2, 64>(), variant<256, 1, 32>()};
+                                 variant<128, 2, 64>(), variant<128, 2, 32>(), variant<256, 1, 32>()};
 
 const Variant* find_variant(int64_t head_dim, int row_tiles, int key_tile) {
   for (const Variant& v : kVariants)
