@@ -11,6 +11,7 @@
 // also multiply the output by a q8_0 weight (the fused quantization of o_proj's input),
 // checked per element against the exact product with the CPU's output (check_matmul).
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <numeric>
 
@@ -34,19 +35,25 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
     cpu = make_cpu_backend(8);
     gpu = make_cuda_backend(0);
     const auto& c = GetParam();
-    KvCacheConfig kv{2, kBlocks, c.block_size, static_cast<int32_t>(c.n_kv_heads), static_cast<int32_t>(c.head_dim),
+    per16 = c.block_size < 16 ? 16 / c.block_size : 1;
+    const auto n_blocks = static_cast<int32_t>(kBlocks16 * per16);
+    KvCacheConfig kv{2, n_blocks, c.block_size, static_cast<int32_t>(c.n_kv_heads), static_cast<int32_t>(c.head_dim),
                      DType::F32};
     cpu->init_kv_cache(kv);
     kv.dtype = c.kv_dtype;
     gpu->init_kv_cache(kv);
     gpu_kv = kv;
-    ids.resize(kBlocks);
+    ids.resize(static_cast<size_t>(n_blocks));
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng);
   }
 
-  // Block table of a sequence whose blocks are ids[first..first + n).
-  std::vector<int32_t> table(size_t first, size_t n) { return {ids.begin() + first, ids.begin() + first + n}; }
+  // Block table of a sequence with room for 16 * n positions, from the shuffled ids: the
+  // units [first, first + n) of 16 positions (blocks of more than 16 leave room unused).
+  std::vector<int32_t> table(size_t first, size_t n) {
+    const auto at = [&](size_t unit) { return ids.begin() + static_cast<std::ptrdiff_t>(unit * per16); };
+    return {at(first), at(first + n)};
+  }
 
   // Runs positions [start, start + count) of each sequence (tables given) as one step:
   // stores random keys/values in layer 1 and compares the attention of random queries.
@@ -100,7 +107,8 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
   HostWeight proj_host;
   Weight proj_gpu;
 
-  static constexpr int32_t kBlocks = 192;
+  static constexpr int32_t kBlocks16 = 192;  // units of 16 positions in the cache
+  size_t per16 = 1;                           // blocks per unit
   std::unique_ptr<Backend> cpu, gpu;
   KvCacheConfig gpu_kv;
   std::vector<int32_t> ids;
@@ -117,9 +125,9 @@ TEST_P(CudaAttention, PromptDecodeLongContextAndCopy) {
   run({tc}, {1000}, {1}, "decode at 1001 keys");
   run({tc, ta}, {1001, 39}, {3, 2}, "chunks of two sequences");
   // Copy-on-write: B's block copied to a fresh one, then B continues there.
-  const int32_t fresh = ids[70];
-  cpu->copy_kv_block(tb[0], fresh), gpu->copy_kv_block(tb[0], fresh);
-  run({{fresh}}, {7}, {2}, "after copy_kv_block");
+  auto fresh = table(70, 1);  // B's 7 positions are all in its first block (of 8 or more)
+  cpu->copy_kv_block(tb[0], fresh[0]), gpu->copy_kv_block(tb[0], fresh[0]);
+  run({fresh}, {7}, {2}, "after copy_kv_block");
 }
 
 // With an f16 cache, once for each of the flash kernel's row tilings (64 and 128 query
@@ -137,7 +145,8 @@ TEST_P(CudaAttention, PromptsPrefixesAndPackedSequences) {
     }
     const std::string tiling = std::string(", row tiles ") + row_tiles;
     for (int32_t len : {9, 15, 17, 31, 33, 63, 64, 65, 127, 129, 300})
-      run({table(0, static_cast<size_t>((len + 15) / 16))}, {0}, {len}, "prompt of " + std::to_string(len) + " tokens" + tiling);
+      run({table(0, static_cast<size_t>((len + 15) / 16))}, {0}, {len},
+          "prompt of " + std::to_string(len) + " tokens" + tiling);
     const auto tp = table(0, 40);
     run({tp}, {0}, {250}, "250-token prefix" + tiling);
     run({tp}, {250}, {123}, "prompt continuing a 250-token prefix" + tiling);

@@ -130,7 +130,10 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
       const int r = i / kChunks, c = i % kChunks, key = kb + r;
       const bool valid = key < n_keys;
       int64_t off = 0;
-      if (valid) off = (static_cast<int64_t>(table[key / p.block_size]) * p.block_size + key % p.block_size) * kv_row + c * 8;
+      if (valid) {
+        const int64_t slot = static_cast<int64_t>(table[key / p.block_size]) * p.block_size + key % p.block_size;
+        off = slot * kv_row + c * 8;
+      }
       const int dst = (stage * kKeys + r) * S + c * 8;
       cp_async16(smem_u32(k_s + dst), kc + off, valid);
       cp_async16(smem_u32(v_s + dst), vc + off, valid);
@@ -294,10 +297,11 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
 template <int HD, int MT, int KEYS>
 void launch_for(const FlashAttentionParams& p, cudaStream_t stream) {
   constexpr int smem = Shape<HD, MT, KEYS>::kSmem;
-  check_cuda(cudaFuncSetAttribute(flash_attention_kernel<HD, MT, KEYS>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
+  const auto kernel = flash_attention_kernel<HD, MT, KEYS>;
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "cudaFuncSetAttribute (flash attention)", __FILE__, __LINE__);
   const dim3 grid(static_cast<unsigned>(p.n_tiles), static_cast<unsigned>(p.n_kv_heads));
-  HEARTH_LAUNCH((flash_attention_kernel<HD, MT, KEYS>), grid, dim3(kThreads), smem, stream, p);
+  HEARTH_LAUNCH(kernel, grid, dim3(kThreads), smem, stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
 
