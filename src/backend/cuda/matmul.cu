@@ -269,35 +269,61 @@ __global__ void quantize_x_kernel(const QuantizeXParams p) {
   warp_quantize(p.x[block * 32 + lane], block * 32 + lane, p.q, p.d, p.s);
 }
 
+// Four elements a thread (n % 4 == 0: 16-byte loads) or one.
+template <int kPer>
 __global__ void to_half_kernel(const float* x, __half* out, int64_t n) {
   pdl_begin();
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = __float2half_rn(x[i]);
+  const int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * kPer;
+  if (i >= n) return;
+  if constexpr (kPer == 4) {
+    const float4 v = *reinterpret_cast<const float4*>(x + i);
+    reinterpret_cast<__half2*>(out + i)[0] = __floats2half2_rn(v.x, v.y);
+    reinterpret_cast<__half2*>(out + i)[1] = __floats2half2_rn(v.z, v.w);
+  } else {
+    out[i] = __float2half_rn(x[i]);
+  }
 }
 
-// Rows [row0, row0 + n_rows) of a quantized weight as f16, one unit per thread.
+// Rows [row0, row0 + n_rows) of a quantized weight as f16, one unit per thread. A block's
+// units are consecutive, so together they cover one contiguous range of the tile (a unit
+// is kElems elements; the 4 units of a Q6_K super-block permute their parts only inside
+// its 256 elements, and kDequantUnits is a multiple of 4). Each thread writes its elements
+// to shared memory and the block then stores the range with coalesced 16-byte stores:
+// written straight from the units, each warp store touched 32 lines at once and the
+// kernel reached a third of the memory bandwidth.
+constexpr int kDequantUnits = 128;
+
 template <class U>
-__global__ void dequant_tile_kernel(const DevWeight w, int64_t row0, int64_t n_rows, __half* tile) {
-  pdl_begin();
+__global__ void __launch_bounds__(kDequantUnits) dequant_tile_kernel(const DevWeight w, int64_t row0, int64_t n_rows,
+                                                                     __half* tile) {
+  __shared__ uint4 stage[kDequantUnits * U::kElems / 8];
   const int64_t units_per_row = w.cols / U::kElems;
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n_rows * units_per_row) return;
-  const int64_t rr = i / units_per_row;
-  const int u = static_cast<int>(i % units_per_row);
+  const int64_t total = n_rows * units_per_row;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kDequantUnits;
+  const int64_t i = first + threadIdx.x;
   const WAux aux{w.scales, w.biases, w.scale_kind, w.group_size, w.groups_per_row};
   U unit;
-  unit.load(w.data + (row0 + rr) * w.row_bytes, row0 + rr, u, aux);
-  __half* dst = tile + rr * w.cols;
+  const int64_t rr = i / units_per_row;
+  const int u = static_cast<int>(i % units_per_row);
+  if (i < total) unit.load(w.data + (row0 + rr) * w.row_bytes, row0 + rr, u, aux);
+  pdl_begin();
+  if (i < total) {
+    const int64_t base = first * U::kElems;  // the block's first element in the tile
 #pragma unroll
-  for (int part = 0; part < U::kElems / 32; ++part) {
+    for (int part = 0; part < U::kElems / 32; ++part) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      __align__(16) __half h[8];
+      for (int j = 0; j < 4; ++j) {
+        __align__(16) __half h[8];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) h[e] = __float2half_rn(unit.elem(32 * part + 8 * j + e));
-      *reinterpret_cast<uint4*>(dst + U::part_offset(u, part) + 8 * j) = *reinterpret_cast<const uint4*>(h);
+        for (int e = 0; e < 8; ++e) h[e] = __float2half_rn(unit.elem(32 * part + 8 * j + e));
+        stage[swizzle((rr * w.cols + U::part_offset(u, part) + 8 * j - base) / 8)] = *reinterpret_cast<const uint4*>(h);
+      }
     }
   }
+  __syncthreads();
+  const int64_t chunks = (min(total - first, static_cast<int64_t>(kDequantUnits)) * U::kElems) / 8;
+  auto* dst = reinterpret_cast<uint4*>(tile) + first * U::kElems / 8;
+  for (int64_t c = threadIdx.x; c < chunks; c += kDequantUnits) dst[c] = stage[swizzle(c)];
 }
 
 // Float weights other than F16 (BF16): element by element.
@@ -313,7 +339,7 @@ __global__ void dequant_tile_float_kernel(const DevWeight w, int64_t row0, int64
 template <class U>
 void dequant_tile(const DevWeight& w, int64_t row0, int64_t n_rows, __half* tile, cudaStream_t stream) {
   const int64_t n = n_rows * (w.cols / U::kElems);
-  HEARTH_LAUNCH((dequant_tile_kernel<U>), grid_for(n, 256), 256, 0, stream, w, row0, n_rows, tile);
+  HEARTH_LAUNCH((dequant_tile_kernel<U>), grid_for(n, kDequantUnits), kDequantUnits, 0, stream, w, row0, n_rows, tile);
   HEARTH_CUDA_LAUNCHED();
 }
 
@@ -367,8 +393,15 @@ void launch_matmul_tiled(const TiledMatmulParams& p, cudaStream_t stream) {
     return;
   }
   auto* xh = reinterpret_cast<__half*>(p.xh);
-  HEARTH_LAUNCH(to_half_kernel, grid_for(p.n * w.cols, 256), 256, 0, stream, p.x, xh, p.n * w.cols);
-  HEARTH_CUDA_LAUNCHED();
+  const int64_t n_x = p.n * w.cols;
+  if (!p.xh_ready) {
+    if (n_x % 4 == 0) {
+      HEARTH_LAUNCH(to_half_kernel<4>, grid_for(n_x / 4, 256), 256, 0, stream, p.x, xh, n_x);
+    } else {
+      HEARTH_LAUNCH(to_half_kernel<1>, grid_for(n_x, 256), 256, 0, stream, p.x, xh, n_x);
+    }
+    HEARTH_CUDA_LAUNCHED();
+  }
   const int64_t chunk = w.type == DType::F16 ? w.rows : std::max<int64_t>(1, p.tile_elems / w.cols);
   for (int64_t r0 = 0; r0 < w.rows; r0 += chunk) {
     const int64_t rc = std::min(chunk, w.rows - r0);

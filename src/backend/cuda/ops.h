@@ -90,7 +90,9 @@ struct TiledMatmulParams {
   uint16_t* xh;
   uint16_t* tile;
   int64_t tile_elems;
-  void* cublas;  // cublasHandle_t
+  void* cublas;      // cublasHandle_t
+  int32_t xh_ready;  // xh already holds x in f16 (the previous product had the same x)
+  int32_t pad;
 };
 void launch_matmul_tiled(const TiledMatmulParams& p, cudaStream_t stream);
 
