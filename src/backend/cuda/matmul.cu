@@ -17,6 +17,7 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/dequant_elem.cuh"
+#include "backend/cuda/gemv_x.cuh"
 #include "backend/cuda/ops.h"
 
 namespace hearth::cuda {
@@ -30,29 +31,6 @@ __device__ __forceinline__ XRow x_row(const GemvParams& p, int t) {
   return XRow{p.xq ? p.xq + t * cols : nullptr, p.xd ? p.xd + t * (cols / 32) : nullptr,
               p.xs ? p.xs + t * (cols / 32) : nullptr, p.x ? p.x + t * cols : nullptr};
 }
-
-// 16-byte chunk c of the staged values lives at chunk swizzle(c): XOR-ed with its
-// 128-byte row within that row. Lanes read one unit each, so a warp's 16-byte reads are
-// 16, 32, 64 or 128 bytes apart (one unit per lane, by type); unswizzled, 8 lanes of a
-// quarter-warp would share 2-4 of the 8 bank groups, swizzled they cover all 8.
-__device__ __forceinline__ int64_t swizzle(int64_t c) { return c ^ ((c >> 3) & 7); }
-
-__host__ __device__ inline int64_t stage_q_bytes(int64_t cols) { return (cols + 127) / 128 * 128; }
-__host__ __device__ inline int64_t stage_bytes(int64_t cols) { return stage_q_bytes(cols) + 2 * (cols / 32) * 4; }
-
-// One token's quantized activations in shared memory (see stage_x), read by the units
-// like an XRow.
-struct XShared {
-  const int8_t* q;  // swizzled chunks
-  const float* d;
-  const float* s;
-  __device__ __forceinline__ void q32(int64_t at, int32_t (&out)[8]) const {
-    const int64_t c = at / 16;  // at % 32 == 0: chunks c and c + 1 of one row
-    const int4 a = reinterpret_cast<const int4*>(q)[swizzle(c)];
-    const int4 b = reinterpret_cast<const int4*>(q)[swizzle(c + 1)];
-    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
-  }
-};
 
 // The rows of group g (rows_per_block rows; groups [0, blocks1) are w's, then the second
 // and third weight's) and this thread's row in it.
@@ -152,14 +130,8 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const GemvParams p) 
 
   XShared xs{};
   if constexpr (kStage) {
-    auto* q = reinterpret_cast<int8_t*>(x_smem);
-    const int64_t chunks = p.w.cols / 16, nb = p.w.cols / 32;
-    const auto* src = reinterpret_cast<const int4*>(p.xq);
-    for (int64_t c = threadIdx.x; c < chunks; c += kGemvThreads) x_smem[swizzle(c)] = src[c];
-    auto* f = reinterpret_cast<float*>(q + stage_q_bytes(p.w.cols));
-    for (int64_t i = threadIdx.x; i < nb; i += kGemvThreads) f[i] = p.xd[i], f[nb + i] = p.xs[i];
+    xs = stage_x(p, x_smem);
     __syncthreads();
-    xs = XShared{q, f, f + nb};
   }
 
   for (; g < n_groups; g += gridDim.x) {
@@ -365,6 +337,7 @@ void launch_quantize_x(const QuantizeXParams& p, cudaStream_t stream) {
 }
 
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {
+  if (launch_gemv_stream(p, stream)) return;
   const bool vec = p.w.cols % 8 == 0;
   switch (p.w.type) {
     case DType::F32: return vec ? gemv_for_unit<UnitFloat<0, 8>, true, false>(p, stream) : gemv_for_unit<UnitFloat<0, 1>, false, false>(p, stream);
