@@ -12,8 +12,13 @@
 // register kernel (quant_units.cuh), so the arithmetic and its rounding are the same; a
 // lane always takes the same units of a row, so it loads their activations (staged once
 // per block, gemv_x.cuh) into registers once and its inner loop reads only weights.
+// Measured (ncu, H200, 8B Q4_K_M layer): the merged gate/up product 25 -> 19 us (64% of
+// the DRAM peak), the Q6_K output head 179 -> 147 us; the 4-28 MB products stay at 30-40%:
+// with a few stages per block they are bound by the per-stage latency, not the stream.
+// Tried and dropped (docs/benchmarks.md): one block of 16 warps per multiprocessor, 3-6
+// smaller blocks, stages of 6-12 KiB, and warps finishing stages without a block barrier.
 //
-// A stage holds rows_per_stage rows; warps_per_row = 16 / rows_per_stage warps share a row
+// A stage holds rows_per_stage rows; warps_per_row = 8 / rows_per_stage warps share a row
 // (long rows: fewer rows a stage) and add their sums through shared memory. Merged
 // products (q/k/v, gate/up: GemvParams' second and third weight) are segments of the
 // stage sequence; a stage never spans two weights.
@@ -35,18 +40,9 @@ namespace hearth::cuda {
 namespace {
 
 constexpr int kStages = 4;
-
-// Experiment switches, read once (defaults: the fastest measured): warps per block
-// (HEARTH_CUDA_STREAM_WARPS 4, 8, 16), stage size (HEARTH_CUDA_STREAM_KB), blocks per
-// multiprocessor (HEARTH_CUDA_STREAM_BLOCKS, 0 = as many as fit).
-int env_int(const char* name, int fallback) {
-  const char* e = std::getenv(name);
-  return e && *e ? std::atoi(e) : fallback;
-}
-const int kWarpsChoice = env_int("HEARTH_CUDA_STREAM_WARPS", 8);
-const int64_t kStageBytesMax = int64_t{1024} * env_int("HEARTH_CUDA_STREAM_KB", 20);
-const int kBlocksPerSm = env_int("HEARTH_CUDA_STREAM_BLOCKS", 2);
-const bool kDecoupledChoice = env_int("HEARTH_CUDA_STREAM_DECOUPLED", 0) != 0;
+constexpr int kWarps = 8;
+constexpr int kBlocksPerSm = 2;  // with 20 KiB stages: measured best against 1 or 3-4 blocks of other sizes
+constexpr int64_t kStageBytesMax = 20 * 1024;
 
 // Units a lane keeps activations for, in registers (40 of them): 128 elements. A row of
 // more units than kMaxUnits * 32 * warps_per_row goes to the register kernel instead.
@@ -60,7 +56,7 @@ struct StreamParams {
   int64_t seg_end[3];       // cumulative stage counts of the (up to) three weights
   int64_t n_stages;
   int32_t n_segments;
-  int32_t rows_per_stage;   // 16, 8, 4, 2 or 1
+  int32_t rows_per_stage;   // 8, 4, 2 or 1
   int32_t warps_per_row;    // warps per block / rows_per_stage
   int32_t pad;
 };
@@ -118,17 +114,12 @@ __device__ __forceinline__ void issue_stage(const StreamParams& s, int64_t stage
 }
 #endif
 
-template <class U, int kWarps, bool kDecoupled>
+template <class U>
 __global__ void __launch_bounds__(kWarps * kWarp) gemv_stream_kernel(const StreamParams s) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(128) int4 smem[];  // kStages stages, then the activations
   __shared__ uint64_t full[kStages];
-  // Per-warp sums of a stage's rows. kDecoupled: by ring slot, and done[] counts the warps
-  // through each slot's stage; the last one adds the sums, stores the outputs and asks for
-  // the slot's next stage, so no warp waits for another. Otherwise a barrier per stage
-  // (by stage parity: the next stage's sums may land first).
-  __shared__ float partial[kDecoupled ? kStages : 2][kWarps];
-  __shared__ int done[kStages];
+  __shared__ float partial[2][kWarps];  // by stage parity: the next stage's sums may land first
   const GemvParams& p = s.p;
   auto* ring = reinterpret_cast<uint8_t*>(smem);
   const int64_t begin = blockIdx.x * s.n_stages / gridDim.x;
@@ -140,7 +131,6 @@ __global__ void __launch_bounds__(kWarps * kWarp) gemv_stream_kernel(const Strea
     for (int64_t j = begin; j < end && j < begin + kStages; ++j)
       issue_stage(s, j, ring + (j - begin) * s.stage_bytes, &full[j - begin]);
   }
-  if (threadIdx.x < kStages) done[threadIdx.x] = 0;
   pdl_begin();
   const XShared xs = stage_x(p, reinterpret_cast<int4*>(ring + kStages * s.stage_bytes));
   __syncthreads();  // activations staged, barriers initialised
@@ -181,29 +171,6 @@ __global__ void __launch_bounds__(kWarps * kWarp) gemv_stream_kernel(const Strea
       }
     }
     acc = warp_sum(acc);
-    if constexpr (kDecoupled) {
-      int last = 0;
-      if (lane == 0) {
-        partial[slot][warp] = acc;
-        __threadfence_block();
-        last = atomicAdd(&done[slot], 1) == kWarps - 1;
-      }
-      if (__shfl_sync(0xffffffffu, last, 0)) {
-        __threadfence_block();
-        if (lane < rows_here) {
-          float sum = 0.0f;
-          for (int k = 0; k < wpr; ++k) sum += partial[slot][lane * wpr + k];
-          seg.out[row0 + lane] = sum;
-        }
-        __syncwarp();
-        if (lane == 0) {
-          done[slot] = 0;
-          __threadfence_block();
-          if (j + kStages < end) issue_stage(s, j + kStages, ring + slot * s.stage_bytes, &full[slot]);
-        }
-      }
-      continue;
-    }
     if (wpr == 1) {
       if (lane == 0 && slot_row < rows_here) seg.out[row0 + slot_row] = acc;
     } else if (lane == 0) {
@@ -224,8 +191,28 @@ __global__ void __launch_bounds__(kWarps * kWarp) gemv_stream_kernel(const Strea
 template <class U>
 constexpr bool kAlignedRows = !(std::is_same_v<U, UnitQ4_0> || std::is_same_v<U, UnitQ8_0> || std::is_same_v<U, UnitQ6_K>);
 
-template <class U, int kWarps, bool kDecoupled>
-bool launch_for_unit_warps(const GemvParams& p, cudaStream_t stream) {
+// The dynamic shared memory a block of gemv_stream_kernel<U> may have (the attribute is
+// raised once, to the card's opt-in maximum less the kernel's static shared memory).
+template <class U>
+size_t smem_limit() {
+  static const size_t limit = [] {
+    int device = 0, max_optin = 0;
+    check_cuda(cudaGetDevice(&device), "cudaGetDevice", __FILE__, __LINE__);
+    check_cuda(cudaDeviceGetAttribute(&max_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+               "cudaDeviceGetAttribute", __FILE__, __LINE__);
+    cudaFuncAttributes attr{};
+    check_cuda(cudaFuncGetAttributes(&attr, gemv_stream_kernel<U>), "cudaFuncGetAttributes", __FILE__, __LINE__);
+    const int dynamic_max = max_optin - static_cast<int>(attr.sharedSizeBytes);
+    check_cuda(cudaFuncSetAttribute(gemv_stream_kernel<U>, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic_max),
+               "cudaFuncSetAttribute", __FILE__, __LINE__);
+    return static_cast<size_t>(dynamic_max);
+  }();
+  return limit;
+}
+
+// The stream plan of p for unit type U, or false where this kernel does not apply.
+template <class U>
+bool plan_for_unit(const GemvParams& p, StreamParams* out) {
   const int64_t row_bytes = p.w.row_bytes;
   if (p.w.cols % U::kElems != 0 || row_bytes > kStageBytesMax) return false;
   if (kAlignedRows<U> && row_bytes % 16 != 0) return false;
@@ -256,40 +243,25 @@ bool launch_for_unit_warps(const GemvParams& p, cudaStream_t stream) {
     }
   }
   s.n_stages = s.seg_end[s.n_segments - 1];
-  const size_t smem = static_cast<size_t>(kStages * s.stage_bytes + stage_bytes(p.w.cols));
-  const auto kernel = gemv_stream_kernel<U, kWarps, kDecoupled>;
-  static int configured_for = -1;  // one attribute per kernel instantiation: raise it once to the maximum
-  if (configured_for < 0) {
-    int device = 0, max_optin = 0;
-    check_cuda(cudaGetDevice(&device), "cudaGetDevice", __FILE__, __LINE__);
-    check_cuda(cudaDeviceGetAttribute(&max_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-               "cudaDeviceGetAttribute", __FILE__, __LINE__);
-    cudaFuncAttributes attr{};
-    check_cuda(cudaFuncGetAttributes(&attr, kernel), "cudaFuncGetAttributes", __FILE__, __LINE__);
-    const int dynamic_max = max_optin - static_cast<int>(attr.sharedSizeBytes);  // the barriers are static
-    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic_max),
-               "cudaFuncSetAttribute", __FILE__, __LINE__);
-    configured_for = dynamic_max;
-  }
-  if (smem > static_cast<size_t>(configured_for)) return false;
+  if (static_cast<size_t>(kStages * s.stage_bytes + stage_bytes(p.w.cols)) > smem_limit<U>()) return false;
+  *out = s;
+  return true;
+}
+
+template <class U>
+void launch_for_unit(const StreamParams& s, cudaStream_t stream) {
+  const size_t smem = static_cast<size_t>(kStages * s.stage_bytes + stage_bytes(s.p.w.cols));
+  const auto kernel = gemv_stream_kernel<U>;
   int device = 0, sms = 1, per_sm = 1;
   check_cuda(cudaGetDevice(&device), "cudaGetDevice", __FILE__, __LINE__);
   check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute", __FILE__,
              __LINE__);
   check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * kWarp, smem),
              "cudaOccupancyMaxActiveBlocksPerMultiprocessor", __FILE__, __LINE__);
-  if (per_sm < 1) return false;
-  if (kBlocksPerSm > 0) per_sm = std::min(per_sm, kBlocksPerSm);
+  HEARTH_ASSERT(per_sm >= 1);
+  per_sm = std::min(per_sm, kBlocksPerSm);
   const int64_t grid = std::min<int64_t>(s.n_stages, static_cast<int64_t>(per_sm) * sms);
   HEARTH_LAUNCH(kernel, dim3(static_cast<unsigned>(grid)), dim3(kWarps * kWarp), smem, stream, s);
-  return true;
-}
-
-template <class U>
-bool launch_for_unit(const GemvParams& p, cudaStream_t stream) {
-  if (!kDecoupledChoice) return launch_for_unit_warps<U, 8, false>(p, stream);
-  if (kWarpsChoice == 4) return launch_for_unit_warps<U, 4, true>(p, stream);
-  return launch_for_unit_warps<U, 8, true>(p, stream);
 }
 
 }  // namespace
@@ -306,16 +278,28 @@ bool stream_gemv_available() {
   return on;
 }
 
-bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream) {
-  if (p.n != 1 || !p.xq || !stream_gemv_available()) return false;
-  switch (p.w.type) {
-    case DType::Q4_0: return launch_for_unit<UnitQ4_0>(p, stream);
-    case DType::Q8_0: return launch_for_unit<UnitQ8_0>(p, stream);
-    case DType::Q4_K: return launch_for_unit<UnitQ4_K>(p, stream);
-    case DType::Q5_K: return launch_for_unit<UnitQ5_K>(p, stream);
-    case DType::Q6_K: return launch_for_unit<UnitQ6_K>(p, stream);
+// Dispatch on the weight type: f(unit) for the types this kernel reads.
+template <class F>
+bool with_unit(DType type, F&& f) {
+  switch (type) {
+    case DType::Q4_0: return f(UnitQ4_0{});
+    case DType::Q8_0: return f(UnitQ8_0{});
+    case DType::Q4_K: return f(UnitQ4_K{});
+    case DType::Q5_K: return f(UnitQ5_K{});
+    case DType::Q6_K: return f(UnitQ6_K{});
     default: return false;  // MLX reads its scales from global memory per unit: the register kernel does that better
   }
+}
+
+bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream) {
+  if (p.n != 1 || !p.xq || !stream_gemv_available()) return false;
+  return with_unit(p.w.type, [&](auto u) {
+    using U = decltype(u);
+    StreamParams s;
+    if (!plan_for_unit<U>(p, &s)) return false;
+    launch_for_unit<U>(s, stream);
+    return true;
+  });
 }
 
 }  // namespace hearth::cuda
