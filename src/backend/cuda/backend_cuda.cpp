@@ -135,7 +135,7 @@ void CudaBackend::reset_scratch() {
   sync();
   for (auto& b : activations_) scratch_bytes_ -= static_cast<int64_t>(b->bytes);
   activations_.clear();
-  qx_valid_ = false;
+  qx_in_.valid = xh_in_.valid = false;
 }
 
 void* CudaBackend::scratch(Buffer& b, size_t bytes, const char* what) {

@@ -149,10 +149,22 @@ class CudaBackend final : public Backend {
   int64_t flash_tiles_key_ = 0;  // group * 4 + row tiles; 0: not built for this step
   int32_t flash_n_tiles_ = 0;
 
-  // The quantized copy of the last quantized matmul's input (see wrote()).
-  bool qx_valid_ = false;
-  const void* qx_src_ = nullptr;
-  int64_t qx_src_bytes_ = 0, qx_n_ = 0, qx_cols_ = 0;
+  // A converted copy of the last matmul input: 8-bit blocks for the decode products (qx_),
+  // f16 for the prompt products (xh_). Reused while the same x comes back unchanged (q/k/v,
+  // gate/up); any op writing over the source invalidates it (see wrote()).
+  struct ConvertedInput {
+    bool valid = false;
+    const void* src = nullptr;
+    int64_t n = 0, cols = 0;
+    bool holds(const void* x, int64_t n_, int64_t cols_) const { return valid && src == x && n == n_ && cols == cols_; }
+    void set(const void* x, int64_t n_, int64_t cols_) { valid = true, src = x, n = n_, cols = cols_; }
+    void drop_if_overlaps(const void* data, int64_t bytes) {
+      const auto* a = static_cast<const uint8_t*>(data);
+      const auto* b = static_cast<const uint8_t*>(src);
+      if (valid && a < b + n * cols * static_cast<int64_t>(sizeof(float)) && b < a + bytes) valid = false;
+    }
+  };
+  ConvertedInput qx_in_, xh_in_;
 
   struct RopeFreqs {
     std::vector<float> host;

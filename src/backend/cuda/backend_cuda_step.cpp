@@ -109,15 +109,14 @@ void CudaBackend::begin_step(const StepBatch& batch) {
   check(cudaMemcpyAsync(step_buf_->ptr, staging_, used, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync (step)");
   check(cudaEventRecord(upload_done_, stream_), "cudaEventRecord");
   tape_.set_recording(graphs_enabled_ && n <= kGemvMaxTokens);
-  qx_valid_ = false;
+  qx_in_.valid = xh_in_.valid = false;
   flash_tiles_key_ = 0;
 }
 
 void CudaBackend::wrote(const Tensor& t) {
-  if (!qx_valid_) return;
-  const auto* a = static_cast<const uint8_t*>(t.data);
-  const auto* b = static_cast<const uint8_t*>(qx_src_);
-  if (a < b + qx_src_bytes_ && b < a + t.numel() * static_cast<int64_t>(sizeof(float))) qx_valid_ = false;
+  const int64_t bytes = t.numel() * static_cast<int64_t>(sizeof(float));
+  qx_in_.drop_if_overlaps(t.data, bytes);
+  xh_in_.drop_if_overlaps(t.data, bytes);
 }
 
 void CudaBackend::embed(Tensor out, const Weight& table) {
@@ -188,7 +187,7 @@ void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
       p.x = x.f32();
     } else {
       const int64_t blocks = n * cols / 32, q_bytes = align256(n * cols), f_bytes = align256(4 * blocks);
-      if (!(qx_valid_ && qx_src_ == x.data && qx_n_ == n && qx_cols_ == cols)) {
+      if (!qx_in_.holds(x.data, n, cols)) {
         auto* base = static_cast<char*>(scratch(qx_, static_cast<size_t>(q_bytes + 2 * f_bytes), "quantized activations"));
         auto q = zeroed<QuantizeXParams>();
         q.x = x.f32();
@@ -198,11 +197,7 @@ void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
         q.n = n;
         q.cols = cols;
         if (!fuse_quantize(x, n, cols, q.q, q.d, q.s)) launch<QuantizeXParams, launch_quantize_x>(q);
-        qx_valid_ = true;
-        qx_src_ = x.data;
-        qx_src_bytes_ = n * cols * static_cast<int64_t>(sizeof(float));
-        qx_n_ = n;
-        qx_cols_ = cols;
+        qx_in_.set(x.data, n, cols);
       }
       auto* base = static_cast<char*>(qx_->ptr);
       p.xq = reinterpret_cast<const int8_t*>(base);
@@ -221,8 +216,12 @@ void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
     p.out = out.f32();
     p.n = n;
     p.cublas = cublas_;
-    if (w.type != DType::F32)
-      p.xh = static_cast<uint16_t*>(scratch(xh_, static_cast<size_t>(2 * n * cols), "f16 activations"));
+    if (w.type != DType::F32) {
+      const size_t xh_bytes = static_cast<size_t>(2 * n * cols);
+      p.xh_ready = xh_in_.holds(x.data, n, cols) && xh_->bytes >= xh_bytes ? 1 : 0;
+      p.xh = static_cast<uint16_t*>(scratch(xh_, xh_bytes, "f16 activations"));
+      xh_in_.set(x.data, n, cols);
+    }
     if (w.type != DType::F32 && w.type != DType::F16) {
       p.tile_elems = std::min(kTileElems, w.rows * cols);
       p.tile = static_cast<uint16_t*>(scratch(tile_, static_cast<size_t>(2 * p.tile_elems), "f16 weight tiles"));

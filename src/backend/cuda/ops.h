@@ -79,6 +79,12 @@ struct GemvParams {
 void launch_gemv(const GemvParams& p, cudaStream_t stream);
 constexpr int64_t kGemvMaxTokens = 8;
 
+// matmul_stream.cu: the same product for one token (n == 1) with the weight streamed
+// through shared memory by the bulk copy engine; launch_gemv takes this path where it
+// applies (compute capability 9.0, quantized types, rows of at most 16 KiB) and returns
+// false otherwise. HEARTH_CUDA_STREAM=0 turns it off.
+bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream);
+
 // The same for any n through cuBLAS: x is converted to f16 (xh, n * cols), the weight is
 // dequantized to f16 tiles of at most tile_elems elements (whole rows), each tile one
 // GEMM with f32 accumulation. F16 weights skip the tiles, F32 weights use SGEMM.
@@ -90,7 +96,9 @@ struct TiledMatmulParams {
   uint16_t* xh;
   uint16_t* tile;
   int64_t tile_elems;
-  void* cublas;  // cublasHandle_t
+  void* cublas;      // cublasHandle_t
+  int32_t xh_ready;  // xh already holds x in f16 (the previous product had the same x)
+  int32_t pad;
 };
 void launch_matmul_tiled(const TiledMatmulParams& p, cudaStream_t stream);
 
