@@ -1,11 +1,18 @@
 // Paged attention and the KV cache on the CUDA backend against the CPU backend: several
 // sequences packed in one step with shuffled block tables, a prompt step, decode steps
 // (split over keys, recorded as CUDA graphs), a 1000-key context, GQA groups of 1, 3, 4
-// and 8 heads, head_dim 32 to 256, f32 and f16 caches, and copy_kv_block.
+// and 8 heads, head_dim 32 to 256, f32 and f16 caches, blocks of 8, 16 and 32 positions,
+// and copy_kv_block. Steps of more than 8 tokens with an f16 cache run the tensor-core
+// kernel (flash_attention.cu), in both of its row tilings: prompts of lengths around its
+// query tiles (8 to 128 tokens by the group and tiling), prompts continuing a cached
+// prefix, sequences of different lengths packed in one step with a decode token, and a
+// 2000-token prompt.
 // Bounds (max |gpu - cpu| over max |cpu|): f32 cache 1e-5, f16 cache 4e-3. Decode steps
 // also multiply the output by a q8_0 weight (the fused quantization of o_proj's input),
 // checked per element against the exact product with the CPU's output (check_matmul).
 #include <algorithm>
+#include <cstddef>
+#include <cstdlib>
 #include <numeric>
 
 #include "cuda_test_util.h"
@@ -18,26 +25,35 @@ namespace {
 struct AttnCase {
   int64_t n_heads, n_kv_heads, head_dim;
   DType kv_dtype;
+  int32_t block_size = 16;  // KV cache positions per block
 };
 
 class CudaAttention : public ::testing::TestWithParam<AttnCase> {
  protected:
   void SetUp() override {
     HEARTH_SKIP_WITHOUT_CUDA();
-    cpu = make_cpu_backend(2);
+    cpu = make_cpu_backend(8);
     gpu = make_cuda_backend(0);
     const auto& c = GetParam();
-    KvCacheConfig kv{2, kBlocks, 16, static_cast<int32_t>(c.n_kv_heads), static_cast<int32_t>(c.head_dim), DType::F32};
+    per16 = c.block_size < 16 ? 16 / c.block_size : 1;
+    const auto n_blocks = static_cast<int32_t>(kBlocks16 * per16);
+    KvCacheConfig kv{2, n_blocks, c.block_size, static_cast<int32_t>(c.n_kv_heads), static_cast<int32_t>(c.head_dim),
+                     DType::F32};
     cpu->init_kv_cache(kv);
     kv.dtype = c.kv_dtype;
     gpu->init_kv_cache(kv);
-    ids.resize(kBlocks);
+    gpu_kv = kv;
+    ids.resize(static_cast<size_t>(n_blocks));
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng);
   }
 
-  // Block table of a sequence whose blocks are ids[first..first + n).
-  std::vector<int32_t> table(size_t first, size_t n) { return {ids.begin() + first, ids.begin() + first + n}; }
+  // Block table of a sequence with room for 16 * n positions, from the shuffled ids: the
+  // units [first, first + n) of 16 positions (blocks of more than 16 leave room unused).
+  std::vector<int32_t> table(size_t first, size_t n) {
+    const auto at = [&](size_t unit) { return ids.begin() + static_cast<std::ptrdiff_t>(unit * per16); };
+    return {at(first), at(first + n)};
+  }
 
   // Runs positions [start, start + count) of each sequence (tables given) as one step:
   // stores random keys/values in layer 1 and compares the attention of random queries.
@@ -55,7 +71,8 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
         batch.tokens.push_back(0);
         batch.positions.push_back(pos);
         batch.seq_of.push_back(static_cast<int32_t>(s));
-        batch.slots.push_back(static_cast<int64_t>(tables[s][static_cast<size_t>(pos / 16)]) * 16 + pos % 16);
+        const int32_t bs = c.block_size;
+        batch.slots.push_back(static_cast<int64_t>(tables[s][static_cast<size_t>(pos / bs)]) * bs + pos % bs);
       }
     }
     const int64_t n = batch.n_tokens(), qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
@@ -90,8 +107,10 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
   HostWeight proj_host;
   Weight proj_gpu;
 
-  static constexpr int32_t kBlocks = 96;
+  static constexpr int32_t kBlocks16 = 192;  // units of 16 positions in the cache
+  size_t per16 = 1;                           // blocks per unit
   std::unique_ptr<Backend> cpu, gpu;
+  KvCacheConfig gpu_kv;
   std::vector<int32_t> ids;
   std::mt19937 rng{7};
 };
@@ -106,14 +125,46 @@ TEST_P(CudaAttention, PromptDecodeLongContextAndCopy) {
   run({tc}, {1000}, {1}, "decode at 1001 keys");
   run({tc, ta}, {1001, 39}, {3, 2}, "chunks of two sequences");
   // Copy-on-write: B's block copied to a fresh one, then B continues there.
-  const int32_t fresh = ids[70];
-  cpu->copy_kv_block(tb[0], fresh), gpu->copy_kv_block(tb[0], fresh);
-  run({{fresh}}, {7}, {2}, "after copy_kv_block");
+  auto fresh = table(70, 1);  // B's 7 positions are all in its first block (of 8 or more)
+  cpu->copy_kv_block(tb[0], fresh[0]), gpu->copy_kv_block(tb[0], fresh[0]);
+  run({fresh}, {7}, {2}, "after copy_kv_block");
+}
+
+// With an f16 cache, once for each of the flash kernel's row tilings (64 and 128 query
+// rows a block; the backend picks one by the step's size), on a fresh GPU backend each.
+TEST_P(CudaAttention, PromptsPrefixesAndPackedSequences) {
+  for (const char* row_tiles : {"1", "2"}) {
+    if (GetParam().kv_dtype == DType::F16) {
+      setenv("HEARTH_CUDA_FLASH_TILES", row_tiles, 1);
+      gpu = make_cuda_backend(0);
+      unsetenv("HEARTH_CUDA_FLASH_TILES");
+      gpu->init_kv_cache(gpu_kv);
+      proj_host = HostWeight{};  // the o_proj-like weight is uploaded again to the new backend
+    } else if (row_tiles[0] == '2') {
+      break;  // the per-token kernel only
+    }
+    const std::string tiling = std::string(", row tiles ") + row_tiles;
+    for (int32_t len : {9, 15, 17, 31, 33, 63, 64, 65, 127, 129, 300})
+      run({table(0, static_cast<size_t>((len + 15) / 16))}, {0}, {len},
+          "prompt of " + std::to_string(len) + " tokens" + tiling);
+    const auto tp = table(0, 40);
+    run({tp}, {0}, {250}, "250-token prefix" + tiling);
+    run({tp}, {250}, {123}, "prompt continuing a 250-token prefix" + tiling);
+    run({tp}, {373}, {9}, "9 more tokens" + tiling);
+    // Four sequences of different lengths, one continuing its prefix, one decoding.
+    const auto ta = table(40, 3), tb = table(43, 5), tc = table(48, 1);
+    run({ta, tp, tb, tc}, {0, 382, 0, 0}, {37, 30, 70, 1}, "four sequences in one step" + tiling);
+    run({tc, tb, ta}, {1, 70, 37}, {14, 1, 11}, "three sequences continuing, one decoding" + tiling);
+    run({table(50, 125)}, {0}, {2000}, "2000-token prompt" + tiling);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttention,
                          ::testing::Values(AttnCase{4, 4, 64, DType::F32}, AttnCase{8, 2, 128, DType::F32},
                                            AttnCase{8, 2, 128, DType::F16}, AttnCase{16, 2, 64, DType::F16},
-                                           AttnCase{6, 2, 32, DType::F32}, AttnCase{2, 1, 256, DType::F16}));
+                                           AttnCase{6, 2, 32, DType::F32}, AttnCase{2, 1, 256, DType::F16},
+                                           AttnCase{4, 4, 64, DType::F16}, AttnCase{8, 1, 128, DType::F16},
+                                           AttnCase{6, 2, 128, DType::F16}, AttnCase{32, 8, 128, DType::F16},
+                                           AttnCase{16, 4, 128, DType::F16, 32}, AttnCase{8, 2, 64, DType::F16, 8}));
 
 }  // namespace

@@ -61,6 +61,17 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (mma_) init_mma();
   if (const char* e = std::getenv("HEARTH_CUDA_MMA_MIN")) mma_min_tokens_ = std::clamp<int64_t>(std::atoi(e), 1, kMmaMaxTokens);
   if (const char* e = std::getenv("HEARTH_CUDA_MMA_SPLITS")) mma_splits_ = std::max(0, std::atoi(e));
+  const char* fl = std::getenv("HEARTH_CUDA_FLASH");
+  flash_ = !(fl && std::string(fl) == "0");
+  if (const char* e = std::getenv("HEARTH_CUDA_FLASH_TILES")) {
+    const int mt = std::atoi(e);
+    if (mt == 1 || mt == 2) flash_row_tiles_ = mt;
+  }
+  if (const char* e = std::getenv("HEARTH_CUDA_FLASH_KEYS")) {
+    const int keys = std::atoi(e);
+    if (keys == 32 || keys == 64) flash_key_tile_ = keys;
+  }
+  smem_optin_ = static_cast<int64_t>(prop.sharedMemPerBlockOptin);
   const char* prof = std::getenv("HEARTH_CUDA_PROFILE");
   if (prof && std::string(prof) == "1") {
     profile_ = std::make_unique<LaunchProfile>();
@@ -129,7 +140,7 @@ void CudaBackend::reset_scratch() {
   sync();
   for (auto& b : activations_) scratch_bytes_ -= static_cast<int64_t>(b->bytes);
   activations_.clear();
-  qx_valid_ = false;
+  qx_in_.valid = xh_in_.valid = false;
 }
 
 void* CudaBackend::scratch(Buffer& b, size_t bytes, const char* what) {

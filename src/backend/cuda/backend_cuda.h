@@ -18,8 +18,10 @@
 // activation quantization, q and k norm + RoPE + KV store, attention + quantization,
 // q/k/v and gate/up products in one launch), which cuts a decode step from about 24
 // launches per layer to 9; every kernel is launched for programmatic dependent launch on
-// sm_90 (common.cuh), so each overlaps the end of the one before. read_rows() and sync()
-// wait; CUDA errors surface as hearth::Error at the launch or there.
+// sm_90 (common.cuh), so each overlaps the end of the one before. Prompt steps (more than
+// 8 tokens) with an f16 cache take attention from the tensor-core kernel of
+// flash_attention.cu (HEARTH_CUDA_FLASH=0: the per-token kernel of decode). read_rows() and
+// sync() wait; CUDA errors surface as hearth::Error at the launch or there.
 #pragma once
 
 #include <cublas_v2.h>
@@ -92,6 +94,8 @@ class CudaBackend final : public Backend {
   void wrote(const Tensor& t);
   const float* rope_freqs(const RopeTable& table);
   int attention_splits(int64_t n_tokens, int64_t n_heads) const;
+  int flash_attention_row_tiles(int64_t n_heads) const;
+  int32_t flash_attention_tiles(int64_t group, int row_tiles);
   int gemv_rows_per_block(const Weight& w) const;
   int gemv_rows_per_block(const DevWeight& w, int64_t rows) const;
   bool use_mma(const Weight& w, int64_t n) const;
@@ -126,6 +130,10 @@ class CudaBackend final : public Backend {
   // the shape), and 8 sequences decode at 1,022 instead of 621 tok/s (cuda_decode --batch 8).
   int64_t mma_min_tokens_ = 5;
   int mma_splits_ = 0;          // HEARTH_CUDA_MMA_SPLITS: K splits of every such product (experiments)
+  bool flash_ = true;           // HEARTH_CUDA_FLASH=0: prompt steps use the per-token attention kernel
+  int flash_row_tiles_ = 0;     // HEARTH_CUDA_FLASH_TILES=1|2: row tiles per warp of every launch (experiments)
+  int flash_key_tile_ = 0;      // HEARTH_CUDA_FLASH_KEYS=32|64: keys per tile at 2 row tiles (experiments)
+  int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows
   size_t read_staging_bytes_ = 0;
@@ -145,11 +153,28 @@ class CudaBackend final : public Backend {
   const int32_t *d_tokens_ = nullptr, *d_positions_ = nullptr, *d_table_offset_ = nullptr, *d_logit_rows_ = nullptr,
                 *d_tables_ = nullptr;
   const int64_t* d_slots_ = nullptr;
+  // Flash attention's query tiles of the current step (FlashAttentionParams::tiles), built
+  // by the first attention() of a step for its GQA group, after the step's tables.
+  const int32_t* d_flash_tiles_ = nullptr;
+  int64_t flash_tiles_key_ = 0;  // group * 4 + row tiles; 0: not built for this step
+  int32_t flash_n_tiles_ = 0;
 
-  // The quantized copy of the last quantized matmul's input (see wrote()).
-  bool qx_valid_ = false;
-  const void* qx_src_ = nullptr;
-  int64_t qx_src_bytes_ = 0, qx_n_ = 0, qx_cols_ = 0;
+  // A converted copy of the last matmul input: 8-bit blocks for the decode products (qx_),
+  // f16 for the prompt products (xh_). Reused while the same x comes back unchanged (q/k/v,
+  // gate/up); any op writing over the source invalidates it (see wrote()).
+  struct ConvertedInput {
+    bool valid = false;
+    const void* src = nullptr;
+    int64_t n = 0, cols = 0;
+    bool holds(const void* x, int64_t n_, int64_t cols_) const { return valid && src == x && n == n_ && cols == cols_; }
+    void set(const void* x, int64_t n_, int64_t cols_) { valid = true, src = x, n = n_, cols = cols_; }
+    void drop_if_overlaps(const void* data, int64_t bytes) {
+      const auto* a = static_cast<const uint8_t*>(data);
+      const auto* b = static_cast<const uint8_t*>(src);
+      if (valid && a < b + n * cols * static_cast<int64_t>(sizeof(float)) && b < a + bytes) valid = false;
+    }
+  };
+  ConvertedInput qx_in_, xh_in_;
 
   struct RopeFreqs {
     std::vector<float> host;

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 
@@ -79,7 +80,7 @@ void CudaBackend::begin_step(const StepBatch& batch) {
     sync();  // nothing queued uses the old buffers any more
     cap_tokens_ = std::max<int64_t>(std::bit_ceil(static_cast<uint64_t>(need_tokens)), 16);
     cap_tables_ = std::max<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::max<int64_t>(n_tables, 1))), 256);
-    const size_t bytes = static_cast<size_t>(24 * cap_tokens_ + 4 * cap_tables_);
+    const size_t bytes = static_cast<size_t>(40 * cap_tokens_ + 4 * cap_tables_);
     if (staging_) cudaFreeHost(staging_);
     staging_ = nullptr;
     check(cudaMallocHost(reinterpret_cast<void**>(&staging_), bytes), "cudaMallocHost (step staging)");
@@ -91,6 +92,7 @@ void CudaBackend::begin_step(const StepBatch& batch) {
     d_logit_rows_ = reinterpret_cast<const int32_t*>(base + 12 * cap_tokens_);
     d_slots_ = reinterpret_cast<const int64_t*>(base + 16 * cap_tokens_);
     d_tables_ = reinterpret_cast<const int32_t*>(base + 24 * cap_tokens_);
+    d_flash_tiles_ = reinterpret_cast<const int32_t*>(base + 24 * cap_tokens_ + 4 * cap_tables_);
   }
   // The previous upload must have left the pinned staging buffer before it is rewritten.
   check(cudaEventSynchronize(upload_done_), "cudaEventSynchronize");
@@ -108,14 +110,14 @@ void CudaBackend::begin_step(const StepBatch& batch) {
   check(cudaEventRecord(upload_done_, stream_), "cudaEventRecord");
   // Steps whose products all avoid cuBLAS are recorded (a product that needs it flushes).
   tape_.set_recording(graphs_enabled_ && n <= (mma_ ? kMmaMaxTokens : kGemvMaxTokens));
-  qx_valid_ = false;
+  qx_in_.valid = xh_in_.valid = false;
+  flash_tiles_key_ = 0;
 }
 
 void CudaBackend::wrote(const Tensor& t) {
-  if (!qx_valid_) return;
-  const auto* a = static_cast<const uint8_t*>(t.data);
-  const auto* b = static_cast<const uint8_t*>(qx_src_);
-  if (a < b + qx_src_bytes_ && b < a + t.numel() * static_cast<int64_t>(sizeof(float))) qx_valid_ = false;
+  const int64_t bytes = t.numel() * static_cast<int64_t>(sizeof(float));
+  qx_in_.drop_if_overlaps(t.data, bytes);
+  xh_in_.drop_if_overlaps(t.data, bytes);
 }
 
 void CudaBackend::embed(Tensor out, const Weight& table) {
@@ -177,7 +179,7 @@ bool CudaBackend::use_mma(const Weight& w, int64_t n) const {
 void CudaBackend::quantized_x(Tensor x, const int8_t** q_out, const float** d_out, const float** s_out) {
   const int64_t n = x.rows(), cols = x.cols();
   const int64_t blocks = n * cols / 32, q_bytes = align256(n * cols), f_bytes = align256(4 * blocks);
-  if (!(qx_valid_ && qx_src_ == x.data && qx_n_ == n && qx_cols_ == cols)) {
+  if (!qx_in_.holds(x.data, n, cols)) {
     auto* base = static_cast<char*>(scratch(qx_, static_cast<size_t>(q_bytes + 2 * f_bytes), "quantized activations"));
     auto q = zeroed<QuantizeXParams>();
     q.x = x.f32();
@@ -187,11 +189,7 @@ void CudaBackend::quantized_x(Tensor x, const int8_t** q_out, const float** d_ou
     q.n = n;
     q.cols = cols;
     if (!fuse_quantize(x, n, cols, q.q, q.d, q.s)) launch<QuantizeXParams, launch_quantize_x>(q);
-    qx_valid_ = true;
-    qx_src_ = x.data;
-    qx_src_bytes_ = n * cols * static_cast<int64_t>(sizeof(float));
-    qx_n_ = n;
-    qx_cols_ = cols;
+    qx_in_.set(x.data, n, cols);
   }
   auto* base = static_cast<char*>(qx_->ptr);
   *q_out = reinterpret_cast<const int8_t*>(base);
@@ -238,8 +236,12 @@ void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
     p.out = out.f32();
     p.n = n;
     p.cublas = cublas_;
-    if (w.type != DType::F32)
-      p.xh = static_cast<uint16_t*>(scratch(xh_, static_cast<size_t>(2 * n * cols), "f16 activations"));
+    if (w.type != DType::F32) {
+      const size_t xh_bytes = static_cast<size_t>(2 * n * cols);
+      p.xh_ready = xh_in_.holds(x.data, n, cols) && xh_->bytes >= xh_bytes ? 1 : 0;
+      p.xh = static_cast<uint16_t*>(scratch(xh_, xh_bytes, "f16 activations"));
+      xh_in_.set(x.data, n, cols);
+    }
     if (w.type != DType::F32 && w.type != DType::F16) {
       p.tile_elems = std::min(kTileElems, w.rows * cols);
       p.tile = static_cast<uint16_t*>(scratch(tile_, static_cast<size_t>(2 * p.tile_elems), "f16 weight tiles"));
@@ -321,6 +323,60 @@ int CudaBackend::attention_splits(int64_t n_tokens, int64_t n_heads) const {
   return static_cast<int>(std::max<int64_t>(s, 1));
 }
 
+// Prompt steps with an f16 cache go to the tensor-core kernel; decode steps (whose
+// launches may be fused with o_proj's quantization and replayed as graphs) and what it
+// does not support keep the per-token kernel. Returns the kernel's row tiles per warp, 0
+// for the per-token kernel: two (128 query rows a block, half the shared-memory traffic
+// per product) where that still gives two blocks per SM, else one.
+int CudaBackend::flash_attention_row_tiles(int64_t n_heads) const {
+  if (!flash_ || step_.n_tokens() <= kGemvMaxTokens || kv_config_.dtype != DType::F16) return 0;
+  const int64_t hd = kv_config_.head_dim, group = n_heads / kv_config_.n_kv_heads;
+  auto fits = [&](int mt) {
+    const int64_t smem = flash_attention_smem(hd, mt, mt == 2 ? flash_key_tile_ : 0);
+    return smem > 0 && smem <= smem_optin_ && group <= 64 * mt;
+  };
+  const int64_t blocks2 = (step_.n_tokens() * group + 127) / 128 * kv_config_.n_kv_heads;
+  if (fits(2) && (flash_row_tiles_ == 2 || (flash_row_tiles_ == 0 && blocks2 >= 2 * sm_count_))) return 2;
+  return fits(1) ? 1 : 0;
+}
+
+// Query tiles for flash attention: runs of consecutive tokens of one sequence, at most
+// 64 * row_tiles / group long, as {first token, tokens, min position, max position}; the
+// tiles with the most keys first, so that the longest blocks start early and the short
+// ones fill the tail. Built once per step (every layer has the same group).
+int32_t CudaBackend::flash_attention_tiles(int64_t group, int row_tiles) {
+  const int64_t key = group * 4 + row_tiles;
+  if (flash_tiles_key_ == key) return flash_n_tiles_;
+  const int64_t n = step_.n_tokens(), per = 64 * row_tiles / group;
+  std::vector<std::array<int32_t, 4>> tiles;
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t pos = step_.positions[static_cast<size_t>(t)];
+    auto* last = tiles.empty() ? nullptr : &tiles.back();
+    if (last && step_.seq_of[static_cast<size_t>(last->at(0))] == step_.seq_of[static_cast<size_t>(t)] &&
+        last->at(0) + last->at(1) == t && last->at(1) < per) {
+      last->at(1) += 1;
+      last->at(2) = std::min(last->at(2), pos);
+      last->at(3) = std::max(last->at(3), pos);
+    } else {
+      tiles.push_back({static_cast<int32_t>(t), 1, pos, pos});
+    }
+  }
+  std::stable_sort(tiles.begin(), tiles.end(), [](const auto& a, const auto& b) { return a[3] > b[3]; });
+  // Uploaded like the rest of the step (at most one tile per token, so they fit): through
+  // the pinned staging buffer, whose next rewrite waits for upload_done_ (as here, should a
+  // step's layers ever differ in their tiling).
+  if (flash_tiles_key_ != 0) check(cudaEventSynchronize(upload_done_), "cudaEventSynchronize");
+  const size_t offset = static_cast<size_t>(24 * cap_tokens_ + 4 * cap_tables_), bytes = 16 * tiles.size();
+  std::memcpy(staging_ + offset, tiles.data(), bytes);
+  check(cudaMemcpyAsync(static_cast<char*>(step_buf_->ptr) + offset, staging_ + offset, bytes, cudaMemcpyHostToDevice,
+                        stream_),
+        "cudaMemcpyAsync (flash attention tiles)");
+  check(cudaEventRecord(upload_done_, stream_), "cudaEventRecord");
+  flash_tiles_key_ = key;
+  flash_n_tiles_ = static_cast<int32_t>(tiles.size());
+  return flash_n_tiles_;
+}
+
 void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads, float scale) {
   check_device(out), check_device(q);
   const int64_t hd = kv_config_.head_dim, n = step_.n_tokens();
@@ -329,6 +385,29 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
   HEARTH_ASSERT(n_heads % kv_config_.n_kv_heads == 0);
   const int64_t elem = kv_config_.dtype == DType::F16 ? 2 : 4;
   auto* base = static_cast<uint8_t*>(kv_->ptr);
+  if (const int row_tiles = flash_attention_row_tiles(n_heads)) {
+    auto f = zeroed<FlashAttentionParams>();
+    f.out = out.f32();
+    f.q = q.f32();
+    f.k_cache = base + (2 * layer) * kv_layer_elems_ * elem;
+    f.v_cache = base + (2 * layer + 1) * kv_layer_elems_ * elem;
+    f.positions = d_positions_;
+    f.table_offset = d_table_offset_;
+    f.block_tables = d_tables_;
+    f.n_tiles = flash_attention_tiles(n_heads / kv_config_.n_kv_heads, row_tiles);
+    f.row_tiles = row_tiles;
+    f.key_tile = row_tiles == 2 ? flash_key_tile_ : 0;
+    f.tiles = d_flash_tiles_;
+    f.n = n;
+    f.n_heads = static_cast<int32_t>(n_heads);
+    f.n_kv_heads = kv_config_.n_kv_heads;
+    f.head_dim = static_cast<int32_t>(hd);
+    f.block_size = kv_config_.block_size;
+    f.scale = scale;
+    launch<FlashAttentionParams, launch_flash_attention>(f);
+    wrote(out);
+    return;
+  }
   auto p = zeroed<AttentionParams>();
   p.out = out.f32();
   p.q = q.f32();

@@ -17,6 +17,7 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/dequant_elem.cuh"
+#include "backend/cuda/gemv_x.cuh"
 #include "backend/cuda/ops.h"
 
 namespace hearth::cuda {
@@ -30,29 +31,6 @@ __device__ __forceinline__ XRow x_row(const GemvParams& p, int t) {
   return XRow{p.xq ? p.xq + t * cols : nullptr, p.xd ? p.xd + t * (cols / 32) : nullptr,
               p.xs ? p.xs + t * (cols / 32) : nullptr, p.x ? p.x + t * cols : nullptr};
 }
-
-// 16-byte chunk c of the staged values lives at chunk swizzle(c): XOR-ed with its
-// 128-byte row within that row. Lanes read one unit each, so a warp's 16-byte reads are
-// 16, 32, 64 or 128 bytes apart (one unit per lane, by type); unswizzled, 8 lanes of a
-// quarter-warp would share 2-4 of the 8 bank groups, swizzled they cover all 8.
-__device__ __forceinline__ int64_t swizzle(int64_t c) { return c ^ ((c >> 3) & 7); }
-
-__host__ __device__ inline int64_t stage_q_bytes(int64_t cols) { return (cols + 127) / 128 * 128; }
-__host__ __device__ inline int64_t stage_bytes(int64_t cols) { return stage_q_bytes(cols) + 2 * (cols / 32) * 4; }
-
-// One token's quantized activations in shared memory (see stage_x), read by the units
-// like an XRow.
-struct XShared {
-  const int8_t* q;  // swizzled chunks
-  const float* d;
-  const float* s;
-  __device__ __forceinline__ void q32(int64_t at, int32_t (&out)[8]) const {
-    const int64_t c = at / 16;  // at % 32 == 0: chunks c and c + 1 of one row
-    const int4 a = reinterpret_cast<const int4*>(q)[swizzle(c)];
-    const int4 b = reinterpret_cast<const int4*>(q)[swizzle(c + 1)];
-    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w, out[4] = b.x, out[5] = b.y, out[6] = b.z, out[7] = b.w;
-  }
-};
 
 // The rows of group g (rows_per_block rows; groups [0, blocks1) are w's, then the second
 // and third weight's) and this thread's row in it.
@@ -152,14 +130,8 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const GemvParams p) 
 
   XShared xs{};
   if constexpr (kStage) {
-    auto* q = reinterpret_cast<int8_t*>(x_smem);
-    const int64_t chunks = p.w.cols / 16, nb = p.w.cols / 32;
-    const auto* src = reinterpret_cast<const int4*>(p.xq);
-    for (int64_t c = threadIdx.x; c < chunks; c += kGemvThreads) x_smem[swizzle(c)] = src[c];
-    auto* f = reinterpret_cast<float*>(q + stage_q_bytes(p.w.cols));
-    for (int64_t i = threadIdx.x; i < nb; i += kGemvThreads) f[i] = p.xd[i], f[nb + i] = p.xs[i];
+    xs = stage_x(p, x_smem);
     __syncthreads();
-    xs = XShared{q, f, f + nb};
   }
 
   for (; g < n_groups; g += gridDim.x) {
@@ -269,35 +241,61 @@ __global__ void quantize_x_kernel(const QuantizeXParams p) {
   warp_quantize(p.x[block * 32 + lane], block * 32 + lane, p.q, p.d, p.s);
 }
 
+// Four elements a thread (n % 4 == 0: 16-byte loads) or one.
+template <int kPer>
 __global__ void to_half_kernel(const float* x, __half* out, int64_t n) {
   pdl_begin();
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = __float2half_rn(x[i]);
+  const int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * kPer;
+  if (i >= n) return;
+  if constexpr (kPer == 4) {
+    const float4 v = *reinterpret_cast<const float4*>(x + i);
+    reinterpret_cast<__half2*>(out + i)[0] = __floats2half2_rn(v.x, v.y);
+    reinterpret_cast<__half2*>(out + i)[1] = __floats2half2_rn(v.z, v.w);
+  } else {
+    out[i] = __float2half_rn(x[i]);
+  }
 }
 
-// Rows [row0, row0 + n_rows) of a quantized weight as f16, one unit per thread.
+// Rows [row0, row0 + n_rows) of a quantized weight as f16, one unit per thread. A block's
+// units are consecutive, so together they cover one contiguous range of the tile (a unit
+// is kElems elements; the 4 units of a Q6_K super-block permute their parts only inside
+// its 256 elements, and kDequantUnits is a multiple of 4). Each thread writes its elements
+// to shared memory and the block then stores the range with coalesced 16-byte stores:
+// written straight from the units, each warp store touched 32 lines at once and the
+// kernel reached a third of the memory bandwidth.
+constexpr int kDequantUnits = 128;
+
 template <class U>
-__global__ void dequant_tile_kernel(const DevWeight w, int64_t row0, int64_t n_rows, __half* tile) {
-  pdl_begin();
+__global__ void __launch_bounds__(kDequantUnits) dequant_tile_kernel(const DevWeight w, int64_t row0, int64_t n_rows,
+                                                                     __half* tile) {
+  __shared__ uint4 stage[kDequantUnits * U::kElems / 8];
   const int64_t units_per_row = w.cols / U::kElems;
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n_rows * units_per_row) return;
-  const int64_t rr = i / units_per_row;
-  const int u = static_cast<int>(i % units_per_row);
+  const int64_t total = n_rows * units_per_row;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kDequantUnits;
+  const int64_t i = first + threadIdx.x;
   const WAux aux{w.scales, w.biases, w.scale_kind, w.group_size, w.groups_per_row};
   U unit;
-  unit.load(w.data + (row0 + rr) * w.row_bytes, row0 + rr, u, aux);
-  __half* dst = tile + rr * w.cols;
+  const int64_t rr = i / units_per_row;
+  const int u = static_cast<int>(i % units_per_row);
+  if (i < total) unit.load(w.data + (row0 + rr) * w.row_bytes, row0 + rr, u, aux);
+  pdl_begin();
+  if (i < total) {
+    const int64_t base = first * U::kElems;  // the block's first element in the tile
 #pragma unroll
-  for (int part = 0; part < U::kElems / 32; ++part) {
+    for (int part = 0; part < U::kElems / 32; ++part) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      __align__(16) __half h[8];
+      for (int j = 0; j < 4; ++j) {
+        __align__(16) __half h[8];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) h[e] = __float2half_rn(unit.elem(32 * part + 8 * j + e));
-      *reinterpret_cast<uint4*>(dst + U::part_offset(u, part) + 8 * j) = *reinterpret_cast<const uint4*>(h);
+        for (int e = 0; e < 8; ++e) h[e] = __float2half_rn(unit.elem(32 * part + 8 * j + e));
+        stage[swizzle((rr * w.cols + U::part_offset(u, part) + 8 * j - base) / 8)] = *reinterpret_cast<const uint4*>(h);
+      }
     }
   }
+  __syncthreads();
+  const int64_t chunks = (min(total - first, static_cast<int64_t>(kDequantUnits)) * U::kElems) / 8;
+  auto* dst = reinterpret_cast<uint4*>(tile) + first * U::kElems / 8;
+  for (int64_t c = threadIdx.x; c < chunks; c += kDequantUnits) dst[c] = stage[swizzle(c)];
 }
 
 // Float weights other than F16 (BF16): element by element.
@@ -313,7 +311,7 @@ __global__ void dequant_tile_float_kernel(const DevWeight w, int64_t row0, int64
 template <class U>
 void dequant_tile(const DevWeight& w, int64_t row0, int64_t n_rows, __half* tile, cudaStream_t stream) {
   const int64_t n = n_rows * (w.cols / U::kElems);
-  HEARTH_LAUNCH((dequant_tile_kernel<U>), grid_for(n, 256), 256, 0, stream, w, row0, n_rows, tile);
+  HEARTH_LAUNCH((dequant_tile_kernel<U>), grid_for(n, kDequantUnits), kDequantUnits, 0, stream, w, row0, n_rows, tile);
   HEARTH_CUDA_LAUNCHED();
 }
 
@@ -339,6 +337,7 @@ void launch_quantize_x(const QuantizeXParams& p, cudaStream_t stream) {
 }
 
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {
+  if (launch_gemv_stream(p, stream)) return;
   const bool vec = p.w.cols % 8 == 0;
   switch (p.w.type) {
     case DType::F32: return vec ? gemv_for_unit<UnitFloat<0, 8>, true, false>(p, stream) : gemv_for_unit<UnitFloat<0, 1>, false, false>(p, stream);
@@ -367,8 +366,15 @@ void launch_matmul_tiled(const TiledMatmulParams& p, cudaStream_t stream) {
     return;
   }
   auto* xh = reinterpret_cast<__half*>(p.xh);
-  HEARTH_LAUNCH(to_half_kernel, grid_for(p.n * w.cols, 256), 256, 0, stream, p.x, xh, p.n * w.cols);
-  HEARTH_CUDA_LAUNCHED();
+  const int64_t n_x = p.n * w.cols;
+  if (!p.xh_ready) {
+    if (n_x % 4 == 0) {
+      HEARTH_LAUNCH(to_half_kernel<4>, grid_for(n_x / 4, 256), 256, 0, stream, p.x, xh, n_x);
+    } else {
+      HEARTH_LAUNCH(to_half_kernel<1>, grid_for(n_x, 256), 256, 0, stream, p.x, xh, n_x);
+    }
+    HEARTH_CUDA_LAUNCHED();
+  }
   const int64_t chunk = w.type == DType::F16 ? w.rows : std::max<int64_t>(1, p.tile_elems / w.cols);
   for (int64_t r0 = 0; r0 < w.rows; r0 += chunk) {
     const int64_t rc = std::min(chunk, w.rows - r0);

@@ -1,6 +1,6 @@
 // CUDA op entry points, one family per file (matmul.cu, norm_rope.cu, attention.cu,
-// elementwise.cu). backend_cuda.cpp validates shapes, owns memory and calls these; each
-// takes one plain parameter struct and a stream and only launches work.
+// flash_attention.cu, elementwise.cu). backend_cuda.cpp validates shapes, owns memory and
+// calls these; each takes one plain parameter struct and a stream and only launches work.
 //
 // Parameter structs are trivially copyable values with no hidden state: the backend
 // records them (their bytes are the identity of a launch) and replays a step's launches
@@ -79,6 +79,12 @@ struct GemvParams {
 void launch_gemv(const GemvParams& p, cudaStream_t stream);
 constexpr int64_t kGemvMaxTokens = 8;
 
+// matmul_stream.cu: the same product for one token (n == 1) with the weight streamed
+// through shared memory by the bulk copy engine; launch_gemv takes this path where it
+// applies (compute capability 9.0, quantized types, rows of at most 16 KiB) and returns
+// false otherwise. HEARTH_CUDA_STREAM=0 turns it off.
+bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream);
+
 // The same for any n through cuBLAS: x is converted to f16 (xh, n * cols), the weight is
 // dequantized to f16 tiles of at most tile_elems elements (whole rows), each tile one
 // GEMM with f32 accumulation. F16 weights skip the tiles, F32 weights use SGEMM.
@@ -90,7 +96,9 @@ struct TiledMatmulParams {
   uint16_t* xh;
   uint16_t* tile;
   int64_t tile_elems;
-  void* cublas;  // cublasHandle_t
+  void* cublas;      // cublasHandle_t
+  int32_t xh_ready;  // xh already holds x in f16 (the previous product had the same x)
+  int32_t pad;
 };
 void launch_matmul_tiled(const TiledMatmulParams& p, cudaStream_t stream);
 
@@ -202,6 +210,32 @@ struct AttentionParams {
 };
 void launch_attention(const AttentionParams& p, cudaStream_t stream);
 bool attention_head_dim_supported(int64_t head_dim);
+
+// ---- flash_attention.cu ------------------------------------------------------------------
+// The attention of AttentionParams for prompt steps, on tensor cores, f16 cache only, no
+// fused quantization. Work is cut into query tiles, each a run of consecutive tokens of one
+// sequence; one block computes a tile against one kv head, the tile's rows being its
+// tokens times the group's query heads: at most 64 * row_tiles rows, so at most
+// 64 * row_tiles / group tokens.
+struct FlashAttentionParams {
+  float* out;      // [n, n_heads * head_dim]
+  const float* q;  // [n, n_heads * head_dim]
+  const void* k_cache;  // f16 [n_slots, n_kv_heads * head_dim]
+  const void* v_cache;
+  const int32_t* positions;     // [n]
+  const int32_t* table_offset;  // [n]
+  const int32_t* block_tables;
+  const int32_t* tiles;  // [n_tiles, 4]: first token, tokens, smallest and largest position
+  int64_t n;
+  int32_t n_tiles, n_heads, n_kv_heads, head_dim, block_size;
+  int32_t row_tiles;  // 16-row tiles per warp: 1 or 2 (head_dim <= 128)
+  int32_t key_tile;   // keys per shared-memory tile; 0: the kernel's default
+  float scale;
+};
+void launch_flash_attention(const FlashAttentionParams& p, cudaStream_t stream);
+// Shared memory a block needs (bytes), 0 if no kernel has that shape (head_dim 64, 128 or
+// 256; row_tiles 2 only up to 128); the caller checks it against the device's limit.
+int64_t flash_attention_smem(int64_t head_dim, int row_tiles, int key_tile);
 
 // ---- elementwise.cu ----------------------------------------------------------------------
 // Optionally fused: the 8-bit quantization of out (n % 32 == 0), as in RmsNormParams.

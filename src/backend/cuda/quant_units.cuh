@@ -205,6 +205,30 @@ HEARTH_HD void k4_scale_min_words(uint32_t w0, uint32_t w1, uint32_t w2, int s, 
   }
 }
 
+// x's 32-element blocks as a unit multiplies them: the unit's kBlocks blocks (x_block(u, i))
+// in registers. The register-resident form lets a kernel load a lane's activations once
+// and reuse them for every row (matmul_stream.cu); dot() gathers them from an XRow or
+// XShared per call.
+template <int kBlocks>
+struct XBlocks {
+  int32_t q[kBlocks][8];
+  float d[kBlocks];  // block scale
+  float s[kBlocks];  // d * sum(q)
+};
+
+template <class U, class X>
+HEARTH_HD XBlocks<U::kBlocks> gather_x(const X& x, int u) {
+  XBlocks<U::kBlocks> b;
+HEARTH_UNROLL
+  for (int i = 0; i < U::kBlocks; ++i) {
+    const int blk = U::x_block(u, i);
+    x.q32(32 * static_cast<int64_t>(blk), b.q[i]);
+    b.d[i] = x.d[blk];
+    b.s[i] = x.s[blk];
+  }
+  return b;
+}
+
 // ---- units against quantized activations ---------------------------------------------
 
 struct UnitQ4_0 {
@@ -216,17 +240,18 @@ struct UnitQ4_0 {
     d = half_bits_to_float(ld_u16(p));
     ld_words_any<4>(p + 2, q);
   }
+  static constexpr int kBlocks = 1;
+  static HEARTH_HD int x_block(int u, int) { return u; }
   template <class X>
-  HEARTH_HD float dot(const X& x, int u) const {
-    int32_t xv[8];
-    x.q32(32 * u, xv);
+  HEARTH_HD float dot(const X& x, int u) const { return dot(gather_x<UnitQ4_0>(x, u)); }
+  HEARTH_HD float dot(const XBlocks<1>& x) const {
     int sum = 0;
 HEARTH_UNROLL
     for (int i = 0; i < 4; ++i) {
-      sum = dp4a(q[i] & 0x0F0F0F0Fu, xv[i], sum);
-      sum = dp4a((q[i] >> 4) & 0x0F0F0F0Fu, xv[4 + i], sum);
+      sum = dp4a(q[i] & 0x0F0F0F0Fu, x.q[0][i], sum);
+      sum = dp4a((q[i] >> 4) & 0x0F0F0F0Fu, x.q[0][4 + i], sum);
     }
-    return d * (x.d[u] * static_cast<float>(sum) - 8.0f * x.s[u]);  // nibbles are offset by 8
+    return d * (x.d[0] * static_cast<float>(sum) - 8.0f * x.s[0]);  // nibbles are offset by 8
   }
   // Element i of the unit (i a compile-time constant after unrolling), at row element
   // part_offset(u, i / 32) + i % 32.
@@ -251,14 +276,15 @@ struct UnitQ8_0 {
     d = half_bits_to_float(ld_u16(p));
     ld_words_any<8>(p + 2, q);
   }
+  static constexpr int kBlocks = 1;
+  static HEARTH_HD int x_block(int u, int) { return u; }
   template <class X>
-  HEARTH_HD float dot(const X& x, int u) const {
-    int32_t xv[8];
-    x.q32(32 * u, xv);
+  HEARTH_HD float dot(const X& x, int u) const { return dot(gather_x<UnitQ8_0>(x, u)); }
+  HEARTH_HD float dot(const XBlocks<1>& x) const {
     int sum = 0;
 HEARTH_UNROLL
-    for (int i = 0; i < 8; ++i) sum = dp4a(q[i], xv[i], sum);
-    return d * x.d[u] * static_cast<float>(sum);
+    for (int i = 0; i < 8; ++i) sum = dp4a(q[i], x.q[0][i], sum);
+    return d * x.d[0] * static_cast<float>(sum);
   }
   HEARTH_HD float elem(int i) const { return d * static_cast<float>(sbyte(q[i / 4], i % 4)); }
   static HEARTH_HD int64_t part_offset(int u, int) { return 32 * static_cast<int64_t>(u); }
@@ -284,11 +310,15 @@ struct UnitQ45_K {
     ld_words16<4>(p, head);
     const float d = half_bits_to_float(static_cast<uint16_t>(head[0] & 0xFFFF));
     const float dmin = half_bits_to_float(static_cast<uint16_t>(head[0] >> 16));
-    int sc = 0, m = 0;
-    k4_scale_min_words(head[1], head[2], head[3], 2 * c, &sc, &m);
-    d0 = d * static_cast<float>(sc), m0 = dmin * static_cast<float>(m);
-    k4_scale_min_words(head[1], head[2], head[3], 2 * c + 1, &sc, &m);
-    d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(m);
+    // Sub-blocks 2c and 2c + 1 at once: their bytes are one 16-bit half of each scale
+    // word, so both 6-bit scales (mins) come out as the two bytes of one word; the same
+    // fields as k4_scale_min_words, in fewer instructions (this runs once per unit).
+    const int h = 16 * (c & 1);
+    const uint32_t w0 = head[1] >> h, w1 = head[2] >> h, w2 = head[3] >> h;
+    const uint32_t sc = c < 2 ? w0 & 0x3F3Fu : (w2 & 0x0F0Fu) | ((w0 >> 2) & 0x3030u);
+    const uint32_t m = c < 2 ? w1 & 0x3F3Fu : ((w2 >> 4) & 0x0F0Fu) | ((w1 >> 2) & 0x3030u);
+    d0 = d * static_cast<float>(sc & 0xFF), m0 = dmin * static_cast<float>(m & 0xFF);
+    d1 = d * static_cast<float>((sc >> 8) & 0xFF), m1 = dmin * static_cast<float>((m >> 8) & 0xFF);
     uint32_t q[8];
     ld_words16<8>(p + (kFifth ? 48 : 16) + 32 * c, q);
 HEARTH_UNROLL
@@ -303,17 +333,15 @@ HEARTH_UNROLL
       }
     }
   }
+  static constexpr int kBlocks = 2;
+  static HEARTH_HD int x_block(int u, int i) { return 2 * u + i; }
   template <class X>
-  HEARTH_HD float dot(const X& x, int u) const {
-    int32_t x0[8], x1[8];
-    x.q32(64 * u, x0);
-    x.q32(64 * u + 32, x1);
+  HEARTH_HD float dot(const X& x, int u) const { return dot(gather_x<UnitQ45_K>(x, u)); }
+  HEARTH_HD float dot(const XBlocks<2>& x) const {
     int s0 = 0, s1 = 0;
 HEARTH_UNROLL
-    for (int i = 0; i < 8; ++i) s0 = dp4a(lo[i], x0[i], s0), s1 = dp4a(hi[i], x1[i], s1);
-    const int b = 2 * u;
-    return d0 * x.d[b] * static_cast<float>(s0) - m0 * x.s[b] + d1 * x.d[b + 1] * static_cast<float>(s1) -
-           m1 * x.s[b + 1];
+    for (int i = 0; i < 8; ++i) s0 = dp4a(lo[i], x.q[0][i], s0), s1 = dp4a(hi[i], x.q[1][i], s1);
+    return d0 * x.d[0] * static_cast<float>(s0) - m0 * x.s[0] + d1 * x.d[1] * static_cast<float>(s1) - m1 * x.s[1];
   }
   HEARTH_HD float elem(int i) const {
     return i < 32 ? d0 * static_cast<float>(ubyte(lo[i / 4], i % 4)) - m0
@@ -353,19 +381,19 @@ HEARTH_UNROLL
       b[i] = static_cast<int32_t>(vsub4(vb, 0x20202020u));
     }
   }
+  static constexpr int kBlocks = 2;
+  // Quarters r0 and r0 + 2 of half h of super-block u / 4.
+  static HEARTH_HD int x_block(int u, int i) { return 8 * (u >> 2) + 4 * ((u >> 1) & 1) + (u & 1) + 2 * i; }
   template <class X>
-  HEARTH_HD float dot(const X& x, int u) const {
-    const int xa = 8 * (u >> 2) + 4 * ((u >> 1) & 1) + (u & 1), xb = xa + 2;
-    int32_t va[8], vb[8];
-    x.q32(32 * xa, va);
-    x.q32(32 * xb, vb);
+  HEARTH_HD float dot(const X& x, int u) const { return dot(gather_x<UnitQ6_K>(x, u)); }
+  HEARTH_HD float dot(const XBlocks<2>& x) const {
     int a0 = 0, a1 = 0, b0 = 0, b1 = 0;
 HEARTH_UNROLL
     for (int i = 0; i < 4; ++i) {
-      a0 = dp4a(static_cast<uint32_t>(a[i]), va[i], a0), a1 = dp4a(static_cast<uint32_t>(a[i + 4]), va[i + 4], a1);
-      b0 = dp4a(static_cast<uint32_t>(b[i]), vb[i], b0), b1 = dp4a(static_cast<uint32_t>(b[i + 4]), vb[i + 4], b1);
+      a0 = dp4a(static_cast<uint32_t>(a[i]), x.q[0][i], a0), a1 = dp4a(static_cast<uint32_t>(a[i + 4]), x.q[0][i + 4], a1);
+      b0 = dp4a(static_cast<uint32_t>(b[i]), x.q[1][i], b0), b1 = dp4a(static_cast<uint32_t>(b[i + 4]), x.q[1][i + 4], b1);
     }
-    return d * (x.d[xa] * static_cast<float>(sa0 * a0 + sa1 * a1) + x.d[xb] * static_cast<float>(sb0 * b0 + sb1 * b1));
+    return d * (x.d[0] * static_cast<float>(sa0 * a0 + sa1 * a1) + x.d[1] * static_cast<float>(sb0 * b0 + sb1 * b1));
   }
   HEARTH_HD float elem(int i) const {
     const int l = i % 32;
@@ -402,14 +430,15 @@ HEARTH_UNROLL
     scale = load_scale(aux.scales, aux.scale_kind, g);
     bias = load_scale(aux.biases, aux.scale_kind, g);
   }
+  static constexpr int kBlocks = 1;
+  static HEARTH_HD int x_block(int u, int) { return u; }
   template <class X>
-  HEARTH_HD float dot(const X& x, int u) const {
-    int32_t xv[8];
-    x.q32(32 * u, xv);
+  HEARTH_HD float dot(const X& x, int u) const { return dot(gather_x<UnitMlx4>(x, u)); }
+  HEARTH_HD float dot(const XBlocks<1>& x) const {
     int sum = 0;
 HEARTH_UNROLL
-    for (int i = 0; i < 8; ++i) sum = dp4a(v[i], xv[i], sum);
-    return scale * x.d[u] * static_cast<float>(sum) + bias * x.s[u];
+    for (int i = 0; i < 8; ++i) sum = dp4a(v[i], x.q[0][i], sum);
+    return scale * x.d[0] * static_cast<float>(sum) + bias * x.s[0];
   }
   HEARTH_HD float elem(int i) const { return scale * static_cast<float>(ubyte(v[i / 4], i % 4)) + bias; }
   static HEARTH_HD int64_t part_offset(int u, int) { return 32 * static_cast<int64_t>(u); }
@@ -434,14 +463,15 @@ HEARTH_UNROLL
     scale = load_scale(aux.scales, aux.scale_kind, g);
     bias = load_scale(aux.biases, aux.scale_kind, g);
   }
+  static constexpr int kBlocks = 1;
+  static HEARTH_HD int x_block(int u, int) { return u; }
   template <class X>
-  HEARTH_HD float dot(const X& x, int u) const {
-    int32_t xv[8];
-    x.q32(32 * u, xv);
+  HEARTH_HD float dot(const X& x, int u) const { return dot(gather_x<UnitMlx8>(x, u)); }
+  HEARTH_HD float dot(const XBlocks<1>& x) const {
     int sum = 0;
 HEARTH_UNROLL
-    for (int i = 0; i < 8; ++i) sum = dp4a(v[i], xv[i], sum);
-    return scale * (x.d[u] * static_cast<float>(sum) + 128.0f * x.s[u]) + bias * x.s[u];
+    for (int i = 0; i < 8; ++i) sum = dp4a(v[i], x.q[0][i], sum);
+    return scale * (x.d[0] * static_cast<float>(sum) + 128.0f * x.s[0]) + bias * x.s[0];
   }
   HEARTH_HD float elem(int i) const { return scale * static_cast<float>(ubyte(v[i / 4], i % 4) ^ 0x80) + bias; }
   static HEARTH_HD int64_t part_offset(int u, int) { return 32 * static_cast<int64_t>(u); }
