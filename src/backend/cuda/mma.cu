@@ -1,8 +1,8 @@
 // Tensor-core products of quantized weights with 8-bit activations, for batched decode
 // (5..64 tokens): out[n, rows] = x[n, cols] @ w^T, reading every weight byte once. Below
 // that, the dp4a kernels of matmul.cu win (they do no shared-memory round trip); above,
-// cuBLAS on dequantized f16 tiles takes over (at 64 tokens the two are about even on some
-// shapes: 6144 x 4096 Q6_K 59 against 56 us on an H200).
+// the f16 tiles of prompts take over (which already win on some Q6_K shapes at 33-64
+// tokens: docs/benchmarks.md).
 //
 // A block of 8 warps owns 64 weight rows and a range of 256-element K chunks; each warp
 // owns 16 of the rows and half of their work: half the token tiles (NT tiles of 8, the
@@ -19,10 +19,10 @@
 //    ldmatrix, and adds w_scale * x_d * int + w_min * x_s to f32 accumulators.
 // NOTE(mma): measured on an H200 (24576 x 4096 Q4_K, 16 tokens): units loaded from global
 // memory into registers a chunk ahead 78 us; the cp.async copy 73 us; the block loop
-// unrolled and int-to-float by bit tricks 58 us; 8 warps a block instead of 4 56 us
-// (64 tokens: 190 -> 131 us). Timing the phases alone showed the copy (29 us: only a
-// chunk in flight per block, 2-3 blocks an SM), the products (~20 us) and the decoding
-// (~10 us) each large: the kernel is latency- and issue-bound, not at the bandwidth.
+// unrolled 58 us; int-to-float by bit tricks and 8 warps a block instead of 4 56 us
+// (64 tokens: 190 -> 131 us). Timing the phases alone: the copy 29 us (only a chunk in
+// flight per block, 2-3 blocks an SM), the products ~22 us, the decoding ~5 us: the
+// kernel is latency- and issue-bound, not at the bandwidth (docs/benchmarks.md).
 // A 4096-row weight is only 64 blocks, too few for the GPU, so K is also split over blocks
 // (grid.y, mma_splits): each split writes its sums to a partial buffer and a second kernel
 // adds the splits in a fixed order (the same result every run, nothing to reset: graphs
