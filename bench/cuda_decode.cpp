@@ -14,7 +14,8 @@
 // ppN: one N-token prompt from an empty cache. tgN: N single-token steps after a 1-token
 // prompt. --batch B (the issue's aggregate figure): B sequences, each given its own
 // N-token prompt (one step each), then N decode steps of B tokens, one per sequence
-// (one StepBatch, as the scheduler packs them); aggregate tokens/s = B * N / time. Bytes per decode step = every weight matrix (the embedding table only when it
+// (one StepBatch, as the scheduler packs them); aggregate tokens/s = B * N / time.
+// Bytes per decode step = every weight matrix (the embedding table only when it
 // is also the output head) + the KV cache read at the mean context. Bandwidth: a device-
 // to-device copy of 2 GiB, counting bytes read and written. Mean of --reps runs after one
 // warm-up.
@@ -191,14 +192,15 @@ void forward(Backend& be, const Net& net, const StepBatch& batch, std::vector<fl
 }
 
 // One sequence at positions start.. with the logits of its last token.
-void forward(Backend& be, const Net& net, const std::vector<int32_t>& tokens, int32_t start, std::vector<float>& logits) {
+void forward(Backend& be, const Net& net, const std::vector<int32_t>& tokens, int32_t start,
+             std::vector<float>& logits) {
   forward(be, net, StepBatch::single(tokens, start, be.kv_cache_config().block_size, false), logits);
 }
 
 // Sequence s of a batch owns blocks [s * per_seq, (s + 1) * per_seq) of the cache; tokens[i]
 // goes to sequence seqs[i] at position pos[i] (one token each, or one sequence's prompt).
-StepBatch batch_step(const std::vector<int32_t>& tokens, const std::vector<int32_t>& seqs, const std::vector<int32_t>& pos,
-                     int32_t per_seq, int32_t block, bool last_only) {
+StepBatch batch_step(const std::vector<int32_t>& tokens, const std::vector<int32_t>& seqs,
+                     const std::vector<int32_t>& pos, int32_t per_seq, int32_t block, bool last_only) {
   StepBatch b;
   b.tokens = tokens;
   b.positions = pos;
@@ -216,7 +218,8 @@ StepBatch batch_step(const std::vector<int32_t>& tokens, const std::vector<int32
   }
   for (size_t i = 0; i < b.seqs.size(); ++i) {
     auto& seq = b.seqs[i];
-    const int32_t s = static_cast<int32_t>(std::find(index.begin(), index.end(), static_cast<int32_t>(i)) - index.begin());
+    const int32_t s =
+        static_cast<int32_t>(std::find(index.begin(), index.end(), static_cast<int32_t>(i)) - index.begin());
     for (int32_t j = 0; j < (seq.n_ctx + block - 1) / block; ++j) seq.block_table.push_back(s * per_seq + j);
   }
   if (last_only) b.logit_rows = {static_cast<int32_t>(tokens.size()) - 1};
@@ -303,9 +306,12 @@ int main(int argc, char** argv) {
       g_issue_s = g_wait_s = 0;
       const double t0 = now_s();
       for (int i = 0; i < o.gen; ++i) {
-        std::vector<int32_t> toks(static_cast<size_t>(B)), seqs(static_cast<size_t>(B)), pos(static_cast<size_t>(B), o.prompt + i);
-        for (int32_t sq = 0; sq < B; ++sq)
-          toks[static_cast<size_t>(sq)] = static_cast<int32_t>((sq * 131 + i * 7919) % c.vocab_size), seqs[static_cast<size_t>(sq)] = sq;
+        const auto b = static_cast<size_t>(B);
+        std::vector<int32_t> toks(b), seqs(b), pos(b, o.prompt + i);
+        for (size_t sq = 0; sq < b; ++sq) {
+          toks[sq] = static_cast<int32_t>((static_cast<int64_t>(sq) * 131 + i * 7919) % c.vocab_size);
+          seqs[sq] = static_cast<int32_t>(sq);
+        }
         forward(*be, net, batch_step(toks, seqs, pos, per_seq, block, false), logits);
       }
       const double s_all = now_s() - t0;

@@ -157,7 +157,9 @@ int main(int argc, char** argv) {
   }
 
   std::printf("%s, %d SMs\n", prop.name, sms);
-  std::printf("| type | shape (rows x cols) | n | dp4a us | mma us | cublas us | dp4a GB/s | mma GB/s | cublas GB/s | splits | mma blocks/SM |\n");
+  std::printf(
+      "| type | shape (rows x cols) | n | dp4a us | mma us | cublas us | dp4a GB/s | mma GB/s | cublas GB/s | splits | "
+      "mma blocks/SM |\n");
   std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   const int64_t shapes[][2] = {{6144, 4096}, {4096, 4096}, {24576, 4096}, {4096, 12288}};
   std::stringstream ts(types);

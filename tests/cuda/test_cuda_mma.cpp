@@ -120,7 +120,8 @@ TEST_F(CudaMma, LongRows) {
     for (int64_t n : {12, 40}) {
       const auto x = random_vector(static_cast<size_t>(n * spec.cols), rng, 2.0f);
       for (int32_t splits : {1, 3}) {
-        const std::string what = std::string(spec.name) + " long n " + std::to_string(n) + " splits " + std::to_string(splits);
+        const std::string what =
+            std::string(spec.name) + " long n " + std::to_string(n) + " splits " + std::to_string(splits);
         check_matmul(product(g, x, n, splits), hw.w, x, n, 5e-2, false, what);
       }
     }

@@ -59,7 +59,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   const char* mma = std::getenv("HEARTH_CUDA_MMA");
   mma_ = !(mma && std::string(mma) == "0");
   if (mma_) init_mma();
-  if (const char* e = std::getenv("HEARTH_CUDA_MMA_MIN")) mma_min_tokens_ = std::clamp<int64_t>(std::atoi(e), 1, kMmaMaxTokens);
+  if (const char* e = std::getenv("HEARTH_CUDA_MMA_MIN"))
+    mma_min_tokens_ = std::clamp<int64_t>(std::atoi(e), 1, kMmaMaxTokens);
   if (const char* e = std::getenv("HEARTH_CUDA_MMA_SPLITS")) mma_splits_ = std::max(0, std::atoi(e));
   const char* fl = std::getenv("HEARTH_CUDA_FLASH");
   flash_ = !(fl && std::string(fl) == "0");

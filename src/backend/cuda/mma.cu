@@ -371,7 +371,8 @@ int g_blocks_per_sm[7][3] = {};
 template <class U>
 void allow_smem_all(int type_index) {
   allow_smem<U, 2>(), allow_smem<U, 4>(), allow_smem<U, 8>();
-  const void* kernels[3] = {reinterpret_cast<const void*>(mma_kernel<U, 2>), reinterpret_cast<const void*>(mma_kernel<U, 4>),
+  const void* kernels[3] = {reinterpret_cast<const void*>(mma_kernel<U, 2>),
+                            reinterpret_cast<const void*>(mma_kernel<U, 4>),
                             reinterpret_cast<const void*>(mma_kernel<U, 8>)};
   const size_t smem[3] = {mma_smem<U>(16), mma_smem<U>(32), mma_smem<U>(64)};
   for (int i = 0; i < 3; ++i) {
