@@ -1,9 +1,10 @@
 // Whole-model logits on the CUDA backend against the CPU backend. A small synthetic Qwen3
 // model (src/model/writer.h) is written in each format, loaded on both backends, and run
 // on the same tokens: a 21-token prompt (tensor cores: mma.cu's int8 products for
-// quantized weights, recorded as a graph; cuBLAS for float ones) and then 12 single-token
-// decode steps (the register-dequantizing kernels, replayed from CUDA graphs) fed with
-// the CPU's greedy tokens so both see identical contexts. At every step the log-softmax
+// quantized weights; cuBLAS for float ones) and then 12 single-token decode steps (the
+// streaming or register-dequantizing kernels, replayed from CUDA graphs) fed with the
+// CPU's greedy tokens so both see identical contexts; then 12 sequences decoded together
+// for 4 steps (tensor-core products, recorded as a graph and replayed). At every step the log-softmax
 // of the CPU's top-5 tokens must agree within a bound, and so must the greedy token unless
 // the CPU's top two are closer than that bound.
 // Bounds: f32 weights with an f32 cache 2e-3; f16 cache 2e-2; quantized weights 0.15 (the
@@ -97,6 +98,54 @@ double compare(const std::string& path, DType gpu_kv, double bound) {
   return worst;
 }
 
+// Batched decode: 12 sequences in their own cache blocks, one token each per step, so
+// the GPU's step of 12 tokens takes the tensor-core products and is recorded as a graph
+// (its first step) and replayed (the next three). Every sequence's logits are compared.
+double compare_batch(const std::string& path, DType gpu_kv, double bound) {
+  auto cpu_be = make_cpu_backend(2);
+  auto gpu_be = make_cuda_backend(0);
+  auto mc = Model::load(path, *cpu_be);
+  auto mg = Model::load(path, *gpu_be);
+  const int64_t vocab = mc->config().vocab_size;
+  const int32_t block = 16, n_seqs = 12, steps = 4;
+  cpu_be->init_kv_cache(mc->kv_cache_config(n_seqs, block));
+  KvCacheConfig kv = mg->kv_cache_config(n_seqs, block);
+  kv.dtype = gpu_kv;
+  gpu_be->init_kv_cache(kv);
+  std::vector<int32_t> next(n_seqs);
+  for (int32_t s = 0; s < n_seqs; ++s) next[static_cast<size_t>(s)] = (37 * s + 11) % static_cast<int32_t>(vocab);
+  std::vector<float> lc(static_cast<size_t>(n_seqs * vocab)), lg(lc.size());
+  double worst = 0;
+  for (int32_t step = 0; step < steps; ++step) {
+    StepBatch b;
+    for (int32_t s = 0; s < n_seqs; ++s) {
+      const int32_t table = n_seqs - 1 - s;  // blocks in reverse order
+      b.seqs.push_back(StepSequence{{table}, step + 1});
+      b.tokens.push_back(next[static_cast<size_t>(s)]);
+      b.positions.push_back(step);
+      b.seq_of.push_back(s);
+      b.slots.push_back(static_cast<int64_t>(table) * block + step);
+      b.logit_rows.push_back(s);
+    }
+    mc->forward(b, lc.data());
+    mg->forward(b, lg.data());
+    for (int32_t s = 0; s < n_seqs; ++s) {
+      const auto pc = log_softmax(lc.data() + s * vocab, vocab), pg = log_softmax(lg.data() + s * vocab, vocab);
+      std::vector<int32_t> idx(static_cast<size_t>(vocab));
+      std::iota(idx.begin(), idx.end(), 0);
+      std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(), [&](int32_t a, int32_t b) { return pc[a] > pc[b]; });
+      for (int j = 0; j < 5; ++j) {
+        const auto id = static_cast<size_t>(idx[static_cast<size_t>(j)]);
+        EXPECT_FALSE(std::isnan(pg[id])) << path << " sequence " << s;
+        worst = std::max(worst, std::fabs(pg[id] - pc[id]));
+      }
+      next[static_cast<size_t>(s)] = idx[0];
+    }
+  }
+  EXPECT_LE(worst, bound) << path;
+  return worst;
+}
+
 struct ModelCase {
   const char* type;  // GGUF type, or "mlx4" / "mlx8"
   DType kv;
@@ -127,6 +176,9 @@ TEST_P(CudaModel, LogitsMatchCpu) {
   const double worst = compare(path, c.kv, c.bound);
   std::printf("[ %s ] max |logprob(cuda) - logprob(cpu)| over the CPU's top 5 = %.3g (bound %.3g)\n", name.c_str(),
               worst, c.bound);
+  const double batched = compare_batch(path, c.kv, c.bound);
+  std::printf("[ %s ] 12 sequences decoded together: max |logprob(cuda) - logprob(cpu)| over top 5 = %.3g\n", name.c_str(),
+              batched);
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, CudaModel,

@@ -109,7 +109,11 @@ void CudaBackend::begin_step(const StepBatch& batch) {
   check(cudaMemcpyAsync(step_buf_->ptr, staging_, used, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync (step)");
   check(cudaEventRecord(upload_done_, stream_), "cudaEventRecord");
   // Steps whose products all avoid cuBLAS are recorded (a product that needs it flushes).
-  tape_.set_recording(graphs_enabled_ && n <= (mma_ ? kMmaMaxTokens : kGemvMaxTokens));
+  // Past 8 tokens only pure decode steps (one token a sequence): prompts of 9-64 tokens
+  // come in every length, and each new length would build (and evict) a graph of its own.
+  const bool one_token_each = static_cast<int64_t>(batch.seqs.size()) == n;
+  tape_.set_recording(graphs_enabled_ &&
+                      (n <= kGemvMaxTokens || (mma_ && n <= kMmaMaxTokens && one_token_each)));
   qx_in_.valid = xh_in_.valid = false;
   flash_tiles_key_ = 0;
 }
