@@ -389,45 +389,36 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
   HEARTH_ASSERT(n_heads % kv_config_.n_kv_heads == 0);
   const int64_t elem = kv_config_.dtype == DType::F16 ? 2 : 4;
   auto* base = static_cast<uint8_t*>(kv_->ptr);
+  auto common = [&](auto& p) {  // the fields both attention kernels take
+    p.out = out.f32();
+    p.q = q.f32();
+    p.k_cache = base + (2 * layer) * kv_layer_elems_ * elem;
+    p.v_cache = base + (2 * layer + 1) * kv_layer_elems_ * elem;
+    p.positions = d_positions_;
+    p.table_offset = d_table_offset_;
+    p.block_tables = d_tables_;
+    p.n = n;
+    p.n_heads = static_cast<int32_t>(n_heads);
+    p.n_kv_heads = kv_config_.n_kv_heads;
+    p.head_dim = static_cast<int32_t>(hd);
+    p.block_size = kv_config_.block_size;
+    p.scale = scale;
+  };
   if (const int row_tiles = flash_attention_row_tiles(n_heads)) {
     auto f = zeroed<FlashAttentionParams>();
-    f.out = out.f32();
-    f.q = q.f32();
-    f.k_cache = base + (2 * layer) * kv_layer_elems_ * elem;
-    f.v_cache = base + (2 * layer + 1) * kv_layer_elems_ * elem;
-    f.positions = d_positions_;
-    f.table_offset = d_table_offset_;
-    f.block_tables = d_tables_;
+    common(f);
     f.n_tiles = flash_attention_tiles(n_heads / kv_config_.n_kv_heads, row_tiles);
     f.row_tiles = row_tiles;
     f.key_tile = row_tiles == 2 ? flash_key_tile_ : 0;
     f.tiles = d_flash_tiles_;
-    f.n = n;
-    f.n_heads = static_cast<int32_t>(n_heads);
-    f.n_kv_heads = kv_config_.n_kv_heads;
-    f.head_dim = static_cast<int32_t>(hd);
-    f.block_size = kv_config_.block_size;
-    f.scale = scale;
     launch<FlashAttentionParams, launch_flash_attention>(f);
     wrote(out);
     return;
   }
   auto p = zeroed<AttentionParams>();
-  p.out = out.f32();
-  p.q = q.f32();
-  p.k_cache = base + (2 * layer) * kv_layer_elems_ * elem;
-  p.v_cache = base + (2 * layer + 1) * kv_layer_elems_ * elem;
-  p.positions = d_positions_;
-  p.table_offset = d_table_offset_;
-  p.block_tables = d_tables_;
-  p.n = n;
-  p.n_heads = static_cast<int32_t>(n_heads);
-  p.n_kv_heads = kv_config_.n_kv_heads;
-  p.head_dim = static_cast<int32_t>(hd);
-  p.block_size = kv_config_.block_size;
+  common(p);
   p.n_splits = attention_splits(n, n_heads);
   p.kind = kv_config_.dtype == DType::F16 ? 1 : 0;
-  p.scale = scale;
   if (p.n_splits > 1) {
     const int64_t parts = n * n_heads * p.n_splits;
     auto* part = static_cast<float*>(scratch(attn_part_, static_cast<size_t>(parts * (hd + 2)) * sizeof(float),
