@@ -264,8 +264,6 @@ void launch_for_unit(const StreamParams& s, cudaStream_t stream) {
   HEARTH_LAUNCH(kernel, dim3(static_cast<unsigned>(grid)), dim3(kWarps * kWarp), smem, stream, s);
 }
 
-}  // namespace
-
 bool stream_gemv_available() {
   static const bool on = [] {
     const char* e = std::getenv("HEARTH_CUDA_STREAM");
@@ -290,6 +288,8 @@ bool with_unit(DType type, F&& f) {
     default: return false;  // MLX reads its scales from global memory per unit: the register kernel does that better
   }
 }
+
+}  // namespace
 
 bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream) {
   if (p.n != 1 || !p.xq || !stream_gemv_available()) return false;
