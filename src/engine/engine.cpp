@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "core/log.h"
+#include "core/thread_pool.h"
 #include "engine/sampler_stop.h"
 
 namespace hearth {
@@ -272,16 +273,32 @@ void Engine::run_step() {
   }
   std::vector<int32_t> next(plan.chunks.size(), -1);
   std::vector<std::optional<SampleLogprobs>> lps(plan.chunks.size());
+  std::vector<std::pair<size_t, Active*>> to_sample;
   for (size_t i = 0; i < plan.chunks.size(); ++i) {
     const ScheduledChunk& c = plan.chunks[i];
     Active& a = *active_.at(c.id);
     if (a.req.prompt_logprobs && c.logit_row >= 0) emit_prompt_logprobs(a, c, logits_.data());
-    if (!c.sample) continue;
+    if (c.sample) to_sample.emplace_back(i, &a);
+  }
+  // Each request has its own sampler (state, seeded RNG) and logits row, so the rows are
+  // sampled in parallel: with many sequences a step's host sampling (a full-vocabulary
+  // softmax is ~1 ms a row on a slow core) would otherwise rival the GPU's step. The
+  // tokens are the same as sampled one after another.
+  auto sample_one = [&](size_t k) {
+    const auto [i, a] = to_sample[k];
+    const ScheduledChunk& c = plan.chunks[i];
     float* row = logits_.data() + static_cast<size_t>(c.logit_row + c.n_logit_rows - 1) * static_cast<size_t>(n_vocab_);
     SampleLogprobs lp;
-    const bool want_lp = a.req.params.logprobs;
-    next[i] = a.sampler.sample(row, want_lp ? &lp : nullptr);
+    const bool want_lp = a->req.params.logprobs;
+    next[i] = a->sampler.sample(row, want_lp ? &lp : nullptr);
     if (want_lp) lps[i] = std::move(lp);
+  };
+  if (to_sample.size() > 1) {
+    ThreadPool::global().parallel_for(static_cast<int64_t>(to_sample.size()), [&](int64_t b, int64_t e, int) {
+      for (int64_t k = b; k < e; ++k) sample_one(static_cast<size_t>(k));
+    });
+  } else if (!to_sample.empty()) {
+    sample_one(0);
   }
   {
     std::lock_guard lk(sched_mu_);

@@ -360,17 +360,24 @@ void Sampler::modify_logits(float* logits, bool save_raw) {
   }
 }
 
+// Two passes the compiler vectorises (a branchy one-pass loop cost ~160 us on a 152k row
+// of a slow core): the largest logit over kLanes independent maxima (a comparison with
+// NaN is false, so NaN never wins), then the first id holding it (ties: the lowest id).
 int32_t Sampler::argmax(const float* logits) const {
-  int32_t best = -1;
-  float best_logit = kNegInf;
-  for (int32_t i = 0; i < vocab_.n_tokens; ++i) {
-    if (logits[i] > best_logit) {  // strict: the lowest id wins ties; NaN never wins
-      best_logit = logits[i];
-      best = i;
-    }
-  }
-  if (best < 0) fail("sampler: no token can be sampled, every logit is -inf or NaN");
-  return best;
+  constexpr int32_t kLanes = 16;
+  const int32_t n = vocab_.n_tokens;
+  float lane[kLanes];
+  std::fill(lane, lane + kLanes, kNegInf);
+  int32_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int32_t j = 0; j < kLanes; ++j) lane[j] = logits[i + j] > lane[j] ? logits[i + j] : lane[j];
+  float best = kNegInf;
+  for (float v : lane) best = v > best ? v : best;
+  for (; i < n; ++i) best = logits[i] > best ? logits[i] : best;
+  if (best > kNegInf)
+    for (int32_t k = 0; k < n; ++k)
+      if (logits[k] == best) return k;
+  fail("sampler: no token can be sampled, every logit is -inf or NaN");
 }
 
 void Sampler::run_chain(const float* logits) {

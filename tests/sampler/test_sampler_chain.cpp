@@ -173,6 +173,19 @@ TEST(SamplerChain, GreedyIsArgmaxWithLowestIdOnTies) {
   std::vector<float> ties = {0.0f, 2.0f, 1.0f, 2.0f, NAN, 2.0f};
   Sampler sampler = make_sampler(SamplingParams{.temperature = 0.0f}, 6);
   EXPECT_EQ(sampler.sample(ties.data()), 1);
+  // Long rows (argmax runs in 16 lanes, then a tail): NaN before and among the maxima,
+  // ties in different lanes and in the tail, -inf elsewhere; all -inf/NaN is an error.
+  for (int32_t n : {1000, 1013}) {
+    std::vector<float> row(static_cast<size_t>(n));
+    for (int32_t i = 0; i < n; ++i) row[static_cast<size_t>(i)] = static_cast<float>((i * 7919) % 97) * 0.01f;
+    row[3] = NAN, row[500] = NAN, row[10] = -INFINITY;
+    row[700] = 9.0f, row[37] = 9.0f, row[static_cast<size_t>(n - 1)] = 9.0f;
+    Sampler s = make_sampler(SamplingParams{.temperature = 0.0f}, n);
+    EXPECT_EQ(s.sample(row.data()), 37) << n;
+    std::vector<float> none(static_cast<size_t>(n), -INFINITY);
+    none[5] = NAN;
+    EXPECT_THROW(s.sample(none.data()), Error);
+  }
 }
 
 TEST(SamplerChain, PaddingRowsAndBannedEosAreNeverSampled) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "engine/engine.h"
@@ -144,6 +145,38 @@ TEST(Engine, ConcurrentClientsMatchSequentialRuns) {
   const EngineStats st = f.engine->stats();
   EXPECT_EQ(st.kv_blocks_used, 0);
   EXPECT_EQ(st.requests_total, 12);
+}
+
+// Rows of one step are sampled in parallel (one sampler per request): seeded sampling at
+// temperature 1 over the fake runner's spread of logits gives each client the tokens it
+// gets when it runs alone.
+TEST(Engine, SeededSamplingOfConcurrentClientsMatchesRunsAlone) {
+  auto request = [](int i) {
+    EngineRequest r;
+    for (int k = 0; k < 6 + i % 5; ++k) r.prompt.push_back((i * 97 + k * 13) % 400);
+    r.params.temperature = 1.0f;
+    r.params.top_p = i % 2 ? 0.9f : 1.0f;
+    r.params.seed = 1000 + static_cast<uint64_t>(i);
+    r.params.max_tokens = 12;
+    return r;
+  };
+  constexpr int kClients = 10;
+  std::vector<std::vector<int32_t>> expected(kClients);
+  {
+    Fixture f({.n_ctx = 64, .n_kv_tokens = 1024, .block_size = 4, .max_seqs = 1, .max_batch_tokens = 64});
+    for (int i = 0; i < kClients; ++i) expected[static_cast<size_t>(i)] = collect(*f.engine->submit(request(i))).tokens;
+  }
+  std::set<int32_t> distinct;
+  for (const auto& e : expected) distinct.insert(e.begin(), e.end());
+  ASSERT_GT(distinct.size(), 20u) << "the draws should spread over many tokens";
+  Fixture f({.n_ctx = 64, .n_kv_tokens = 1024, .block_size = 4, .max_seqs = kClients, .max_batch_tokens = 128});
+  f.runner->step_sleep_ms = 2;  // let the clients' requests gather into shared steps
+  std::vector<Output> outs(kClients);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i)
+    clients.emplace_back([&, i] { outs[static_cast<size_t>(i)] = collect(*f.engine->submit(request(i))); });
+  for (auto& t : clients) t.join();
+  for (int i = 0; i < kClients; ++i) EXPECT_EQ(outs[static_cast<size_t>(i)].tokens, expected[static_cast<size_t>(i)]) << "client " << i;
 }
 
 TEST(Engine, ContextOverflowIsAClearErrorAndMaxTokensIsClamped) {
