@@ -11,7 +11,8 @@
 // Temperature comes last, so the cut-offs see the untempered distribution (as in llama.cpp;
 // HF/vLLM temper first).
 //
-// Cost per token: a few O(n_vocab) passes plus work on the survivors. top_k uses a bounded
+// Cost per token: a few O(n_vocab) passes plus work on the survivors; temperature alone
+// (no cut-off) skips the candidate list and draws from 8-lane passes over the row. top_k uses a bounded
 // heap (or nth_element for big k); top_p and typical_p find their cut with one histogram
 // pass over the candidates and sort only the bucket the cut falls in, so a 152k vocabulary
 // is never fully sorted, however flat the distribution.
@@ -119,6 +120,10 @@ class Sampler {
   void run_chain(const float* logits);
   int32_t argmax(const float* logits) const;
   int32_t draw(double u) const;
+  // Temperature alone (no cut-off applies): the draw from softmax(logits / T) computed
+  // over contiguous floats (dense_p_) instead of candidates.
+  bool plain_temperature() const;
+  int32_t draw_dense(const float* logits);
 
   SamplingParams params_;
   SamplerVocab vocab_;
@@ -128,6 +133,8 @@ class Sampler {
   std::deque<int32_t> window_;                  // the last penalty_last_n accepted tokens
   std::unordered_map<int32_t, int32_t> counts_;  // token -> occurrences in window_
   std::vector<Candidate> cands_;                 // reused across calls
+  std::vector<float> dense_p_;                   // [n_tokens] for draw_dense, reused
+  std::vector<double> dense_blocks_;             // its sums per block of 256
   std::vector<std::pair<int32_t, float>> raw_;   // raw logits of modified ids, for logprobs
   // params_.forced_start progress: the tokens sampled so far while the constraint holds.
   std::vector<int32_t> forced_so_far_;

@@ -86,6 +86,34 @@ TEST(SamplerDraw, FrequenciesMatchTheReferenceAfterEachTransform) {
   }
 }
 
+// Temperature alone takes the dense 8-lane path (no candidates): over a row that is not a
+// multiple of 8 long, with -inf and NaN in the vector part and in the tail, the draws
+// match the reference over the finite tokens and never pick a non-finite one; a row with
+// one finite token gives it (and, as the candidate path, draws nothing).
+TEST(SamplerDraw, TemperatureOnlyDrawsMatchTheReferenceOverFiniteLogits) {
+  auto logits = ref::random_logits(203, 11, 1.0);
+  const float inf = std::numeric_limits<float>::infinity();
+  logits[0] = -inf, logits[9] = -inf, logits[200] = -inf;
+  logits[17] = std::numeric_limits<float>::quiet_NaN(), logits[202] = std::numeric_limits<float>::quiet_NaN();
+  for (double t : {0.7, 1.3}) {
+    const auto want = ref::run(logits, ref::Chain{.temperature = t});
+    ASSERT_EQ(want.size(), 198u);
+    Sampler sampler = make_sampler(SamplingParams{.temperature = static_cast<float>(t), .seed = 5}, 203);
+    check_frequencies(sampler, logits, want, 200000, "temperature " + std::to_string(t));
+  }
+  std::vector<float> one(203, -inf);
+  one[150] = 2.0f, one[3] = std::numeric_limits<float>::quiet_NaN();
+  Sampler a = make_sampler(SamplingParams{.temperature = 0.8f, .seed = 9}, 203);
+  Sampler b = make_sampler(SamplingParams{.temperature = 0.8f, .seed = 9}, 203);
+  auto copy = one;
+  EXPECT_EQ(a.sample(copy.data()), 150);
+  auto row = ref::random_logits(203, 12, 1.0);
+  auto ra = row, rb = row;
+  EXPECT_EQ(a.sample(ra.data()), b.sample(rb.data()));  // the one-token row drew nothing
+  std::vector<float> none(203, -inf);
+  EXPECT_THROW(a.sample(none.data()), Error);
+}
+
 TEST(SamplerDraw, SameSeedSameTokensDifferentSeedDifferentTokens) {
   SamplingParams params{.temperature = 0.9f, .top_k = 50, .top_p = 0.95f, .repetition_penalty = 1.1f, .seed = 1234};
   auto run = [&](uint64_t seed) {
