@@ -65,7 +65,9 @@ inline float exp_nonpos(float x) {
 using Float8 = float __attribute__((vector_size(32)));
 using Int8 = int32_t __attribute__((vector_size(32)));
 
-inline Float8 exp_nonpos8(Float8 x) {
+// In place through a reference: a 32-byte vector passed or returned by value would change
+// the ABI on x86-64 without AVX (a -Wpsabi error in builds with HEARTH_NATIVE=OFF).
+inline void exp_nonpos8(Float8& x) {
   constexpr float kLog2e = 1.44269504f;
   constexpr float kLn2Hi = 0.693359375f;
   constexpr float kLn2Lo = -2.12194440e-4f;
@@ -85,7 +87,7 @@ inline Float8 exp_nonpos8(Float8 x) {
   poly = poly * r + 1.0f;
   poly = poly * r + 1.0f;
   const auto scale = reinterpret_cast<Float8>((ni + 127) << 23);
-  return x < floor_x ? Float8{} : poly * scale;
+  x = x < floor_x ? Float8{} : poly * scale;
 }
 
 // Moves the smallest prefix (in `before` order) whose probability mass reaches `mass` to the
@@ -502,7 +504,8 @@ int32_t Sampler::draw_dense(const float* logits) {
   for (i = 0; i + kW <= n; i += kW) {
     Float8 v;
     std::memcpy(&v, logits + i, sizeof(v));
-    const Float8 e = exp_nonpos8((v - m) * inv_t);
+    Float8 e = (v - m) * inv_t;
+    exp_nonpos8(e);
     const Float8 p = v > neg_inf ? e : Float8{};
     std::memcpy(dense_p_.data() + i, &p, sizeof(p));
   }
