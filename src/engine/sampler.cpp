@@ -39,14 +39,16 @@ constexpr ByLogit by_logit;
 // the exponent bits; below -87 (under FLT_MIN) it is 0. About as accurate as libm's expf,
 // several times faster, and, being ours (sampler.cpp is built with -ffp-contract=off), the
 // same bits on every platform, so seeded sampling doesn't depend on the C library.
-inline float exp_nonpos(float x) {
-  constexpr float kLog2e = 1.44269504f;
-  constexpr float kLn2Hi = 0.693359375f;  // ln 2 split so n * kLn2Hi is exact
-  constexpr float kLn2Lo = -2.12194440e-4f;
-  const float xc = std::max(x, -87.0f);
-  const float n = std::floor(xc * kLog2e + 0.5f);
-  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
-  float poly = 1.0f / 5040.0f;
+constexpr float kLog2e = 1.44269504f;
+constexpr float kLn2Hi = 0.693359375f;  // ln 2 split so n * kLn2Hi is exact
+constexpr float kLn2Lo = -2.12194440e-4f;
+
+// poly = e^r of the reduction (xc = n ln2 + r), for a float or, lane by lane, a vector of
+// them (by reference: see exp_nonpos8).
+template <class T>
+inline void exp_reduced(const T& xc, const T& n, T& poly) {
+  const T r = (xc - n * kLn2Hi) - n * kLn2Lo;
+  poly = T{} + 1.0f / 5040.0f;
   poly = poly * r + 1.0f / 720.0f;
   poly = poly * r + 1.0f / 120.0f;
   poly = poly * r + 1.0f / 24.0f;
@@ -54,39 +56,36 @@ inline float exp_nonpos(float x) {
   poly = poly * r + 0.5f;
   poly = poly * r + 1.0f;
   poly = poly * r + 1.0f;
+}
+
+inline float exp_nonpos(float x) {
+  const float xc = std::max(x, -87.0f);
+  const float n = std::floor(xc * kLog2e + 0.5f);
   const float scale = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  float poly;
+  exp_reduced(xc, n, poly);
   return x < -87.0f ? 0.0f : poly * scale;
 }
 
 // exp_nonpos on 8 lanes at once (GCC/Clang vector extensions, which the compiler maps to
 // the machine's SIMD registers or splits): the same operations in the same order, so each
 // lane gives the scalar function's bits. floor is truncation corrected by one where it
-// rounded up, exact for |t| < 2^31 (here t is in [-126, 1]).
+// rounded up, exact for |t| < 2^31 (here t is in [-126, 1]). In place through a reference:
+// a 32-byte vector passed or returned by value would change the ABI on x86-64 without AVX
+// (a -Wpsabi error in builds with HEARTH_NATIVE=OFF).
 using Float8 = float __attribute__((vector_size(32)));
 using Int8 = int32_t __attribute__((vector_size(32)));
 
-// In place through a reference: a 32-byte vector passed or returned by value would change
-// the ABI on x86-64 without AVX (a -Wpsabi error in builds with HEARTH_NATIVE=OFF).
 inline void exp_nonpos8(Float8& x) {
-  constexpr float kLog2e = 1.44269504f;
-  constexpr float kLn2Hi = 0.693359375f;
-  constexpr float kLn2Lo = -2.12194440e-4f;
   const Float8 floor_x = Float8{} - 87.0f;
   const Float8 xc = x < floor_x ? floor_x : x;  // std::max(x, -87.0f), lane by lane
   const Float8 t = xc * kLog2e + 0.5f;
   Int8 ni = __builtin_convertvector(t, Int8);
   ni += __builtin_convertvector(ni, Float8) > t;  // -1 where truncation went up
   const Float8 n = __builtin_convertvector(ni, Float8);
-  const Float8 r = (xc - n * kLn2Hi) - n * kLn2Lo;
-  Float8 poly = Float8{} + 1.0f / 5040.0f;
-  poly = poly * r + 1.0f / 720.0f;
-  poly = poly * r + 1.0f / 120.0f;
-  poly = poly * r + 1.0f / 24.0f;
-  poly = poly * r + 1.0f / 6.0f;
-  poly = poly * r + 0.5f;
-  poly = poly * r + 1.0f;
-  poly = poly * r + 1.0f;
   const auto scale = reinterpret_cast<Float8>((ni + 127) << 23);
+  Float8 poly;
+  exp_reduced(xc, n, poly);
   x = x < floor_x ? Float8{} : poly * scale;
 }
 
