@@ -326,7 +326,9 @@ ChatResult run_chat(const Endpoint& ep, const Json& body) {
   });
   HttpResponse& r = x.response;
   rec.http_status = r.status;
-  rec.total_s = r.total_s;
+  // From this function's start, like ttft_s: send() starts its own clock a little later,
+  // and a request of a few milliseconds could then end before its first token.
+  rec.total_s = seconds_since(start);
   const std::string whole = out.excerpt;  // the body when it was not parsed as a stream
   out.excerpt = excerpt_of(raw);
   if (!malformed.empty()) {
