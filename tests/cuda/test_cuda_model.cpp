@@ -55,6 +55,27 @@ std::vector<double> log_softmax(const float* l, int64_t n) {
   return out;
 }
 
+// The CPU's 5 most likely ids, best first.
+std::vector<int32_t> top5(const std::vector<double>& pc) {
+  std::vector<int32_t> idx(pc.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(), [&](int32_t a, int32_t b) { return pc[a] > pc[b]; });
+  idx.resize(5);
+  return idx;
+}
+
+// max |gpu - cpu| log-probability over those ids (a NaN on the GPU fails `what`).
+double top5_gap(const std::vector<double>& pc, const std::vector<double>& pg, const std::vector<int32_t>& idx,
+                const std::string& what) {
+  double worst = 0;
+  for (int32_t i : idx) {
+    const auto id = static_cast<size_t>(i);
+    EXPECT_FALSE(std::isnan(pg[id])) << what;
+    worst = std::max(worst, std::fabs(pg[id] - pc[id]));
+  }
+  return worst;
+}
+
 // Runs `path` on both backends and returns max |logprob gpu - logprob cpu| over the CPU's
 // top-5 tokens of every step.
 double compare(const std::string& path, DType gpu_kv, double bound) {
@@ -80,14 +101,8 @@ double compare(const std::string& path, DType gpu_kv, double bound) {
     mg->forward(batch, lg.data());
     pos += static_cast<int32_t>(feed.size());
     const auto pc = log_softmax(lc.data(), vocab), pg = log_softmax(lg.data(), vocab);
-    std::vector<int32_t> idx(static_cast<size_t>(vocab));
-    std::iota(idx.begin(), idx.end(), 0);
-    std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(), [&](int32_t a, int32_t b) { return pc[a] > pc[b]; });
-    for (int j = 0; j < 5; ++j) {
-      const auto id = static_cast<size_t>(idx[static_cast<size_t>(j)]);
-      EXPECT_FALSE(std::isnan(pg[id])) << path << " step " << step;
-      worst = std::max(worst, std::fabs(pg[id] - pc[id]));
-    }
+    const auto idx = top5(pc);
+    worst = std::max(worst, top5_gap(pc, pg, idx, path + " step " + std::to_string(step)));
     const auto gpu_top = static_cast<int32_t>(std::max_element(pg.begin(), pg.end()) - pg.begin());
     if (gpu_top != idx[0]) {
       EXPECT_LE(pc[static_cast<size_t>(idx[0])] - pc[static_cast<size_t>(idx[1])], bound) << path;
@@ -131,14 +146,8 @@ double compare_batch(const std::string& path, DType gpu_kv, double bound) {
     mg->forward(b, lg.data());
     for (int32_t s = 0; s < n_seqs; ++s) {
       const auto pc = log_softmax(lc.data() + s * vocab, vocab), pg = log_softmax(lg.data() + s * vocab, vocab);
-      std::vector<int32_t> idx(static_cast<size_t>(vocab));
-      std::iota(idx.begin(), idx.end(), 0);
-      std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(), [&](int32_t a, int32_t b) { return pc[a] > pc[b]; });
-      for (int j = 0; j < 5; ++j) {
-        const auto id = static_cast<size_t>(idx[static_cast<size_t>(j)]);
-        EXPECT_FALSE(std::isnan(pg[id])) << path << " sequence " << s;
-        worst = std::max(worst, std::fabs(pg[id] - pc[id]));
-      }
+      const auto idx = top5(pc);
+      worst = std::max(worst, top5_gap(pc, pg, idx, path + " sequence " + std::to_string(s)));
       next[static_cast<size_t>(s)] = idx[0];
     }
   }
