@@ -12,8 +12,11 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/engine.h"
@@ -33,6 +36,9 @@ class ScriptedRunner : public StepRunner {
     std::lock_guard lk(mu_);
     script_ = std::move(s);
   }
+  // Wall time each step takes (ms): a test of cancellation needs steps slower than the
+  // handler that cancels, or the script can run out first.
+  std::atomic<int> step_sleep_ms{0};
   int32_t n_vocab() const override { return n_vocab_; }
   void init_kv_cache(int32_t n_blocks, int32_t block_size) override {
     std::lock_guard lk(mu_);
@@ -40,6 +46,7 @@ class ScriptedRunner : public StepRunner {
     kv_.assign(static_cast<size_t>(n_blocks) * static_cast<size_t>(block_size), -1);
   }
   void forward(const StepBatch& b, float* logits) override {
+    if (const int ms = step_sleep_ms.load(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     std::lock_guard lk(mu_);
     for (size_t t = 0; t < b.tokens.size(); ++t) kv_.at(static_cast<size_t>(b.slots[t])) = b.tokens[t];
     for (size_t r = 0; r < b.logit_rows.size(); ++r) {

@@ -28,6 +28,7 @@ class ServerScripted : public ::testing::Test {
     delete server_;
     server_ = nullptr;
   }
+  void TearDown() override { runner_->step_sleep_ms = 0; }
   // The model's next answer (the same for every request until changed).
   void script(const std::string& text) { runner_->set_script(server_->runtime().tokenizer->encode(text)); }
   static TestServer* server_;
@@ -127,6 +128,9 @@ TEST_F(ServerScripted, ParallelToolCallsStreamedAndWhole) {
 
 TEST_F(ServerScripted, ParallelToolCallsFalseStopsAfterTheFirstCall) {
   script(kTwoCalls);
+  // The cut is a cancel from the handler: with instant steps the 40-token script could
+  // end before it lands (seen once in CI), so steps take 2 ms here.
+  runner_->step_sleep_ms = 2;
   Json body = chat_body("Weather in Paris and Rome?", 100);
   body["tools"] = kTools;
   body["parallel_tool_calls"] = false;
