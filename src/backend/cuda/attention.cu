@@ -16,6 +16,10 @@
 // the backend into decode steps.
 //
 // Prompts use the same kernel: each token is a query with its own causal key range.
+//
+// The cache is f32, f16 or 8-bit (q8_0 rows, backend.h kv_row_bytes): an 8-bit row is read
+// as each lane's E int8 values plus the f16 scale of their 32-group (E <= 8, so a lane's
+// elements never straddle two groups), 1.0625 bytes an element instead of 2.
 #include <cmath>
 
 #include "backend/cuda/common.cuh"
@@ -57,6 +61,48 @@ __device__ __forceinline__ void load_row(const __half* p, float (&out)[E]) {
   }
 }
 
+// The 8-bit cache's element type tag (rows of kv_q8_row_bytes).
+struct Q8 {};
+
+// Where one lane's E elements of kv head g lie in a cache of KT: the cache row of `slot`.
+template <int E, typename KT>
+struct CacheLane {
+  const KT* base;  // the cache + g * head_dim + lane * E
+  int64_t row;
+  __device__ CacheLane(const void* cache, int64_t row_, int g, int lane)
+      : base(static_cast<const KT*>(cache) + g * 32 * E + lane * E), row(row_) {}
+  __device__ __forceinline__ void load(int64_t slot, float (&out)[E]) const { load_row<E>(base + slot * row, out); }
+};
+
+template <int E>
+struct CacheLane<E, Q8> {
+  const uint8_t* base;  // the cache + this lane's first element
+  const __half* scale;  // the cache + the f16 scale of its 32-group
+  int64_t row_bytes;
+  __device__ CacheLane(const void* cache, int64_t row, int g, int lane) {
+    const int64_t at = g * 32 * E + lane * E;
+    base = static_cast<const uint8_t*>(cache) + at;
+    scale = reinterpret_cast<const __half*>(static_cast<const uint8_t*>(cache) + row) + at / 32;
+    row_bytes = kv_q8_row_bytes(row);
+  }
+  __device__ __forceinline__ void load(int64_t slot, float (&out)[E]) const {
+    const uint8_t* p = base + slot * row_bytes;
+    const float d = __half2float(*reinterpret_cast<const __half*>(reinterpret_cast<const uint8_t*>(scale) + slot * row_bytes));
+    int8_t q[E];
+    if constexpr (E == 1) {
+      q[0] = static_cast<int8_t>(*p);
+    } else if constexpr (E == 2) {
+      *reinterpret_cast<char2*>(q) = *reinterpret_cast<const char2*>(p);
+    } else if constexpr (E == 4) {
+      *reinterpret_cast<char4*>(q) = *reinterpret_cast<const char4*>(p);
+    } else {
+      *reinterpret_cast<int2*>(q) = *reinterpret_cast<const int2*>(p);
+    }
+#pragma unroll
+    for (int e = 0; e < E; ++e) out[e] = static_cast<float>(q[e]) * d;
+  }
+};
+
 template <int E, typename KT>
 __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const AttentionParams p) {
   pdl_begin();
@@ -94,8 +140,7 @@ __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const Attenti
 
   const int32_t* table = p.block_tables + p.table_offset[t];
   const int64_t row = static_cast<int64_t>(p.n_kv_heads) * kHd;
-  const KT* kc = static_cast<const KT*>(p.k_cache) + g * kHd + lane * E;
-  const KT* vc = static_cast<const KT*>(p.v_cache) + g * kHd + lane * E;
+  const CacheLane<E, KT> kc(p.k_cache, row, g, lane), vc(p.v_cache, row, g, lane);
   auto slot_of = [&](int pos) {
     return static_cast<int64_t>(table[pos / p.block_size]) * p.block_size + pos % p.block_size;
   };
@@ -117,20 +162,20 @@ __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const Attenti
   };
   int pos = k_begin + warp;
   for (; pos + kWarps < k_end; pos += 2 * kWarps) {
-    const int64_t s0 = slot_of(pos) * row, s1 = slot_of(pos + kWarps) * row;
+    const int64_t s0 = slot_of(pos), s1 = slot_of(pos + kWarps);
     float k0[E], v0[E], k1[E], v1[E];
-    load_row<E>(kc + s0, k0);
-    load_row<E>(vc + s0, v0);
-    load_row<E>(kc + s1, k1);
-    load_row<E>(vc + s1, v1);
+    kc.load(s0, k0);
+    vc.load(s0, v0);
+    kc.load(s1, k1);
+    vc.load(s1, v1);
     update(k0, v0);
     update(k1, v1);
   }
   if (pos < k_end) {
-    const int64_t s0 = slot_of(pos) * row;
+    const int64_t s0 = slot_of(pos);
     float k0[E], v0[E];
-    load_row<E>(kc + s0, k0);
-    load_row<E>(vc + s0, v0);
+    kc.load(s0, k0);
+    vc.load(s0, v0);
     update(k0, v0);
   }
 
@@ -216,6 +261,17 @@ __global__ void kv_store_kernel(const KvStoreParams p) {
   }
 }
 
+// One warp per (token, 32-group of the row): the group's scale needs all 32 values.
+__global__ void kv_store_q8_kernel(const KvStoreParams p) {
+  pdl_begin();
+  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  if (w >= p.n * (p.row / 32)) return;  // uniform per warp
+  const int64_t t = w / (p.row / 32), i = (w % (p.row / 32)) * 32 + threadIdx.x % kWarp;
+  const int64_t dst = p.slots[t] * kv_q8_row_bytes(p.row);
+  warp_store_kv_q8(p.k[t * p.row + i], static_cast<uint8_t*>(p.k_cache) + dst, p.row, i);
+  warp_store_kv_q8(p.v[t * p.row + i], static_cast<uint8_t*>(p.v_cache) + dst, p.row, i);
+}
+
 template <typename KT>
 void attention_for(const AttentionParams& p, cudaStream_t stream) {
   const int group = p.n_heads / p.n_kv_heads;
@@ -240,14 +296,16 @@ bool attention_head_dim_supported(int64_t head_dim) {
 
 void launch_attention(const AttentionParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
-  if (p.kind == 1) attention_for<__half>(p, stream);
+  if (p.kind == 2) attention_for<Q8>(p, stream);
+  else if (p.kind == 1) attention_for<__half>(p, stream);
   else attention_for<float>(p, stream);
 }
 
 void launch_kv_store(const KvStoreParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
   const unsigned grid = grid_for(p.n * p.row, 256);
-  if (p.kind == 1) HEARTH_LAUNCH((kv_store_kernel<__half>), grid, 256, 0, stream, p);
+  if (p.kind == 2) HEARTH_LAUNCH(kv_store_q8_kernel, grid, 256, 0, stream, p);  // a thread per element, a warp per group
+  else if (p.kind == 1) HEARTH_LAUNCH((kv_store_kernel<__half>), grid, 256, 0, stream, p);
   else HEARTH_LAUNCH((kv_store_kernel<float>), grid, 256, 0, stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
