@@ -5,8 +5,11 @@
 // value row is loaded once for all of them. Warps take every 4th key of the split; each
 // lane holds E = head_dim / 32 contiguous elements of the key/value rows (one coalesced
 // load per row per warp) and an online softmax per head (running max and sum, base-2
-// exponentials with log2(e) folded into the query scale). Two keys are loaded before
-// either is used. The warps' states are merged in shared memory; with one split that is
+// exponentials with log2(e) folded into the query scale). D = 4 keys (AttentionParams::
+// keys_in_flight; 2 as before, and at head_dim 256) are loaded before any is used and share one rescaling of
+// the state: a long context is bound by latency, not bandwidth (H200, 8B shape, 16384
+// keys: tg 131.8 tok/s with 2 keys, 140.3 with 4, 118.7 with 8, whose 140 registers a
+// thread halve the resident blocks). The warps' states are merged in shared memory; with one split that is
 // the output, otherwise (max, sum, acc) go to a buffer, and the last block of the splits
 // of a (token, head group) to finish, found by an atomic count, combines them
 // (flash-decoding in one launch). The split count depends only on the batch shape and the context's
@@ -65,14 +68,26 @@ __device__ __forceinline__ void load_row(const __half* p, float (&out)[E]) {
 struct Q8 {};
 
 // Where one lane's E elements of kv head g lie in a cache of KT: the cache row of `slot`.
+// load() gives the elements and a factor they must be multiplied by (1 but for 8 bits: the
+// scale their 32-group shares, applied by the kernel once per lane instead of per element).
 template <int E, typename KT>
 struct CacheLane {
   const KT* base;  // the cache + g * head_dim + lane * E
   int64_t row;
   __device__ CacheLane(const void* cache, int64_t row_, int g, int lane)
       : base(static_cast<const KT*>(cache) + g * 32 * E + lane * E), row(row_) {}
-  __device__ __forceinline__ void load(int64_t slot, float (&out)[E]) const { load_row<E>(base + slot * row, out); }
+  __device__ __forceinline__ float load(int64_t slot, float (&out)[E]) const {
+    load_row<E>(base + slot * row, out);
+    return 1.0f;
+  }
 };
+
+// The signed byte i of x as a float: 2^23 * 1.5 + b has b in its low mantissa bits, so an
+// integer add and a float subtract replace the slower integer-to-float conversion.
+__device__ __forceinline__ float byte_to_float(uint32_t x, int i) {
+  const int b = static_cast<int>(x << (24 - 8 * i)) >> 24;
+  return __int_as_float(0x4B400000 + b) - 12582912.0f;
+}
 
 template <int E>
 struct CacheLane<E, Q8> {
@@ -85,25 +100,27 @@ struct CacheLane<E, Q8> {
     scale = reinterpret_cast<const __half*>(static_cast<const uint8_t*>(cache) + row) + at / 32;
     row_bytes = kv_q8_row_bytes(row);
   }
-  __device__ __forceinline__ void load(int64_t slot, float (&out)[E]) const {
+  __device__ __forceinline__ float load(int64_t slot, float (&out)[E]) const {
     const uint8_t* p = base + slot * row_bytes;
     const float d = __half2float(*reinterpret_cast<const __half*>(reinterpret_cast<const uint8_t*>(scale) + slot * row_bytes));
-    int8_t q[E];
+    uint32_t w[(E + 3) / 4];
     if constexpr (E == 1) {
-      q[0] = static_cast<int8_t>(*p);
+      w[0] = *p;
     } else if constexpr (E == 2) {
-      *reinterpret_cast<char2*>(q) = *reinterpret_cast<const char2*>(p);
+      w[0] = *reinterpret_cast<const uint16_t*>(p);
     } else if constexpr (E == 4) {
-      *reinterpret_cast<char4*>(q) = *reinterpret_cast<const char4*>(p);
+      w[0] = *reinterpret_cast<const uint32_t*>(p);
     } else {
-      *reinterpret_cast<int2*>(q) = *reinterpret_cast<const int2*>(p);
+      const uint2 u = *reinterpret_cast<const uint2*>(p);
+      w[0] = u.x, w[1] = u.y;
     }
 #pragma unroll
-    for (int e = 0; e < E; ++e) out[e] = static_cast<float>(q[e]) * d;
+    for (int e = 0; e < E; ++e) out[e] = byte_to_float(w[e / 4], e % 4);
+    return d;
   }
 };
 
-template <int E, typename KT>
+template <int E, typename KT, int D>
 __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const AttentionParams p) {
   pdl_begin();
   constexpr int kHd = 32 * E;
@@ -144,39 +161,52 @@ __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const Attenti
   auto slot_of = [&](int pos) {
     return static_cast<int64_t>(table[pos / p.block_size]) * p.block_size + pos % p.block_size;
   };
-  auto update = [&](const float (&k)[E], const float (&v)[E]) {
+  // D keys of the warp (pos, pos + 4, ...) are loaded before any is used, so a warp keeps
+  // D rows of keys and of values in flight; their scores share one rescaling of the state.
+  for (int pos = k_begin + warp; pos < k_end; pos += D * kWarps) {
+    float k[D][E], v[D][E], kd[D], vd[D];  // elements and their factors (CacheLane::load)
+#pragma unroll
+    for (int d = 0; d < D; ++d) {
+      if (pos + d * kWarps < k_end) {  // uniform per warp
+        const int64_t slot = slot_of(pos + d * kWarps);
+        kd[d] = kc.load(slot, k[d]);
+        vd[d] = vc.load(slot, v[d]);
+      } else {
+        kd[d] = vd[d] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; ++e) k[d][e] = v[d][e] = 0.0f;
+      }
+    }
 #pragma unroll
     for (int j = 0; j < kHeadsPerBlock; ++j) {
       if (j >= nh) break;
-      float s = 0;
+      float sc[D];
 #pragma unroll
-      for (int e = 0; e < E; ++e) s += qr[j][e] * k[e];
-      s = warp_sum(s);
-      const float m_new = fmaxf(m[j], s);
-      const float corr = exp2f(m[j] - m_new), w = exp2f(s - m_new);
-      l[j] = l[j] * corr + w;
+      for (int d = 0; d < D; ++d) {
+        float a = 0;
 #pragma unroll
-      for (int e = 0; e < E; ++e) acc[j][e] = acc[j][e] * corr + w * v[e];
+        for (int e = 0; e < E; ++e) a += qr[j][e] * k[d][e];
+        sc[d] = a * kd[d];
+      }
+#pragma unroll
+      for (int d = 0; d < D; ++d) sc[d] = warp_sum(sc[d]);
+      float m_new = m[j];
+#pragma unroll
+      for (int d = 0; d < D; ++d) m_new = pos + d * kWarps < k_end ? fmaxf(m_new, sc[d]) : m_new;
+      const float corr = exp2f(m[j] - m_new);  // key pos is valid: m_new is finite
+      l[j] *= corr;
+#pragma unroll
+      for (int e = 0; e < E; ++e) acc[j][e] *= corr;
+#pragma unroll
+      for (int d = 0; d < D; ++d) {
+        const float w = pos + d * kWarps < k_end ? exp2f(sc[d] - m_new) : 0.0f;
+        l[j] += w;
+        const float wv = w * vd[d];
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[j][e] += wv * v[d][e];
+      }
       m[j] = m_new;
     }
-  };
-  int pos = k_begin + warp;
-  for (; pos + kWarps < k_end; pos += 2 * kWarps) {
-    const int64_t s0 = slot_of(pos), s1 = slot_of(pos + kWarps);
-    float k0[E], v0[E], k1[E], v1[E];
-    kc.load(s0, k0);
-    vc.load(s0, v0);
-    kc.load(s1, k1);
-    vc.load(s1, v1);
-    update(k0, v0);
-    update(k1, v1);
-  }
-  if (pos < k_end) {
-    const int64_t s0 = slot_of(pos);
-    float k0[E], v0[E];
-    kc.load(s0, k0);
-    vc.load(s0, v0);
-    update(k0, v0);
   }
 
   // Merge the warps' states.
@@ -272,6 +302,14 @@ __global__ void kv_store_q8_kernel(const KvStoreParams p) {
   warp_store_kv_q8(p.v[t * p.row + i], static_cast<uint8_t*>(p.v_cache) + dst, p.row, i);
 }
 
+template <int E, typename KT>
+void attention_launch(const AttentionParams& p, dim3 grid, dim3 block, cudaStream_t stream) {
+  // Keys in flight per warp: 4, or 2 (HEARTH_CUDA_ATTN_KEYS=2, the kernel before 4; and at
+  // head_dim 256, where 4 take 168 registers a thread, unmeasured).
+  if (p.keys_in_flight == 2 || E == 8) HEARTH_LAUNCH((attention_kernel<E, KT, 2>), grid, block, 0, stream, p);
+  else HEARTH_LAUNCH((attention_kernel<E, KT, 4>), grid, block, 0, stream, p);
+}
+
 template <typename KT>
 void attention_for(const AttentionParams& p, cudaStream_t stream) {
   const int group = p.n_heads / p.n_kv_heads;
@@ -279,10 +317,10 @@ void attention_for(const AttentionParams& p, cudaStream_t stream) {
                   static_cast<unsigned>(p.n_splits));
   const dim3 block(kWarps * kWarp);
   switch (p.head_dim) {
-    case 32: HEARTH_LAUNCH((attention_kernel<1, KT>), grid, block, 0, stream, p); break;
-    case 64: HEARTH_LAUNCH((attention_kernel<2, KT>), grid, block, 0, stream, p); break;
-    case 128: HEARTH_LAUNCH((attention_kernel<4, KT>), grid, block, 0, stream, p); break;
-    case 256: HEARTH_LAUNCH((attention_kernel<8, KT>), grid, block, 0, stream, p); break;
+    case 32: attention_launch<1, KT>(p, grid, block, stream); break;
+    case 64: attention_launch<2, KT>(p, grid, block, stream); break;
+    case 128: attention_launch<4, KT>(p, grid, block, stream); break;
+    case 256: attention_launch<8, KT>(p, grid, block, stream); break;
     default: fail("attention: head_dim " + std::to_string(p.head_dim) + " is not supported by the CUDA backend");
   }
   HEARTH_CUDA_LAUNCHED();

@@ -72,6 +72,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     const int keys = std::atoi(e);
     if (keys == 32 || keys == 64) flash_key_tile_ = keys;
   }
+  if (const char* e = std::getenv("HEARTH_CUDA_ATTN_KEYS")) {
+    const int keys = std::atoi(e);
+    if (keys == 2) attn_keys_ = keys;
+  }
   smem_optin_ = static_cast<int64_t>(prop.sharedMemPerBlockOptin);
   const char* prof = std::getenv("HEARTH_CUDA_PROFILE");
   if (prof && std::string(prof) == "1") {

@@ -134,6 +134,7 @@ class CudaBackend final : public Backend {
   bool flash_ = true;           // HEARTH_CUDA_FLASH=0: prompt steps use the per-token attention kernel
   int flash_row_tiles_ = 0;     // HEARTH_CUDA_FLASH_TILES=1|2: row tiles per warp of every launch (experiments)
   int flash_key_tile_ = 0;      // HEARTH_CUDA_FLASH_KEYS=32|64: keys per tile at 2 row tiles (experiments)
+  int attn_keys_ = 0;           // HEARTH_CUDA_ATTN_KEYS=2: decode attention's keys in flight per warp as before 4 (experiments)
   int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows

@@ -425,6 +425,7 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
   common(p);
   p.n_splits = attention_splits(n, n_heads);
   p.kind = kv_kind();
+  p.keys_in_flight = attn_keys_;
   if (p.n_splits > 1) {
     const int64_t parts = n * n_heads * p.n_splits;
     auto* part = static_cast<float*>(scratch(attn_part_, static_cast<size_t>(parts * (hd + 2)) * sizeof(float),

@@ -208,7 +208,7 @@ struct AttentionParams {
   int64_t n;
   int32_t n_heads, n_kv_heads, head_dim, block_size, n_splits, kind;  // kind as KvStoreParams
   float scale;
-  int32_t pad;
+  int32_t keys_in_flight;  // per warp: 2, or 0 for the default, 4
 };
 void launch_attention(const AttentionParams& p, cudaStream_t stream);
 bool attention_head_dim_supported(int64_t head_dim);
