@@ -13,10 +13,11 @@
 // against the CPU on real files.
 //
 // ppN: one N-token prompt from an empty cache. tgN: N single-token steps after a 1-token
-// prompt; with --deep 1, N steps after the N-token prompt of ppN instead (decode at a long
-// context, where attention reads the whole cache each step). --batch B (the issue's aggregate figure): B sequences, each given its own
-// N-token prompt (one step each), then N decode steps of B tokens, one per sequence
-// (one StepBatch, as the scheduler packs them); aggregate tokens/s = B * N / time.
+// prompt; with --deep 1, N steps after the N-token prompt of ppN instead (decode at a
+// long context, where attention reads the whole cache each step). --batch B (the issue's
+// aggregate figure): B sequences, each given its own N-token prompt (one step each), then
+// N decode steps of B tokens, one per sequence (one StepBatch, as the scheduler packs
+// them); aggregate tokens/s = B * N / time.
 // Bytes per decode step = every weight matrix (the embedding table only when it
 // is also the output head) + the KV cache read at the mean context. Bandwidth: a device-
 // to-device copy of 2 GiB, counting bytes read and written. Mean of --reps runs after one
@@ -291,11 +292,13 @@ int main(int argc, char** argv) {
                 static_cast<double>(mem.scratch) / (1 << 20), load_s);
     std::printf("device copy bandwidth %.0f GB/s\n", bw / 1e9);
     std::printf("KV cache %s: %lld bytes per token (all layers, K and V); tokens in a KV budget of 8 GiB: %lld\n",
-                o.kv.c_str(), static_cast<long long>(kv_per_token), static_cast<long long>((int64_t{8} << 30) / kv_per_token));
+                o.kv.c_str(), static_cast<long long>(kv_per_token),
+                static_cast<long long>((int64_t{8} << 30) / kv_per_token));
     std::printf("| test | tok/s | ms/token | GB/s | %% of copy bandwidth |\n|---|---:|---:|---:|---:|\n");
     if (o.batch == 0) {
       if (o.prompt > 0) std::printf("| pp%d | %.0f | | | |\n", o.prompt, pp);
-      std::printf("| tg%d%s | %.1f | %.3f | %.0f | %.0f%% |\n", o.gen, o.deep ? (" @ " + std::to_string(o.prompt)).c_str() : "", tg, 1e3 / tg, step_bytes * tg / 1e9,
+      const std::string at = o.deep ? " @ " + std::to_string(o.prompt) : "";
+      std::printf("| tg%d%s | %.1f | %.3f | %.0f | %.0f%% |\n", o.gen, at.c_str(), tg, 1e3 / tg, step_bytes * tg / 1e9,
                   100 * step_bytes * tg / bw);
       std::printf("decode step (last run): %.3f ms issuing ops on the host, %.3f ms waiting for the GPU\n",
                   1e3 * g_issue_s / o.gen, 1e3 * g_wait_s / o.gen);

@@ -2,8 +2,9 @@
 // Weights stay where the loader put them (the file mapping); activations and the KV cache
 // are plain heap arrays owned here. The KV cache is F32 (exact, and simple to read back)
 // or, when asked (--kv-cache-type q8_0), the 8-bit rows of kv_quant.h, quantized as they
-// are stored and dequantized by the attention. It comes from calloc, so a large cache costs address space, not resident memory, until
-// positions are written (the OS hands out zero pages on first touch).
+// are stored and dequantized by the attention. It comes from calloc, so a large cache
+// costs address space, not resident memory, until positions are written (the OS hands out
+// zero pages on first touch).
 #include <cstdlib>
 #include <cstring>
 #include <memory>

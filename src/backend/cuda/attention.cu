@@ -102,7 +102,8 @@ struct CacheLane<E, Q8> {
   }
   __device__ __forceinline__ float load(int64_t slot, float (&out)[E]) const {
     const uint8_t* p = base + slot * row_bytes;
-    const float d = __half2float(*reinterpret_cast<const __half*>(reinterpret_cast<const uint8_t*>(scale) + slot * row_bytes));
+    const auto* d_at = reinterpret_cast<const __half*>(reinterpret_cast<const uint8_t*>(scale) + slot * row_bytes);
+    const float d = __half2float(*d_at);
     uint32_t w[(E + 3) / 4];
     if constexpr (E == 1) {
       w[0] = *p;
@@ -342,7 +343,7 @@ void launch_attention(const AttentionParams& p, cudaStream_t stream) {
 void launch_kv_store(const KvStoreParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
   const unsigned grid = grid_for(p.n * p.row, 256);
-  if (p.kind == 2) HEARTH_LAUNCH(kv_store_q8_kernel, grid, 256, 0, stream, p);  // a thread per element, a warp per group
+  if (p.kind == 2) HEARTH_LAUNCH(kv_store_q8_kernel, grid, 256, 0, stream, p);  // a warp per 32-group
   else if (p.kind == 1) HEARTH_LAUNCH((kv_store_kernel<__half>), grid, 256, 0, stream, p);
   else HEARTH_LAUNCH((kv_store_kernel<float>), grid, 256, 0, stream, p);
   HEARTH_CUDA_LAUNCHED();

@@ -6,9 +6,10 @@
 // stored bytes, still quantized (plus 16 bytes of padding for the kernels' unaligned
 // loads); activations are plain device arrays; the KV cache is one pool of blocks per
 // layer (n_blocks * block_size cache rows of keys, then of values; a row is n_kv_heads *
-// head_dim elements, kv_row_bytes), f32, f16 or q8_0 as KvCacheConfig asks. Internal scratch (quantized activations, f16 tiles for cuBLAS,
-// attention partials) grows on demand; a buffer replaced while queued work may still use
-// it is retired until the next synchronisation.
+// head_dim elements, kv_row_bytes), f32, f16 or q8_0 as KvCacheConfig asks. Internal
+// scratch (quantized activations, f16 tiles for cuBLAS, attention partials) grows on
+// demand; a buffer replaced while queued work may still use it is retired until the next
+// synchronisation.
 //
 // Execution: one stream. begin_step uploads the step (ids, positions, slots, block tables)
 // into a device buffer at fixed offsets; ops launch through a LaunchTape, which for steps
@@ -134,7 +135,7 @@ class CudaBackend final : public Backend {
   bool flash_ = true;           // HEARTH_CUDA_FLASH=0: prompt steps use the per-token attention kernel
   int flash_row_tiles_ = 0;     // HEARTH_CUDA_FLASH_TILES=1|2: row tiles per warp of every launch (experiments)
   int flash_key_tile_ = 0;      // HEARTH_CUDA_FLASH_KEYS=32|64: keys per tile at 2 row tiles (experiments)
-  int attn_keys_ = 0;           // HEARTH_CUDA_ATTN_KEYS=2: decode attention's keys in flight per warp as before 4 (experiments)
+  int attn_keys_ = 0;           // HEARTH_CUDA_ATTN_KEYS=2: keys in flight per warp of decode attention (experiments)
   int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows
