@@ -225,14 +225,19 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
       const __half* rd = raw_d + (j & 1) * 2 * kKeys * (HD / 32);
       for (int i = tid; i < 2 * kKeys * kChunks; i += kThreads) {
         const int r = i / kChunks, c = i % kChunks;  // r < kKeys: keys, else values
-        const int2 raw = *reinterpret_cast<const int2*>(rq + r * HD + c * 8);
+        const uint2 raw = *reinterpret_cast<const uint2*>(rq + r * HD + c * 8);
         const __half2 d = __half2half2(rd[r * (HD / 32) + c / 4]);
-        const auto* b = reinterpret_cast<const int8_t*>(&raw);
+        // Byte q + 128 under the exponent byte 0x64 is the f16 1152 + q, exactly (spacing 1
+        // in [1024, 2048)); minus 1152 is q, and q * d takes the one rounding of the f16 cache.
+        const uint32_t w[2] = {raw.x ^ 0x80808080u, raw.y ^ 0x80808080u};
         uint4 out;
         auto* h = reinterpret_cast<__half2*>(&out);
+        const __half2 bias = __float2half2_rn(1152.0f);
 #pragma unroll
-        for (int e = 0; e < 4; ++e)  // |q| <= 127: exact in f16, and so is q * d up to one rounding
-          h[e] = __hmul2(__halves2half2(__int2half_rn(b[2 * e]), __int2half_rn(b[2 * e + 1])), d);
+        for (int e = 0; e < 4; ++e) {
+          const uint32_t u = __byte_perm(w[e / 2], 0x64646464u, e % 2 ? 0x4342 : 0x4140);
+          h[e] = __hmul2(__hsub2(*reinterpret_cast<const __half2*>(&u), bias), d);
+        }
         __half* dst = (r < kKeys ? k_s + r * S : v_s + (r - kKeys) * S) + c * 8;
         *reinterpret_cast<uint4*>(dst) = out;
       }
