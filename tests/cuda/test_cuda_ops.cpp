@@ -83,7 +83,9 @@ TEST_F(CudaOps, MatmulEveryTypeAndSize) {
 // rounds of units (q4_K long: 272 units for 128 threads loading 2 at a time),
 // row lengths with a partial last 128-byte row of staged activations, and one token
 // (activations staged in shared memory) next to two (read from global memory). Three
-// weights of one input are merged into one launch, as q/k/v are.
+// weights of one input are merged into one launch, as q/k/v are. One token streams these
+// weights (matmul_stream.cu, sm_90): rows that end inside a stage, and MLX scales and
+// biases streamed beside their rows (row scale bytes a multiple of 16).
 TEST_F(CudaOps, MatmulDecodeShapes) {
   struct Shape {
     WeightSpec spec;
@@ -94,6 +96,7 @@ TEST_F(CudaOps, MatmulDecodeShapes) {
       {{"q4_K", DType::Q4_K, 2304}, 6001},  {{"q4_K long", DType::Q4_K, 17408}, 301},
       {{"q5_K", DType::Q5_K, 2304}, 3001},  {{"q6_K", DType::Q6_K, 9984}, 523},
       {{"q8_0", DType::Q8_0, 1056}, 4099},  {{"mlx4 g64", DType::MLX_AFFINE, 2048, 4, 64}, 6001},
+      {{"mlx4 g32", DType::MLX_AFFINE, 1024, 4, 32}, 2001}, {{"mlx8 g64", DType::MLX_AFFINE, 4096, 8, 64}, 1003},
   };
   for (const auto& sh : shapes) {
     const WeightSpec& spec = sh.spec;

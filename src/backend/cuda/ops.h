@@ -81,7 +81,7 @@ constexpr int64_t kGemvMaxTokens = 8;
 
 // matmul_stream.cu: the same product for one token (n == 1) with the weight streamed
 // through shared memory by the bulk copy engine; launch_gemv takes this path where it
-// applies (compute capability 9.0, quantized types, rows of at most 16 KiB) and returns
+// applies (compute capability 9.0, quantized types incl. MLX, rows of at most 20 KiB) and returns
 // false otherwise. HEARTH_CUDA_STREAM=0 turns it off.
 bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream);
 
