@@ -1,7 +1,8 @@
 // cuda_decode: prompt and decode speed of a Qwen3-shaped model on the CUDA backend, and
 // the fraction of the GPU's measured memory bandwidth that decoding reaches.
 //   cuda_decode [--shape 8b] [--type q4_k_m|q4_0|q8_0|q6_k|mlx4|mlx8] [--layers N]
-//               [--prompt 512] [--gen 128] [--reps 3] [--kv f16|f32] [--batch B]
+//               [--prompt 512] [--gen 128] [--reps 3] [--kv f16|q8_0|f32] [--batch B]
+//               [--deep 1]
 // The weights are made in memory: random bytes in the stored layout of
 // each type with valid scales (the Q4_K_M mix gives attn_v/ffn_down of the same layers
 // Q6_K as the writer does, and the output head Q6_K), uploaded one matrix at a time. Speed
@@ -12,9 +13,11 @@
 // against the CPU on real files.
 //
 // ppN: one N-token prompt from an empty cache. tgN: N single-token steps after a 1-token
-// prompt. --batch B (the issue's aggregate figure): B sequences, each given its own
-// N-token prompt (one step each), then N decode steps of B tokens, one per sequence
-// (one StepBatch, as the scheduler packs them); aggregate tokens/s = B * N / time.
+// prompt; with --deep 1, N steps after the N-token prompt of ppN instead (decode at a
+// long context, where attention reads the whole cache each step). --batch B (the issue's
+// aggregate figure): B sequences, each given its own N-token prompt (one step each), then
+// N decode steps of B tokens, one per sequence (one StepBatch, as the scheduler packs
+// them); aggregate tokens/s = B * N / time.
 // Bytes per decode step = every weight matrix (the embedding table only when it
 // is also the output head) + the KV cache read at the mean context. Bandwidth: a device-
 // to-device copy of 2 GiB, counting bytes read and written. Mean of --reps runs after one
@@ -39,7 +42,7 @@ namespace {
 
 struct Options {
   std::string shape = "8b", type = "q4_k_m", kv = "f16";
-  int layers = 0, prompt = 512, gen = 128, reps = 3, batch = 0;
+  int layers = 0, prompt = 512, gen = 128, reps = 3, batch = 0, deep = 0;
 };
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -241,6 +244,7 @@ int main(int argc, char** argv) {
     else if (f == "--gen") o.gen = std::stoi(v);
     else if (f == "--reps") o.reps = std::stoi(v);
     else if (f == "--batch") o.batch = std::stoi(v);
+    else if (f == "--deep") o.deep = std::stoi(v);
     else return std::fprintf(stderr, "cuda_decode: unknown flag %s\n", f.c_str()), 2;
   }
   try {
@@ -255,7 +259,7 @@ int main(int argc, char** argv) {
     const int32_t per_seq = (n_ctx + block - 1) / block;
     KvCacheConfig kv{static_cast<int32_t>(c.num_hidden_layers), per_seq * std::max(o.batch, 1), block,
                      static_cast<int32_t>(c.num_key_value_heads), static_cast<int32_t>(c.head_dim),
-                     o.kv == "f32" ? DType::F32 : DType::F16};
+                     parse_kv_cache_type(o.kv)};
     be->init_kv_cache(kv);
     std::vector<float> logits(static_cast<size_t>(c.vocab_size));
     std::mt19937 rng(3);
@@ -266,15 +270,18 @@ int main(int argc, char** argv) {
       double t0 = now_s();
       if (o.prompt > 0) forward(*be, net, prompt, 0, logits);
       const double pp_s = now_s() - t0;
-      forward(*be, net, {prompt.empty() ? 1 : prompt[0]}, 0, logits);
+      const int32_t start = o.deep ? o.prompt : 1;  // the first decode position
+      if (!o.deep) forward(*be, net, {prompt.empty() ? 1 : prompt[0]}, 0, logits);
       t0 = now_s();
       g_issue_s = g_wait_s = 0;
-      for (int i = 1; i <= o.gen; ++i) forward(*be, net, {static_cast<int32_t>((i * 7919) % c.vocab_size)}, i, logits);
+      for (int i = 0; i < o.gen; ++i)
+        forward(*be, net, {static_cast<int32_t>(((i + 1) * 7919) % c.vocab_size)}, start + i, logits);
       const double tg_s = now_s() - t0;
       if (rep >= 0) pp += o.prompt / pp_s / o.reps, tg += o.gen / tg_s / o.reps;
     }
-    const int64_t kv_per_token = 2 * c.num_hidden_layers * c.kv_dim() * (o.kv == "f32" ? 4 : 2);
-    const double step_bytes = static_cast<double>(net.read_bytes) + kv_per_token * (1 + o.gen / 2.0);
+    const int64_t kv_per_token = 2 * c.num_hidden_layers * kv_row_bytes(kv);
+    const double depth = o.deep && o.batch == 0 ? o.prompt : 1;
+    const double step_bytes = static_cast<double>(net.read_bytes) + kv_per_token * (depth + o.gen / 2.0);
     const BackendMemory mem = be->memory();
     std::printf("%s\n", be->name().c_str());
     std::printf("model: qwen3 %s shape, %lld layers, %s (synthetic), KV %s; weights %.2f GiB, read per step %.3f GB\n",
@@ -284,10 +291,14 @@ int main(int argc, char** argv) {
                 static_cast<double>(mem.weights) / (1 << 30), static_cast<double>(mem.kv_cache) / (1 << 20),
                 static_cast<double>(mem.scratch) / (1 << 20), load_s);
     std::printf("device copy bandwidth %.0f GB/s\n", bw / 1e9);
+    std::printf("KV cache %s: %lld bytes per token (all layers, K and V); tokens in a KV budget of 8 GiB: %lld\n",
+                o.kv.c_str(), static_cast<long long>(kv_per_token),
+                static_cast<long long>((int64_t{8} << 30) / kv_per_token));
     std::printf("| test | tok/s | ms/token | GB/s | %% of copy bandwidth |\n|---|---:|---:|---:|---:|\n");
     if (o.batch == 0) {
       if (o.prompt > 0) std::printf("| pp%d | %.0f | | | |\n", o.prompt, pp);
-      std::printf("| tg%d | %.1f | %.3f | %.0f | %.0f%% |\n", o.gen, tg, 1e3 / tg, step_bytes * tg / 1e9,
+      const std::string at = o.deep ? " @ " + std::to_string(o.prompt) : "";
+      std::printf("| tg%d%s | %.1f | %.3f | %.0f | %.0f%% |\n", o.gen, at.c_str(), tg, 1e3 / tg, step_bytes * tg / 1e9,
                   100 * step_bytes * tg / bw);
       std::printf("decode step (last run): %.3f ms issuing ops on the host, %.3f ms waiting for the GPU\n",
                   1e3 * g_issue_s / o.gen, 1e3 * g_wait_s / o.gen);

@@ -40,6 +40,7 @@ struct LoadOptions {
   int64_t context = 0;  // KV cache size in tokens; 0 = the trained context capped by free memory
   int32_t batch = 512;  // prompt tokens per forward pass
   std::string device = "auto";  // "cuda", "cpu" or "auto" (cuda when a GPU is present)
+  std::string kv_cache_type;    // "f16", "q8_0" (8-bit: ~1.9x the tokens) or "f32"; "" = the device's default
 };
 
 struct ChatMessage {

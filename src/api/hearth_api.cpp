@@ -50,6 +50,7 @@ std::shared_ptr<LocalModel> LocalModel::load(const std::string& path, const Load
   RuntimeOptions ro;
   ro.threads = options.threads;
   ro.device = options.device;
+  ro.kv_cache_type = options.kv_cache_type;
   impl->rt = Runtime::open(path, ro);
   impl->options = options;
   const int32_t n_ctx = impl->rt.resolve_context(options.context);

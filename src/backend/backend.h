@@ -41,15 +41,27 @@ struct KvCacheConfig {
   int32_t block_size = 16;  // tokens per block
   int32_t n_kv_heads = 0;
   int32_t head_dim = 0;
-  DType dtype = DType::F32;  // F32, F16 or BF16 (backend may support a subset)
+  DType dtype = DType::F32;  // F32, F16 or Q8_0 (backend may support a subset)
 };
 
+// Bytes of one token's keys (or values) of one layer, a "cache row" of n_kv_heads * head_dim
+// elements. F32/F16: the elements. Q8_0 (head_dim % 32 == 0): the elements as int8, q[row],
+// then one f16 scale per 32 elements, d[row / 32] (element i is q[i] * d[i / 32]; each
+// 32-group lies inside one head), then zeros up to a multiple of 16 bytes, so every row
+// and every head's int8 values start 16-byte aligned. 8.5 bits an element: 1.88x the
+// tokens of F16 in the same memory.
+inline int64_t kv_row_bytes(const KvCacheConfig& c) {
+  const int64_t row = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  if (c.dtype == DType::Q8_0) return (row + row / 32 * 2 + 15) / 16 * 16;
+  return row * (c.dtype == DType::F32 ? 4 : 2);
+}
+
 // Bytes of one KV block, all layers: for each layer its keys, then its values, each
-// [block_size, n_kv_heads * head_dim] in the cache's dtype. The layout of
-// read_kv_block/write_kv_block, and of the prefix cache's files.
+// block_size cache rows (kv_row_bytes) in the cache's dtype. The layout of
+// read_kv_block/write_kv_block, and of the prefix cache's files (whose header records
+// the dtype, kv_file.h).
 inline int64_t kv_block_bytes(const KvCacheConfig& c) {
-  const int64_t elem = c.dtype == DType::F32 ? 4 : 2;
-  return 2 * static_cast<int64_t>(c.n_layers) * c.block_size * c.n_kv_heads * c.head_dim * elem;
+  return 2 * static_cast<int64_t>(c.n_layers) * c.block_size * kv_row_bytes(c);
 }
 
 // Bytes a backend has allocated, by use. Weights left in a file mapping (the CPU backend)
@@ -90,10 +102,16 @@ class Backend {
   virtual void write_kv_block(int32_t block, const uint8_t* host) = 0;
   // What this backend has allocated (for stats); a backend that does not count returns zeros.
   virtual BackendMemory memory() const { return {}; }
-  // The KV cache type this backend runs best, which Model::kv_cache_config asks for: the
-  // CPU's attention reads F32; CUDA keeps F16 (half the memory and half the bytes that
-  // decode attention streams; test_cuda_model bounds its effect on the logits).
-  virtual DType kv_dtype() const { return DType::F32; }
+  // The KV cache type Model::kv_cache_config asks for: the one set_kv_dtype chose, else
+  // default_kv_dtype(), the type this backend runs best: the CPU's attention reads F32;
+  // CUDA keeps F16 (half the memory and half the bytes that decode attention streams;
+  // test_cuda_model bounds its effect on the logits).
+  DType kv_dtype() const { return kv_dtype_set_ ? kv_dtype_ : default_kv_dtype(); }
+  virtual DType default_kv_dtype() const { return DType::F32; }
+  virtual bool supports_kv_dtype(DType t) const { return t == DType::F32; }
+  // The user's choice (--kv-cache-type), before the cache is created; Error if this
+  // backend cannot keep its cache in that type.
+  void set_kv_dtype(DType t);
   // Bytes per second that this device's memory moves in a device-to-device copy of about
   // `bytes` (read + written, best of a few passes), for benchmarks' "% of bandwidth"; 0
   // where the backend measures nothing (the CPU: the caller measures host memory itself).
@@ -136,7 +154,14 @@ class Backend {
   virtual void read_rows(Tensor x, float* host) = 0;
   // Waits for all queued work.
   virtual void sync() = 0;
+
+ private:
+  DType kv_dtype_ = DType::F32;
+  bool kv_dtype_set_ = false;
 };
+
+// The KV cache type named by --kv-cache-type: "f32", "f16" or "q8_0"; Error otherwise.
+DType parse_kv_cache_type(const std::string& name);
 
 // The CPU backend; n_threads 0 = all hardware threads.
 std::unique_ptr<Backend> make_cpu_backend(int n_threads = 0);

@@ -126,6 +126,7 @@ struct BenchOptions {
   int reps = 3;
   int threads = 0;
   std::string device = "auto";
+  std::string kv_cache_type;
   int batch = 512;
   bool json = false;
   double buffer_mib = 1024;
@@ -295,6 +296,7 @@ int run_bench(const BenchOptions& o) {
   RuntimeOptions ro;
   ro.threads = o.threads;
   ro.device = o.device;
+  ro.kv_cache_type = o.kv_cache_type;
   Runtime rt = Runtime::open(path, ro);
   const int64_t trained = rt.model->config().max_position_embeddings;
   for (int64_t n : pp) HEARTH_CHECK(trained <= 0 || n <= trained, "-p " + std::to_string(n) + " exceeds the context of " + std::to_string(trained));
@@ -421,6 +423,7 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--batch-sizes", o->batch_sizes, "also decode B sequences together, e.g. 1,2,4");
   sub->add_option("-t,--threads", o->threads, "CPU threads (default: all)");
   sub->add_option("--device", o->device, "cuda, cpu or auto (default auto: cuda when a GPU is present)");
+  sub->add_option("--kv-cache-type", o->kv_cache_type, kKvCacheTypeHelp);
   sub->add_option("-b,--batch", o->batch, "prompt tokens per forward pass (default 512)");
   sub->add_option("--bandwidth-mib", o->buffer_mib, "buffer size of the bandwidth measurement in MiB (default 1024)");
   sub->add_flag("--json", o->json, "print JSON instead of a Markdown table");

@@ -15,6 +15,7 @@ struct InfoOptions {
   std::string model;
   bool json = false;
   int64_t ctx = 0;
+  std::string kv_cache_type = "f32";  // of the estimate: what the cache will hold
 };
 
 std::string human_bytes(double b) {
@@ -44,7 +45,8 @@ int run_info(const InfoOptions& o) {
   const auto& c = model->config();
   const auto& info = model->info();
   const int64_t ctx = o.ctx > 0 ? o.ctx : c.max_position_embeddings;
-  const int64_t kv_bytes = model->kv_bytes_per_token(model->backend().kv_dtype()) * ctx;
+  const DType kv_type = parse_kv_cache_type(o.kv_cache_type);
+  const int64_t kv_bytes = model->kv_bytes_per_token(kv_type) * ctx;
   // Scratch for a 512-token prompt batch plus one row of logits.
   const int64_t scratch =
       4 * 512 * (3 * c.hidden_size + 2 * c.q_dim() + 2 * c.kv_dim() + 2 * c.intermediate_size) + 8 * c.vocab_size;
@@ -72,6 +74,7 @@ int run_info(const InfoOptions& o) {
   j["memory"] = {{"context", ctx},
                  {"weights_bytes", info.weight_bytes},
                  {"kv_cache_bytes", kv_bytes},
+                 {"kv_cache_type", o.kv_cache_type},
                  {"scratch_bytes", scratch},
                  {"total_bytes", total}};
   if (o.json) {
@@ -94,9 +97,9 @@ int run_info(const InfoOptions& o) {
   std::printf("context        %lld (rope %s, theta %g)\n", static_cast<long long>(c.max_position_embeddings),
               c.rope_scaling.rope_type.c_str(), c.rope_theta);
   std::printf("tokenizer      %s\n", info.tokenizer_kind.c_str());
-  std::printf("memory         %s weights + %s KV cache (f32, %lld tokens) + %s scratch = %s\n",
+  std::printf("memory         %s weights + %s KV cache (%s, %lld tokens) + %s scratch = %s\n",
               human_bytes(static_cast<double>(info.weight_bytes)).c_str(), human_bytes(static_cast<double>(kv_bytes)).c_str(),
-              static_cast<long long>(ctx), human_bytes(static_cast<double>(scratch)).c_str(),
+              o.kv_cache_type.c_str(), static_cast<long long>(ctx), human_bytes(static_cast<double>(scratch)).c_str(),
               human_bytes(static_cast<double>(total)).c_str());
   return 0;
 }
@@ -108,6 +111,7 @@ Command add_info(CLI::App& app) {
   app.add_option("model", o->model, "a .gguf file (first shard of a split model) or a model folder")->required();
   app.add_flag("--json", o->json, "print one JSON object");
   app.add_option("--ctx", o->ctx, "context length for the memory estimate (default: the model's)");
+  app.add_option("--kv-cache-type", o->kv_cache_type, "KV cache type of the estimate: f32 (default, the CPU's), f16 or q8_0");
   return [o] { return run_info(*o); };
 }
 

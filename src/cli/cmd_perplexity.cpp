@@ -102,6 +102,7 @@ int run_perplexity(const PerplexityOptions& o) {
   RuntimeOptions ro;
   ro.threads = o.model.threads;
   ro.device = o.model.device;
+  ro.kv_cache_type = o.model.kv_cache_type;
   Runtime rt = Runtime::open(resolve_model(o.model.model), ro);
   const int32_t n_ctx = rt.resolve_context(ctx);
   const std::vector<int32_t> ids = rt.tok().encode(text, /*parse_special=*/true);

@@ -35,6 +35,7 @@ namespace {
 struct ServeOptions {
   std::string model, host = "127.0.0.1", api_key, api_key_file, alias, cors, device = "auto";
   std::string reasoning_field = "reasoning_content";
+  std::string kv_cache_type;  // "" = the backend's default
   int port = 8080, parallel = 4, threads = 0, batch = 512, max_queue = 64;
   int64_t ctx = 0, kv_tokens = 0;
   bool prefix_cache = false;     // accepted for compatibility: the cache is on by default
@@ -125,7 +126,7 @@ int run_serve(const ServeOptions& o) {
 
   const std::string path = resolve_model(o.model);
   if (o.model.empty()) std::fprintf(stderr, "hearth: using the demo model %s (%s)\n", path.c_str(), kDemoModelNote);
-  Runtime rt = Runtime::open(path, {.threads = o.threads, .device = o.device});
+  Runtime rt = Runtime::open(path, {.threads = o.threads, .device = o.device, .kv_cache_type = o.kv_cache_type});
   const int32_t n_ctx = rt.resolve_context(o.ctx);
   HEARTH_CHECK(o.kv_tokens == 0 || o.kv_tokens >= n_ctx,
                "--kv-tokens " + std::to_string(o.kv_tokens) + ": must hold at least one full context (" +
@@ -209,6 +210,7 @@ Command add_serve(CLI::App& app) {
   app.add_option("-t,--threads", o->threads, "CPU threads (default: all)");
   app.add_option("-b,--batch", o->batch, "tokens per forward pass, shared by prompts and decodes (default 512)");
   app.add_option("--device", o->device, "cuda, cpu or auto (default auto)");
+  app.add_option("--kv-cache-type", o->kv_cache_type, kKvCacheTypeHelp);
   return [o] { return run_serve(*o); };
 }
 

@@ -82,6 +82,7 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-c,--ctx", f.ctx, "context size in tokens (default: the model's, capped by free memory)");
   app.add_option("-b,--batch", f.batch, "prompt tokens per forward pass (default 512)");
   app.add_option("--device", f.device, "cuda, cpu or auto (default auto: cuda when a GPU is present)");
+  app.add_option("--kv-cache-type", f.kv_cache_type, kKvCacheTypeHelp);
 }
 
 std::string resolve_model(const std::string& given) {
@@ -106,6 +107,7 @@ std::shared_ptr<LocalModel> load_model(const ModelFlags& f) {
   lo.context = f.ctx;
   lo.batch = f.batch;
   lo.device = f.device;
+  lo.kv_cache_type = f.kv_cache_type;
   return LocalModel::load(path, lo);
 }
 

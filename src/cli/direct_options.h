@@ -28,9 +28,14 @@ struct ModelFlags {
   int64_t ctx = 0;
   int batch = 512;
   std::string device = "auto";
+  std::string kv_cache_type;  // "" = the backend's default
 };
 
-// -m/--model, -t/--threads, -c/--ctx, -b/--batch.
+// The help text of --kv-cache-type (run, chat, batch, perplexity, bench model, serve).
+inline constexpr const char* kKvCacheTypeHelp =
+    "KV cache element type: f16, q8_0 (8-bit, ~1.9x the tokens in the same memory) or f32 (default: f16 on a GPU, f32 on the CPU)";
+
+// -m/--model, -t/--threads, -c/--ctx, -b/--batch, --device, --kv-cache-type.
 void add_model_flags(CLI::App& app, ModelFlags& flags);
 // The model path: -m as given, else the demo model (Error with a hint when it is missing).
 std::string resolve_model(const std::string& given);

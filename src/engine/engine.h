@@ -57,6 +57,7 @@ class StepRunner {
   // A name for the model and KV layout; 0 = this runner can't move blocks (no tier).
   virtual uint64_t cache_identity() const { return 0; }
   virtual int64_t kv_block_bytes() const { return 0; }  // bytes of one block (all layers)
+  virtual DType kv_dtype() const { return DType::F32; }  // the blocks' element type (kv files record it)
   virtual void read_kv_block(int32_t /*block*/, uint8_t* /*host*/) { fail("this runner cannot read KV blocks"); }
   virtual void write_kv_block(int32_t /*block*/, const uint8_t* /*host*/) { fail("this runner cannot write KV blocks"); }
 };
@@ -70,6 +71,7 @@ class ModelRunner : public StepRunner {
   void forward(const StepBatch& batch, float* logits) override { model_.forward(batch, logits); }
   uint64_t cache_identity() const override;
   int64_t kv_block_bytes() const override { return hearth::kv_block_bytes(model_.backend().kv_cache_config()); }
+  DType kv_dtype() const override { return model_.backend().kv_cache_config().dtype; }
   void read_kv_block(int32_t block, uint8_t* host) override { model_.backend().read_kv_block(block, host); }
   void write_kv_block(int32_t block, const uint8_t* host) override { model_.backend().write_kv_block(block, host); }
 

@@ -48,7 +48,8 @@ void Engine::init_tier() {
                       .ram_bytes = config_.cache_ram_bytes,
                       .identity = {.cache_id = identity,
                                    .block_size = static_cast<uint32_t>(config_.block_size),
-                                   .block_bytes = static_cast<uint64_t>(block_bytes)}};
+                                   .block_bytes = static_cast<uint64_t>(block_bytes),
+                                   .kv_dtype = runner_->kv_dtype()}};
   tier_ = std::make_unique<kv::KvTier>(std::move(tc));
   scheduler_.set_tier(tier_.get());
   stats_.tier_ram = config_.cache_ram_bytes > 0;

@@ -55,6 +55,7 @@ Runtime Runtime::open(const std::string& path, const RuntimeOptions& options) {
   Runtime rt;
   rt.path = path;
   rt.backend = make_backend(options);
+  if (!options.kv_cache_type.empty()) rt.backend->set_kv_dtype(parse_kv_cache_type(options.kv_cache_type));
   rt.model = Model::load(path, *rt.backend);
   std::string template_source;
   std::vector<int32_t> config_eos;

@@ -28,6 +28,9 @@ struct RuntimeOptions {
   // "cuda", "cpu" or "auto": the GPU when cuda_available(), else the CPU (with a note on
   // stderr in builds that have the CUDA backend).
   std::string device = "auto";
+  // --kv-cache-type: "f16", "q8_0" or "f32"; "" = the backend's own (f16 on CUDA, f32 on
+  // the CPU). A backend that cannot keep its cache in that type refuses it at open().
+  std::string kv_cache_type;
 };
 
 struct Runtime {

@@ -25,6 +25,23 @@ uint64_t get64(std::span<const uint8_t> b, size_t at) {
   for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(b[at + static_cast<size_t>(i)]) << (8 * i);
   return v;
 }
+// The type field: the dtype's name in 4 bytes, zero-padded.
+uint32_t type_tag(DType t) {
+  const std::string_view name = dtype_name(t);
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4 && i < name.size(); ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(name[i])) << (8 * i);
+  return v;
+}
+std::string tag_name(uint32_t tag) {
+  std::string s;
+  for (int i = 0; i < 4; ++i) {
+    const char c = static_cast<char>(tag >> (8 * i));
+    if (c == 0) break;
+    s += c >= 32 && c < 127 ? c : '?';
+  }
+  return s;
+}
+
 uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
 
 // The checksum of a whole file image: the header up to the checksum field, then the rest.
@@ -61,6 +78,7 @@ std::vector<uint8_t> encode_kv_file(const KvFileIdentity& id, const HostBlock& b
   put32(out, 12, kKvFileHeaderBytes);
   put64(out, 16, id.cache_id);
   put32(out, 24, id.block_size);
+  put32(out, 28, type_tag(id.kv_dtype));
   put64(out, 32, block.data.size());
   put64(out, 40, block.hash);
   put64(out, 48, block.parent);
@@ -76,6 +94,8 @@ std::string check_kv_header(std::span<const uint8_t> b, uint64_t file_size, cons
   if (get32(b, 8) != kKvFileVersion)
     return "format version " + std::to_string(get32(b, 8)) + " (this hearth reads " + std::to_string(kKvFileVersion) + ")";
   if (get32(b, 12) != kKvFileHeaderBytes) return "unexpected header size";
+  if (const uint32_t tag = get32(b, 28); tag != 0 && tag != type_tag(id.kv_dtype))
+    return "written by a " + tag_name(tag) + " KV cache (this cache holds " + std::string(dtype_name(id.kv_dtype)) + ")";
   if (get64(b, 16) != id.cache_id) return "written for another model or KV layout";
   if (get32(b, 24) != id.block_size || get64(b, 32) != id.block_bytes) return "block size or payload size differs";
   const uint64_t want = kKvFileHeaderBytes + 4ull * id.block_size + id.block_bytes;

@@ -10,13 +10,15 @@
 //       16     8  cache identity: the model (tensor layout and data samples) and the KV
 //                 geometry (dtype, layers, heads, head_dim, block size)
 //       24     4  block size (tokens)
-//       28     4  reserved (0)
+//       28     4  KV element type: its name, ASCII, zero-padded ("f16", "q8_0", "f32");
+//                 all zeros in files written before the 8-bit cache (read as "not
+//                 recorded": the cache identity, which covers the type too, decides)
 //       32     8  payload bytes
 //       40     8  chained hash of this block (covers every token before it)
 //       48     8  chained hash of the previous block (0 for the first)
 //       56     8  checksum of bytes [0, 56) and everything after byte 64
 //   64 + 4*bs      token ids (int32), then the payload
-// A reader trusts nothing: wrong magic, version, identity, sizes or checksum make the
+// A reader trusts nothing: wrong magic, version, KV type, identity, sizes or checksum make the
 // file unusable (read_kv_file says why in one line) and the tier removes it.
 #pragma once
 
@@ -24,6 +26,8 @@
 #include <span>
 #include <string>
 #include <vector>
+
+#include "core/dtype.h"
 
 namespace hearth::kv {
 
@@ -43,6 +47,7 @@ struct KvFileIdentity {
   uint64_t cache_id = 0;     // model + KV geometry
   uint32_t block_size = 0;   // tokens per block
   uint64_t block_bytes = 0;  // payload bytes per block
+  DType kv_dtype = DType::F16;  // the cache's element type (KvCacheConfig::dtype)
 };
 
 // A fast 64-bit checksum (four multiply-rotate lanes over 8-byte words), for detecting

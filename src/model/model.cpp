@@ -21,8 +21,9 @@ KvCacheConfig Model::kv_cache_config(int32_t n_blocks, int32_t block_size) const
 }
 
 int64_t Model::kv_bytes_per_token(DType kv_dtype) const {
-  const int64_t elem = kv_dtype == DType::F32 ? 4 : 2;
-  return 2 * config_.num_hidden_layers * config_.kv_dim() * elem;
+  KvCacheConfig kv = kv_cache_config(0, 1);
+  kv.dtype = kv_dtype;
+  return 2 * config_.num_hidden_layers * kv_row_bytes(kv);
 }
 
 void Model::ensure_scratch(int64_t n_tokens, int64_t n_logits) {

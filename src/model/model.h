@@ -68,7 +68,7 @@ class Model {
 
   // The KV cache geometry for n_blocks blocks of block_size tokens.
   KvCacheConfig kv_cache_config(int32_t n_blocks, int32_t block_size) const;
-  // Bytes of KV cache per token (all layers, K and V, f32 on CPU).
+  // Bytes of KV cache per token (all layers, K and V) in a cache of kv_dtype (kv_row_bytes).
   int64_t kv_bytes_per_token(DType kv_dtype) const;
 
   // A 64-bit name for these weights (layout and data samples; identity.cpp): the prefix

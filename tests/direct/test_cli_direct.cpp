@@ -189,6 +189,24 @@ TEST_F(Cli, BenchModelJson) {
   EXPECT_GT(j["results"][1]["bandwidth_fraction"].get<double>(), 0);
 }
 
+// --kv-cache-type q8_0 on the CPU: the answer is generated through the 8-bit cache, whose
+// bytes (reported in the stats) are at most a third of the f32 cache's (8.5 of 32 bits an
+// element, rows padded to 16 bytes); `info` estimates with the same type.
+TEST_F(Cli, KvCacheTypeQ8_0) {
+  const std::string args = "--device cpu -p 'Hello' -n 5 --temp 0 --ignore-eos ";
+  const json q8 = run_json(args + "--kv-cache-type q8_0"), f32 = run_json(args + "--kv-cache-type f32");
+  EXPECT_EQ(q8["tokens"].size(), 5u);
+  const auto q8_bytes = q8["stats"]["memory"]["kv_cache_bytes"].get<int64_t>();
+  const auto f32_bytes = f32["stats"]["memory"]["kv_cache_bytes"].get<int64_t>();
+  EXPECT_GT(q8_bytes, f32_bytes / 4);
+  EXPECT_LT(3 * q8_bytes, f32_bytes);
+  const auto r = run_hearth("info " + model_ + " --ctx 512 --kv-cache-type q8_0 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json info = json::parse(r.out);
+  EXPECT_EQ(info["memory"]["kv_cache_type"], "q8_0");
+  EXPECT_EQ(info["memory"]["kv_cache_bytes"].get<int64_t>(), q8_bytes);
+}
+
 TEST_F(Cli, BadFlagsExitWithOneLine) {
   const std::string m = "-m " + model_ + " ";
   const std::vector<std::string> bad = {
@@ -213,6 +231,9 @@ TEST_F(Cli, BadFlagsExitWithOneLine) {
       "batch " + m + "--input /nonexistent.jsonl --output /tmp/x.jsonl",
       "bench model " + m + "-r 0",
       "bench model " + m + "-p 12,abc",
+      "run " + m + "-p hi --kv-cache-type q4_0",
+      "run " + m + "-p hi --device cpu --kv-cache-type f16",  // the CPU keeps f32 or q8_0
+      "bench model " + m + "--kv-cache-type bf16",
   };
   for (const auto& args : bad) {
     const auto r = run_hearth(args);

@@ -143,6 +143,32 @@ TEST(KvFile, RoundTripsAndRefusesEveryKindOfBadFile) {
   EXPECT_NE(decode_kv_file(bytes, other, got), "");
 }
 
+// The header records the KV element type: a file of an f16 cache is refused by a q8_0 one
+// (and the other way round) even with the same identity and sizes; a file from before the
+// field (zeros) is left to the identity, which covers the type as well.
+TEST(KvFile, RecordsTheKvTypeAndRefusesTheOther) {
+  KvFileIdentity f16{.cache_id = 77, .block_size = 4, .block_bytes = 64, .kv_dtype = DType::F16};
+  KvFileIdentity q8 = f16;
+  q8.kv_dtype = DType::Q8_0;
+  const HostBlock b = sample_block(9, 0, 4, 64, 2);
+  const auto from_q8 = encode_kv_file(q8, b), from_f16 = encode_kv_file(f16, b);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(from_q8.data()) + 28, 4), "q8_0");
+  HostBlock got;
+  EXPECT_EQ(decode_kv_file(from_q8, q8, got), "");
+  EXPECT_EQ(got.data, b.data);
+  EXPECT_EQ(decode_kv_file(from_q8, f16, got), "written by a q8_0 KV cache (this cache holds f16)");
+  EXPECT_EQ(decode_kv_file(from_f16, q8, got), "written by a f16 KV cache (this cache holds q8_0)");
+  uint64_t hash = 0;
+  EXPECT_NE(check_kv_header(from_f16, from_f16.size(), q8, hash), "");
+  auto old = from_f16;  // as written before the field: zeros there
+  std::fill(old.begin() + 28, old.begin() + 32, uint8_t{0});
+  EXPECT_NE(decode_kv_file(old, f16, got).find("checksum"), std::string::npos);  // the field is covered
+  const uint64_t sum = checksum64(old.data() + kKvFileHeaderBytes, old.size() - kKvFileHeaderBytes, checksum64(old.data(), 56));
+  for (int i = 0; i < 8; ++i) old[56 + static_cast<size_t>(i)] = static_cast<uint8_t>(sum >> (8 * i));
+  EXPECT_EQ(decode_kv_file(old, f16, got), "");
+  EXPECT_EQ(got.data, b.data);
+}
+
 TEST(KvFile, ChecksumSeesEveryByte) {
   auto data = random_tokens(300, 3);
   const auto* p = reinterpret_cast<const uint8_t*>(data.data());

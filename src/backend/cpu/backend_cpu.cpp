@@ -1,8 +1,10 @@
 // The CPU backend: Backend implemented with host memory and the ops of ops.h.
 // Weights stay where the loader put them (the file mapping); activations and the KV cache
-// are plain heap arrays owned here. The KV cache is F32: exact, and simple to read back.
-// It comes from calloc, so a large cache costs address space, not resident memory, until
-// positions are written (the OS hands out zero pages on first touch).
+// are plain heap arrays owned here. The KV cache is F32 (exact, and simple to read back)
+// or, when asked (--kv-cache-type q8_0), the 8-bit rows of kv_quant.h, quantized as they
+// are stored and dequantized by the attention. It comes from calloc, so a large cache
+// costs address space, not resident memory, until positions are written (the OS hands out
+// zero pages on first touch).
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -11,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/ops.h"
+#include "backend/kv_quant.h"
 #include "quant/quant.h"
 
 namespace hearth {
@@ -57,48 +60,53 @@ class CpuBackend final : public Backend {
     return m;
   }
 
+  bool supports_kv_dtype(DType t) const override { return t == DType::F32 || t == DType::Q8_0; }
   void init_kv_cache(const KvCacheConfig& config) override {
-    HEARTH_CHECK(config.dtype == DType::F32, "the CPU backend keeps its KV cache in f32");
+    HEARTH_CHECK(supports_kv_dtype(config.dtype), "the CPU backend keeps its KV cache in f32 or q8_0, not " +
+                                                      std::string(dtype_name(config.dtype)));
+    HEARTH_CHECK(config.dtype != DType::Q8_0 || config.head_dim % 32 == 0,
+                 "--kv-cache-type q8_0: head_dim " + std::to_string(config.head_dim) + " is not a multiple of 32");
     kv_k_.clear();
     kv_v_.clear();
     kv_bytes_ = 0;
     kv_config_ = config;
-    const size_t per_layer = static_cast<size_t>(config.n_blocks) * config.block_size * config.n_kv_heads * config.head_dim;
-    auto alloc = [&] {
-      KvArray a(static_cast<float*>(std::calloc(per_layer, sizeof(float))));
-      if (!a && per_layer > 0) throw std::bad_alloc();
-      return a;
-    };
+    row_bytes_ = kv_row_bytes(config);
+    const size_t per_layer = static_cast<size_t>(config.n_blocks) * config.block_size * static_cast<size_t>(row_bytes_);
     for (int32_t l = 0; l < config.n_layers; ++l) {
+      auto alloc = [&] {
+        KvArray a(static_cast<uint8_t*>(std::calloc(per_layer, 1)));
+        if (!a && per_layer > 0) throw std::bad_alloc();
+        return a;
+      };
       kv_k_.push_back(alloc());
       kv_v_.push_back(alloc());
     }
-    kv_bytes_ = 2 * static_cast<int64_t>(config.n_layers) * static_cast<int64_t>(per_layer * sizeof(float));
+    kv_bytes_ = 2 * static_cast<int64_t>(config.n_layers) * static_cast<int64_t>(per_layer);
   }
   const KvCacheConfig& kv_cache_config() const override { return kv_config_; }
+  // A block is block_size consecutive rows of each layer's keys and of its values.
   void copy_kv_block(int32_t src, int32_t dst) override {
-    const size_t block = static_cast<size_t>(kv_config_.block_size) * kv_config_.n_kv_heads * kv_config_.head_dim;
+    const size_t block = static_cast<size_t>(kv_config_.block_size) * static_cast<size_t>(row_bytes_);
     for (int32_t l = 0; l < kv_config_.n_layers; ++l) {
-      std::memcpy(kv_k_[l].get() + dst * block, kv_k_[l].get() + src * block, block * sizeof(float));
-      std::memcpy(kv_v_[l].get() + dst * block, kv_v_[l].get() + src * block, block * sizeof(float));
+      std::memcpy(kv_k_[l].get() + dst * block, kv_k_[l].get() + src * block, block);
+      std::memcpy(kv_v_[l].get() + dst * block, kv_v_[l].get() + src * block, block);
     }
   }
-
   void read_kv_block(int32_t block, uint8_t* host) override {
     HEARTH_ASSERT(block >= 0 && block < kv_config_.n_blocks);
-    const size_t bytes = static_cast<size_t>(kv_config_.block_size) * kv_config_.n_kv_heads * kv_config_.head_dim * sizeof(float);
+    const size_t bytes = static_cast<size_t>(kv_config_.block_size) * static_cast<size_t>(row_bytes_);
     for (int32_t l = 0; l < kv_config_.n_layers; ++l) {
-      std::memcpy(host, reinterpret_cast<const uint8_t*>(kv_k_[l].get()) + block * bytes, bytes);
-      std::memcpy(host + bytes, reinterpret_cast<const uint8_t*>(kv_v_[l].get()) + block * bytes, bytes);
+      std::memcpy(host, kv_k_[l].get() + block * bytes, bytes);
+      std::memcpy(host + bytes, kv_v_[l].get() + block * bytes, bytes);
       host += 2 * bytes;
     }
   }
   void write_kv_block(int32_t block, const uint8_t* host) override {
     HEARTH_ASSERT(block >= 0 && block < kv_config_.n_blocks);
-    const size_t bytes = static_cast<size_t>(kv_config_.block_size) * kv_config_.n_kv_heads * kv_config_.head_dim * sizeof(float);
+    const size_t bytes = static_cast<size_t>(kv_config_.block_size) * static_cast<size_t>(row_bytes_);
     for (int32_t l = 0; l < kv_config_.n_layers; ++l) {
-      std::memcpy(reinterpret_cast<uint8_t*>(kv_k_[l].get()) + block * bytes, host, bytes);
-      std::memcpy(reinterpret_cast<uint8_t*>(kv_v_[l].get()) + block * bytes, host + bytes, bytes);
+      std::memcpy(kv_k_[l].get() + block * bytes, host, bytes);
+      std::memcpy(kv_v_[l].get() + block * bytes, host + bytes, bytes);
       host += 2 * bytes;
     }
   }
@@ -145,15 +153,23 @@ class CpuBackend final : public Backend {
     const int64_t row = static_cast<int64_t>(kv_config_.n_kv_heads) * kv_config_.head_dim;
     HEARTH_ASSERT(k.cols() == row && v.cols() == row && k.rows() == step_.n_tokens());
     for (int64_t t = 0; t < step_.n_tokens(); ++t) {
-      std::memcpy(kv_k_[layer].get() + step_.slots[t] * row, k.f32() + t * row, row * sizeof(float));
-      std::memcpy(kv_v_[layer].get() + step_.slots[t] * row, v.f32() + t * row, row * sizeof(float));
+      uint8_t* kd = kv_k_[layer].get() + step_.slots[t] * row_bytes_;
+      uint8_t* vd = kv_v_[layer].get() + step_.slots[t] * row_bytes_;
+      if (kv_config_.dtype == DType::Q8_0) {
+        quantize_kv_row_q8(k.f32() + t * row, row, row_bytes_, kd);
+        quantize_kv_row_q8(v.f32() + t * row, row, row_bytes_, vd);
+      } else {
+        std::memcpy(kd, k.f32() + t * row, row * sizeof(float));
+        std::memcpy(vd, v.f32() + t * row, row * sizeof(float));
+      }
     }
   }
   void attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads, float scale) override {
     const int64_t hd = kv_config_.head_dim;
     HEARTH_ASSERT(q.numel() == step_.n_tokens() * n_heads * hd && out.numel() == q.numel());
     HEARTH_ASSERT(n_heads % kv_config_.n_kv_heads == 0);
-    const cpu::KvLayerView view{kv_k_[layer].get(), kv_v_[layer].get(), kv_config_.n_kv_heads * hd};
+    const cpu::KvLayerView view{kv_k_[layer].get(), kv_v_[layer].get(), kv_config_.n_kv_heads * hd, row_bytes_,
+                                kv_config_.dtype == DType::Q8_0};
     cpu::attention(pool_, out.f32(), q.f32(), view, step_, kv_config_.block_size, n_heads, kv_config_.n_kv_heads, hd,
                    scale);
   }
@@ -179,15 +195,16 @@ class CpuBackend final : public Backend {
 
  private:
   struct FreeDeleter {
-    void operator()(float* p) const { std::free(p); }
+    void operator()(uint8_t* p) const { std::free(p); }
   };
-  using KvArray = std::unique_ptr<float[], FreeDeleter>;
+  using KvArray = std::unique_ptr<uint8_t[], FreeDeleter>;
 
   ThreadPool pool_;
   std::vector<std::unique_ptr<float[]>> buffers_;
   std::vector<std::unique_ptr<float[]>> scratch_;
   KvCacheConfig kv_config_;
-  std::vector<KvArray> kv_k_, kv_v_;  // [layer][slot * n_kv_heads * head_dim]
+  std::vector<KvArray> kv_k_, kv_v_;  // [layer][slot * row_bytes_]
+  int64_t row_bytes_ = 0;             // kv_row_bytes(kv_config_)
   int64_t buffer_bytes_ = 0, scratch_bytes_ = 0, kv_bytes_ = 0;
   StepBatch step_;
 };

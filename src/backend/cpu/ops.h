@@ -25,11 +25,14 @@ void rms_norm(ThreadPool& pool, float* out, const float* x, const float* weight,
 void rope(ThreadPool& pool, float* x, const int32_t* positions, int64_t n, int64_t heads, int64_t head_dim,
           const RopeTable& rope);
 
-// KV cache of one layer: [n_slots, n_kv_heads * head_dim] for keys and for values.
+// KV cache of one layer: n_slots rows of row_bytes for keys and for values, each row
+// n_kv_heads * head_dim elements: f32, or (q8) the 8-bit format of kv_quant.h.
 struct KvLayerView {
-  float* k;
-  float* v;
-  int64_t row;  // n_kv_heads * head_dim
+  const uint8_t* k;
+  const uint8_t* v;
+  int64_t row;        // elements: n_kv_heads * head_dim
+  int64_t row_bytes;  // kv_row_bytes
+  bool q8;
 };
 
 // Causal paged attention (see Backend::attention).

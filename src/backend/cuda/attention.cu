@@ -5,8 +5,11 @@
 // value row is loaded once for all of them. Warps take every 4th key of the split; each
 // lane holds E = head_dim / 32 contiguous elements of the key/value rows (one coalesced
 // load per row per warp) and an online softmax per head (running max and sum, base-2
-// exponentials with log2(e) folded into the query scale). Two keys are loaded before
-// either is used. The warps' states are merged in shared memory; with one split that is
+// exponentials with log2(e) folded into the query scale). D = 4 keys (AttentionParams::
+// keys_in_flight; 2 as before, and at head_dim 256) are loaded before any is used and share one rescaling of
+// the state: a long context is bound by latency, not bandwidth (H200, 8B shape, 16384
+// keys: tg 131.8 tok/s with 2 keys, 140.3 with 4, 118.7 with 8, whose 140 registers a
+// thread halve the resident blocks). The warps' states are merged in shared memory; with one split that is
 // the output, otherwise (max, sum, acc) go to a buffer, and the last block of the splits
 // of a (token, head group) to finish, found by an atomic count, combines them
 // (flash-decoding in one launch). The split count depends only on the batch shape and the context's
@@ -16,6 +19,10 @@
 // the backend into decode steps.
 //
 // Prompts use the same kernel: each token is a query with its own causal key range.
+//
+// The cache is f32, f16 or 8-bit (q8_0 rows, backend.h kv_row_bytes): an 8-bit row is read
+// as each lane's E int8 values plus the f16 scale of their 32-group (E <= 8, so a lane's
+// elements never straddle two groups), 1.0625 bytes an element instead of 2.
 #include <cmath>
 
 #include "backend/cuda/common.cuh"
@@ -26,7 +33,6 @@ namespace {
 
 constexpr int kHeadsPerBlock = 4;
 constexpr int kWarps = 4;
-constexpr int kPreloaded = 4;  // keys per warp loaded before pdl_wait (see the kernel)
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <int E>
@@ -58,7 +64,64 @@ __device__ __forceinline__ void load_row(const __half* p, float (&out)[E]) {
   }
 }
 
+// The 8-bit cache's element type tag (rows of kv_q8_row_bytes).
+struct Q8 {};
+
+// Where one lane's E elements of kv head g lie in a cache of KT: the cache row of `slot`.
+// load() gives the elements and a factor they must be multiplied by (1 but for 8 bits: the
+// scale their 32-group shares, applied by the kernel once per lane instead of per element).
 template <int E, typename KT>
+struct CacheLane {
+  const KT* base;  // the cache + g * head_dim + lane * E
+  int64_t row;
+  __device__ CacheLane(const void* cache, int64_t row_, int g, int lane)
+      : base(static_cast<const KT*>(cache) + g * 32 * E + lane * E), row(row_) {}
+  __device__ __forceinline__ float load(int64_t slot, float (&out)[E]) const {
+    load_row<E>(base + slot * row, out);
+    return 1.0f;
+  }
+};
+
+// The signed byte i of x as a float: 2^23 * 1.5 + b has b in its low mantissa bits, so an
+// integer add and a float subtract replace the slower integer-to-float conversion.
+__device__ __forceinline__ float byte_to_float(uint32_t x, int i) {
+  const int b = static_cast<int>(x << (24 - 8 * i)) >> 24;
+  return __int_as_float(0x4B400000 + b) - 12582912.0f;
+}
+
+template <int E>
+struct CacheLane<E, Q8> {
+  const uint8_t* base;  // the cache + this lane's first element
+  const __half* scale;  // the cache + the f16 scale of its 32-group
+  int64_t row_bytes;
+  __device__ CacheLane(const void* cache, int64_t row, int g, int lane) {
+    const int64_t at = g * 32 * E + lane * E;
+    base = static_cast<const uint8_t*>(cache) + at;
+    scale = reinterpret_cast<const __half*>(static_cast<const uint8_t*>(cache) + row) + at / 32;
+    row_bytes = kv_q8_row_bytes(row);
+  }
+  __device__ __forceinline__ float load(int64_t slot, float (&out)[E]) const {
+    const uint8_t* p = base + slot * row_bytes;
+    const auto* d_at = reinterpret_cast<const __half*>(reinterpret_cast<const uint8_t*>(scale) + slot * row_bytes);
+    const float d = __half2float(*d_at);
+    uint32_t w[(E + 3) / 4];
+    if constexpr (E == 1) {
+      w[0] = *p;
+    } else if constexpr (E == 2) {
+      w[0] = *reinterpret_cast<const uint16_t*>(p);
+    } else if constexpr (E == 4) {
+      w[0] = *reinterpret_cast<const uint32_t*>(p);
+    } else {
+      const uint2 u = *reinterpret_cast<const uint2*>(p);
+      w[0] = u.x, w[1] = u.y;
+    }
+#pragma unroll
+    for (int e = 0; e < E; ++e) out[e] = byte_to_float(w[e / 4], e % 4);
+    return d;
+  }
+};
+
+template <int E, typename KT, int D>
 __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const AttentionParams p) {
   constexpr int kHd = 32 * E;
   __shared__ float q_s[kHeadsPerBlock][kHd];
@@ -81,31 +144,32 @@ __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const Attenti
 
   const int32_t* table = p.block_tables + p.table_offset[t];
   const int64_t row = static_cast<int64_t>(p.n_kv_heads) * kHd;
-  const KT* kc = static_cast<const KT*>(p.k_cache) + g * kHd + lane * E;
-  const KT* vc = static_cast<const KT*>(p.v_cache) + g * kHd + lane * E;
+  const CacheLane<E, KT> kc(p.k_cache, row, g, lane), vc(p.v_cache, row, g, lane);
   auto slot_of = [&](int pos) {
     return static_cast<int64_t>(table[pos / p.block_size]) * p.block_size + pos % p.block_size;
   };
-  auto load_key = [&](int pos, float (&k)[E], float (&v)[E]) {
-    const int64_t at = slot_of(pos) * row;
-    load_row<E>(kc + at, k);
-    load_row<E>(vc + at, v);
+  // D keys of the warp (pos, pos + 4, ...) are loaded before any is used, so a warp keeps
+  // D rows of keys and of values in flight; their scores share one rescaling of the state.
+  float k[D][E], v[D][E], kd[D], vd[D];  // elements and their factors (CacheLane::load)
+  auto load_key = [&](int d, int pos) {
+    const int64_t slot = slot_of(pos);
+    kd[d] = kc.load(slot, k[d]);
+    vd[d] = vc.load(slot, v[d]);
   };
 
-  // A warp's first kPreloaded keys are loaded before pdl_wait() where they predate this
-  // step: a sequence has at most n tokens in the step, so keys before positions[t] + 1 - n
-  // were written by earlier steps (or copied in before this one), and the step data
-  // (positions, block tables) is copied in before the step's first kernel. The loads and
-  // their block-table lookups then overlap the kernel before this one instead of
-  // following it: at decode's short contexts that was most of this kernel's time (H200,
-  // 8B, 80-token context: 11.5 us of a layer's 78 in the decode graph).
+  // A warp's first D keys are loaded before pdl_wait() where they predate this step: a
+  // sequence has at most n tokens in the step, so keys before positions[t] + 1 - n were
+  // written by earlier steps (or copied in before this one), and the step data (positions,
+  // block tables) is copied in before the step's first kernel. The loads and their
+  // block-table lookups then overlap the kernel before this one instead of following it:
+  // at decode's short contexts that was most of this kernel's time (H200, 8B, 80-token
+  // context: 11.5 us of a layer's 78 in the decode graph).
   const int old_end = n_keys - static_cast<int>(p.n);
   const int first = k_begin + warp;
-  float kp[kPreloaded][E], vp[kPreloaded][E];
 #pragma unroll
-  for (int i = 0; i < kPreloaded; ++i) {
-    const int pos = first + i * kWarps;
-    if (pos < k_end && pos < old_end) load_key(pos, kp[i], vp[i]);
+  for (int d = 0; d < D; ++d) {
+    const int pos = first + d * kWarps;
+    if (pos < k_end && pos < old_end) load_key(d, pos);
   }
   pdl_begin();
 
@@ -122,46 +186,48 @@ __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const Attenti
     for (int e = 0; e < E; ++e) qr[j][e] = j < nh ? q_s[j][lane * E + e] : 0.0f, acc[j][e] = 0.0f;
   }
 
-  auto update = [&](const float (&k)[E], const float (&v)[E]) {
+  for (int pos = first; pos < k_end; pos += D * kWarps) {
+#pragma unroll
+    for (int d = 0; d < D; ++d) {
+      const int at = pos + d * kWarps;
+      if (at < k_end) {  // uniform per warp
+        if (pos != first || at >= old_end) load_key(d, at);  // the first batch: what the preload left
+      } else {
+        kd[d] = vd[d] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; ++e) k[d][e] = v[d][e] = 0.0f;
+      }
+    }
 #pragma unroll
     for (int j = 0; j < kHeadsPerBlock; ++j) {
       if (j >= nh) break;
-      float s = 0;
+      float sc[D];
 #pragma unroll
-      for (int e = 0; e < E; ++e) s += qr[j][e] * k[e];
-      s = warp_sum(s);
-      const float m_new = fmaxf(m[j], s);
-      const float corr = exp2f(m[j] - m_new), w = exp2f(s - m_new);
-      l[j] = l[j] * corr + w;
+      for (int d = 0; d < D; ++d) {
+        float a = 0;
 #pragma unroll
-      for (int e = 0; e < E; ++e) acc[j][e] = acc[j][e] * corr + w * v[e];
+        for (int e = 0; e < E; ++e) a += qr[j][e] * k[d][e];
+        sc[d] = a * kd[d];
+      }
+#pragma unroll
+      for (int d = 0; d < D; ++d) sc[d] = warp_sum(sc[d]);
+      float m_new = m[j];
+#pragma unroll
+      for (int d = 0; d < D; ++d) m_new = pos + d * kWarps < k_end ? fmaxf(m_new, sc[d]) : m_new;
+      const float corr = exp2f(m[j] - m_new);  // key pos is valid: m_new is finite
+      l[j] *= corr;
+#pragma unroll
+      for (int e = 0; e < E; ++e) acc[j][e] *= corr;
+#pragma unroll
+      for (int d = 0; d < D; ++d) {
+        const float w = pos + d * kWarps < k_end ? exp2f(sc[d] - m_new) : 0.0f;
+        l[j] += w;
+        const float wv = w * vd[d];
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[j][e] += wv * v[d][e];
+      }
       m[j] = m_new;
     }
-  };
-#pragma unroll
-  for (int i = 0; i < kPreloaded; ++i) {
-    const int pos = first + i * kWarps;
-    if (pos >= k_end) break;
-    if (pos >= old_end) load_key(pos, kp[i], vp[i]);  // written by this step
-    update(kp[i], vp[i]);
-  }
-  int pos = first + kPreloaded * kWarps;
-  for (; pos + kWarps < k_end; pos += 2 * kWarps) {
-    const int64_t s0 = slot_of(pos) * row, s1 = slot_of(pos + kWarps) * row;
-    float k0[E], v0[E], k1[E], v1[E];
-    load_row<E>(kc + s0, k0);
-    load_row<E>(vc + s0, v0);
-    load_row<E>(kc + s1, k1);
-    load_row<E>(vc + s1, v1);
-    update(k0, v0);
-    update(k1, v1);
-  }
-  if (pos < k_end) {
-    const int64_t s0 = slot_of(pos) * row;
-    float k0[E], v0[E];
-    load_row<E>(kc + s0, k0);
-    load_row<E>(vc + s0, v0);
-    update(k0, v0);
   }
 
   // Merge the warps' states.
@@ -246,6 +312,25 @@ __global__ void kv_store_kernel(const KvStoreParams p) {
   }
 }
 
+// One warp per (token, 32-group of the row): the group's scale needs all 32 values.
+__global__ void kv_store_q8_kernel(const KvStoreParams p) {
+  pdl_begin();
+  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  if (w >= p.n * (p.row / 32)) return;  // uniform per warp
+  const int64_t t = w / (p.row / 32), i = (w % (p.row / 32)) * 32 + threadIdx.x % kWarp;
+  const int64_t dst = p.slots[t] * kv_q8_row_bytes(p.row);
+  warp_store_kv_q8(p.k[t * p.row + i], static_cast<uint8_t*>(p.k_cache) + dst, p.row, i);
+  warp_store_kv_q8(p.v[t * p.row + i], static_cast<uint8_t*>(p.v_cache) + dst, p.row, i);
+}
+
+template <int E, typename KT>
+void attention_launch(const AttentionParams& p, dim3 grid, dim3 block, cudaStream_t stream) {
+  // Keys in flight per warp: 4, or 2 (HEARTH_CUDA_ATTN_KEYS=2, the kernel before 4; and at
+  // head_dim 256, where 4 take 168 registers a thread, unmeasured).
+  if (p.keys_in_flight == 2 || E == 8) HEARTH_LAUNCH((attention_kernel<E, KT, 2>), grid, block, 0, stream, p);
+  else HEARTH_LAUNCH((attention_kernel<E, KT, 4>), grid, block, 0, stream, p);
+}
+
 template <typename KT>
 void attention_for(const AttentionParams& p, cudaStream_t stream) {
   const int group = p.n_heads / p.n_kv_heads;
@@ -253,10 +338,10 @@ void attention_for(const AttentionParams& p, cudaStream_t stream) {
                   static_cast<unsigned>(p.n_splits));
   const dim3 block(kWarps * kWarp);
   switch (p.head_dim) {
-    case 32: HEARTH_LAUNCH((attention_kernel<1, KT>), grid, block, 0, stream, p); break;
-    case 64: HEARTH_LAUNCH((attention_kernel<2, KT>), grid, block, 0, stream, p); break;
-    case 128: HEARTH_LAUNCH((attention_kernel<4, KT>), grid, block, 0, stream, p); break;
-    case 256: HEARTH_LAUNCH((attention_kernel<8, KT>), grid, block, 0, stream, p); break;
+    case 32: attention_launch<1, KT>(p, grid, block, stream); break;
+    case 64: attention_launch<2, KT>(p, grid, block, stream); break;
+    case 128: attention_launch<4, KT>(p, grid, block, stream); break;
+    case 256: attention_launch<8, KT>(p, grid, block, stream); break;
     default: fail("attention: head_dim " + std::to_string(p.head_dim) + " is not supported by the CUDA backend");
   }
   HEARTH_CUDA_LAUNCHED();
@@ -270,14 +355,16 @@ bool attention_head_dim_supported(int64_t head_dim) {
 
 void launch_attention(const AttentionParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
-  if (p.kind == 1) attention_for<__half>(p, stream);
+  if (p.kind == 2) attention_for<Q8>(p, stream);
+  else if (p.kind == 1) attention_for<__half>(p, stream);
   else attention_for<float>(p, stream);
 }
 
 void launch_kv_store(const KvStoreParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
   const unsigned grid = grid_for(p.n * p.row, 256);
-  if (p.kind == 1) HEARTH_LAUNCH((kv_store_kernel<__half>), grid, 256, 0, stream, p);
+  if (p.kind == 2) HEARTH_LAUNCH(kv_store_q8_kernel, grid, 256, 0, stream, p);  // a warp per 32-group
+  else if (p.kind == 1) HEARTH_LAUNCH((kv_store_kernel<__half>), grid, 256, 0, stream, p);
   else HEARTH_LAUNCH((kv_store_kernel<float>), grid, 256, 0, stream, p);
   HEARTH_CUDA_LAUNCHED();
 }

@@ -72,6 +72,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     const int keys = std::atoi(e);
     if (keys == 32 || keys == 64) flash_key_tile_ = keys;
   }
+  if (const char* e = std::getenv("HEARTH_CUDA_ATTN_KEYS")) {
+    const int keys = std::atoi(e);
+    if (keys == 2) attn_keys_ = keys;
+  }
   smem_optin_ = static_cast<int64_t>(prop.sharedMemPerBlockOptin);
   const char* prof = std::getenv("HEARTH_CUDA_PROFILE");
   if (prof && std::string(prof) == "1") {
@@ -156,17 +160,16 @@ void* CudaBackend::scratch(Buffer& b, size_t bytes, const char* what) {
 }
 
 void CudaBackend::init_kv_cache(const KvCacheConfig& config) {
-  HEARTH_CHECK(config.dtype == DType::F32 || config.dtype == DType::F16,
-               "the CUDA backend keeps its KV cache in f32 or f16, not " + std::string(dtype_name(config.dtype)));
+  HEARTH_CHECK(supports_kv_dtype(config.dtype),
+               "the CUDA backend keeps its KV cache in f32, f16 or q8_0, not " + std::string(dtype_name(config.dtype)));
   HEARTH_CHECK(attention_head_dim_supported(config.head_dim),
                "the CUDA backend supports head_dim 32, 64, 128 or 256, not " + std::to_string(config.head_dim));
   sync();
   kv_.reset();
   kv_bytes_ = 0;
   kv_config_ = config;
-  const int64_t elem = config.dtype == DType::F16 ? 2 : 4;
-  kv_layer_elems_ = static_cast<int64_t>(config.n_blocks) * config.block_size * config.n_kv_heads * config.head_dim;
-  const int64_t bytes = 2 * static_cast<int64_t>(config.n_layers) * kv_layer_elems_ * elem;
+  kv_layer_bytes_ = static_cast<int64_t>(config.n_blocks) * config.block_size * kv_row_bytes(config);
+  const int64_t bytes = 2 * static_cast<int64_t>(config.n_layers) * kv_layer_bytes_;
   size_t free_b = 0, total_b = 0;
   check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
   HEARTH_CHECK(bytes <= static_cast<int64_t>(free_b),
@@ -181,10 +184,9 @@ void CudaBackend::init_kv_cache(const KvCacheConfig& config) {
 void CudaBackend::copy_kv_block(int32_t src, int32_t dst) {
   HEARTH_ASSERT(src >= 0 && dst >= 0 && src < kv_config_.n_blocks && dst < kv_config_.n_blocks);
   tape_.flush(stream_);
-  const int64_t elem = kv_config_.dtype == DType::F16 ? 2 : 4;
-  const int64_t block = static_cast<int64_t>(kv_config_.block_size) * kv_config_.n_kv_heads * kv_config_.head_dim * elem;
+  const int64_t block = static_cast<int64_t>(kv_config_.block_size) * kv_row_bytes(kv_config_);
   for (int64_t l = 0; l < 2 * static_cast<int64_t>(kv_config_.n_layers); ++l) {  // keys and values of every layer
-    auto* base = static_cast<uint8_t*>(kv_->ptr) + l * kv_layer_elems_ * elem;
+    uint8_t* base = kv_part(l);
     check(cudaMemcpyAsync(base + dst * block, base + src * block, static_cast<size_t>(block),
                           cudaMemcpyDeviceToDevice, stream_),
           "cudaMemcpyAsync");

@@ -5,10 +5,11 @@
 // Memory: everything is cudaMalloc'd (no managed memory). Weights are copied in their
 // stored bytes, still quantized (plus 16 bytes of padding for the kernels' unaligned
 // loads); activations are plain device arrays; the KV cache is one pool of blocks per
-// layer ([n_blocks * block_size, n_kv_heads * head_dim] keys, then values), f32 or f16
-// as KvCacheConfig asks. Internal scratch (quantized activations, f16 tiles for cuBLAS,
-// attention partials) grows on demand; a buffer replaced while queued work may still use
-// it is retired until the next synchronisation.
+// layer (n_blocks * block_size cache rows of keys, then of values; a row is n_kv_heads *
+// head_dim elements, kv_row_bytes), f32, f16 or q8_0 as KvCacheConfig asks. Internal
+// scratch (quantized activations, f16 tiles for cuBLAS, attention partials) grows on
+// demand; a buffer replaced while queued work may still use it is retired until the next
+// synchronisation.
 //
 // Execution: one stream. begin_step uploads the step (ids, positions, slots, block tables)
 // into a device buffer at fixed offsets; ops launch through a LaunchTape, which for steps
@@ -19,7 +20,7 @@
 // q/k/v and gate/up products in one launch), which cuts a decode step from about 24
 // launches per layer to 9; every kernel is launched for programmatic dependent launch on
 // sm_90 (common.cuh), so each overlaps the end of the one before. Prompt steps (more than
-// 8 tokens) with an f16 cache take attention from the tensor-core kernel of
+// 8 tokens) with an f16 or q8_0 cache take attention from the tensor-core kernel of
 // flash_attention.cu (HEARTH_CUDA_FLASH=0: the per-token kernel of decode). read_rows() and
 // sync() wait; CUDA errors surface as hearth::Error at the launch or there.
 #pragma once
@@ -70,7 +71,8 @@ class CudaBackend final : public Backend {
   void read_kv_block(int32_t block, uint8_t* host) override;         // kv_transfer.cpp
   void write_kv_block(int32_t block, const uint8_t* host) override;  // kv_transfer.cpp
   BackendMemory memory() const override;
-  DType kv_dtype() const override { return DType::F16; }
+  DType default_kv_dtype() const override { return DType::F16; }
+  bool supports_kv_dtype(DType t) const override { return t == DType::F32 || t == DType::F16 || t == DType::Q8_0; }
   double measure_bandwidth(size_t bytes) override;  // bandwidth.cpp
 
   void begin_step(const StepBatch& batch) override;
@@ -133,6 +135,7 @@ class CudaBackend final : public Backend {
   bool flash_ = true;           // HEARTH_CUDA_FLASH=0: prompt steps use the per-token attention kernel
   int flash_row_tiles_ = 0;     // HEARTH_CUDA_FLASH_TILES=1|2: row tiles per warp of every launch (experiments)
   int flash_key_tile_ = 0;      // HEARTH_CUDA_FLASH_KEYS=32|64: keys per tile at 2 row tiles (experiments)
+  int attn_keys_ = 0;           // HEARTH_CUDA_ATTN_KEYS=2: keys in flight per warp of decode attention (experiments)
   int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows
@@ -142,7 +145,10 @@ class CudaBackend final : public Backend {
   Buffer kv_, step_buf_, qx_, xh_, tile_, attn_part_, attn_count_, mma_part_;
   int64_t weight_bytes_ = 0, scratch_bytes_ = 0, kv_bytes_ = 0;
   KvCacheConfig kv_config_;
-  int64_t kv_layer_elems_ = 0;  // elements of one layer's keys (= its values)
+  int64_t kv_layer_bytes_ = 0;  // bytes of one layer's keys (= its values)
+  // The keys (2 * layer) or values (2 * layer + 1) of a layer; the kernels' cache kind.
+  uint8_t* kv_part(int64_t i) const { return static_cast<uint8_t*>(kv_->ptr) + i * kv_layer_bytes_; }
+  int32_t kv_kind() const { return kv_config_.dtype == DType::Q8_0 ? 2 : kv_config_.dtype == DType::F16 ? 1 : 0; }
 
   // The current step: host copy, and device arrays in step_buf_ at offsets fixed by the
   // capacities (so they keep their addresses from step to step).

@@ -131,7 +131,7 @@ bool CudaBackend::fuse_kv_store(const Tensor& k, const Tensor& v, void* k_cache,
   r.v_cache = v_cache;
   r.v = v.f32();
   r.slots = d_slots_;
-  r.kv_kind = kv_config_.dtype == DType::F16 ? 1 : 0;
+  r.kv_kind = kv_kind();
   tape_.erase(0);
   // The q heads' norm + rope recorded just before: one launch for both.
   if (tape_.is<RopeParams, launch_rope>(0)) {

@@ -310,18 +310,16 @@ void CudaBackend::kv_store(int32_t layer, Tensor k, Tensor v) {
   const int64_t row = static_cast<int64_t>(kv_config_.n_kv_heads) * kv_config_.head_dim;
   HEARTH_ASSERT(layer >= 0 && layer < kv_config_.n_layers && kv_);
   HEARTH_ASSERT(k.cols() == row && v.cols() == row && k.rows() == step_.n_tokens() && v.rows() == k.rows());
-  const int64_t elem = kv_config_.dtype == DType::F16 ? 2 : 4;
-  auto* base = static_cast<uint8_t*>(kv_->ptr);
   auto p = zeroed<KvStoreParams>();
   p.k = k.f32();
   p.v = v.f32();
-  p.k_cache = base + (2 * layer) * kv_layer_elems_ * elem;
-  p.v_cache = base + (2 * layer + 1) * kv_layer_elems_ * elem;
+  p.k_cache = kv_part(2 * layer);
+  p.v_cache = kv_part(2 * layer + 1);
   if (fuse_kv_store(k, v, p.k_cache, p.v_cache)) return;
   p.slots = d_slots_;
   p.n = step_.n_tokens();
   p.row = row;
-  p.kind = kv_config_.dtype == DType::F16 ? 1 : 0;
+  p.kind = kv_kind();
   launch<KvStoreParams, launch_kv_store>(p);
 }
 
@@ -338,16 +336,17 @@ int CudaBackend::attention_splits(int64_t n_tokens, int64_t n_heads) const {
   return static_cast<int>(std::max<int64_t>(s, 1));
 }
 
-// Prompt steps with an f16 cache go to the tensor-core kernel; decode steps (whose
+// Prompt steps with an f16 or q8_0 cache go to the tensor-core kernel; decode steps (whose
 // launches may be fused with o_proj's quantization and replayed as graphs) and what it
 // does not support keep the per-token kernel. Returns the kernel's row tiles per warp, 0
 // for the per-token kernel: two (128 query rows a block, half the shared-memory traffic
 // per product) where that still gives two blocks per SM, else one.
 int CudaBackend::flash_attention_row_tiles(int64_t n_heads) const {
-  if (!flash_ || step_.n_tokens() <= kGemvMaxTokens || kv_config_.dtype != DType::F16) return 0;
+  const bool q8 = kv_config_.dtype == DType::Q8_0;
+  if (!flash_ || step_.n_tokens() <= kGemvMaxTokens || (kv_config_.dtype != DType::F16 && !q8)) return 0;
   const int64_t hd = kv_config_.head_dim, group = n_heads / kv_config_.n_kv_heads;
   auto fits = [&](int mt) {
-    const int64_t smem = flash_attention_smem(hd, mt, mt == 2 ? flash_key_tile_ : 0);
+    const int64_t smem = flash_attention_smem(hd, mt, mt == 2 ? flash_key_tile_ : 0, q8);
     return smem > 0 && smem <= smem_optin_ && group <= 64 * mt;
   };
   const int64_t blocks2 = (step_.n_tokens() * group + 127) / 128 * kv_config_.n_kv_heads;
@@ -398,13 +397,11 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
   HEARTH_ASSERT(layer >= 0 && layer < kv_config_.n_layers && kv_);
   HEARTH_ASSERT(q.numel() == n * n_heads * hd && out.numel() == q.numel() && out.data != q.data);
   HEARTH_ASSERT(n_heads % kv_config_.n_kv_heads == 0);
-  const int64_t elem = kv_config_.dtype == DType::F16 ? 2 : 4;
-  auto* base = static_cast<uint8_t*>(kv_->ptr);
   auto common = [&](auto& p) {  // the fields both attention kernels take
     p.out = out.f32();
     p.q = q.f32();
-    p.k_cache = base + (2 * layer) * kv_layer_elems_ * elem;
-    p.v_cache = base + (2 * layer + 1) * kv_layer_elems_ * elem;
+    p.k_cache = kv_part(2 * layer);
+    p.v_cache = kv_part(2 * layer + 1);
     p.positions = d_positions_;
     p.table_offset = d_table_offset_;
     p.block_tables = d_tables_;
@@ -422,6 +419,7 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
     f.row_tiles = row_tiles;
     f.key_tile = row_tiles == 2 ? flash_key_tile_ : 0;
     f.tiles = d_flash_tiles_;
+    f.q8 = kv_config_.dtype == DType::Q8_0 ? 1 : 0;
     launch<FlashAttentionParams, launch_flash_attention>(f);
     wrote(out);
     return;
@@ -429,7 +427,8 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
   auto p = zeroed<AttentionParams>();
   common(p);
   p.n_splits = attention_splits(n, n_heads);
-  p.kind = kv_config_.dtype == DType::F16 ? 1 : 0;
+  p.kind = kv_kind();
+  p.keys_in_flight = attn_keys_;
   if (p.n_splits > 1) {
     const int64_t parts = n * n_heads * p.n_splits;
     auto* part = static_cast<float*>(scratch(attn_part_, static_cast<size_t>(parts * (hd + 2)) * sizeof(float),

@@ -103,6 +103,22 @@ __device__ __forceinline__ void warp_quantize(float y, int64_t i, int8_t* q, flo
   }
 }
 
+// The 8-bit KV cache (backend.h kv_row_bytes, kv_quant.h): a cache row of `row` elements
+// is row int8 values, row / 32 f16 scales, then zeros to a multiple of 16 bytes.
+__device__ __forceinline__ int64_t kv_q8_row_bytes(int64_t row) { return (row + row / 32 * 2 + 15) / 16 * 16; }
+
+// Stores one 32-group of a cache row, held one value per lane by a full warp, as
+// quantize_kv_row_q8 does (same IEEE operations, so the same bytes): d = f16(amax / 127),
+// q = rint(y / d). dst is the row; i is this lane's element index in it.
+__device__ __forceinline__ void warp_store_kv_q8(float y, uint8_t* dst, int64_t row, int64_t i) {
+  const float amax = warp_max(fabsf(y));
+  const __half dh = __float2half_rn(amax / 127.0f);
+  const float d = __half2float(dh);
+  const float v = d > 0.0f ? rintf(y / d) : 0.0f;
+  reinterpret_cast<int8_t*>(dst)[i] = static_cast<int8_t>(fminf(fmaxf(v, -127.0f), 127.0f));
+  if (threadIdx.x % kWarp == 0) reinterpret_cast<__half*>(dst + row)[i / 32] = dh;
+}
+
 // Sum over a whole block of blockDim.x threads (a multiple of 32, at most 1024). Every
 // thread gets the result. `scratch` holds 32 floats of shared memory.
 __device__ __forceinline__ float block_sum(float v, float* scratch) {

@@ -18,6 +18,13 @@
 // Masking is per row, from each token's own position, so tokens need not have consecutive
 // positions, and a prompt continuing a cached prefix (positions starting past 0) is the
 // same case. Only key tiles that reach past the tile's smallest position are masked.
+//
+// An 8-bit cache (q8_0 rows, backend.h kv_row_bytes) is staged raw: cp.async brings a
+// tile's int8 values and f16 scales, in two stages as above, and at the top of its
+// iteration the block dequantizes them to the f16 K and V tiles (one stage: the barrier
+// before the conversion already orders it after the previous tile's reads), then meets
+// a second barrier; the products are the f16 kernel's. The cache read is 1.06 bytes an
+// element instead of 2; the conversion adds a pass over shared memory per tile.
 #include <cmath>
 
 #include "backend/cuda/common.cuh"
@@ -34,13 +41,18 @@ constexpr float kLog2e = 1.4426950408889634f;
 // which halves that traffic per product at MT = 2). Key rows per shared-memory tile: the S
 // accumulators (MT * kKeys / 2 registers a thread) and the O accumulators (MT * HD / 2)
 // must fit side by side. Rows are padded by 16 bytes, which spreads 8 consecutive rows
-// over all banks. Shared memory: the Q tile, then K and V in two stages each.
-template <int HD, int MT, int KEYS>
+// over all banks. Shared memory: the Q tile, then K and V in two stages each; Q8: K and V
+// in one stage, then the raw tiles in two stages: int8 values [2][K, V][kKeys][HD], then
+// f16 scales [2][K, V][kKeys][HD / 32].
+template <int HD, int MT, int KEYS, bool Q8>
 struct Shape {
   static constexpr int kRows = 64 * MT;
   static constexpr int kKeys = KEYS;
   static constexpr int kStride = HD + 8;  // halves
-  static constexpr int kSmem = (kRows + 4 * kKeys) * kStride * 2;
+  static constexpr int kStages = Q8 ? 1 : 2;  // of the f16 K and V tiles
+  static constexpr int kRawValues = 4 * kKeys * HD;       // bytes
+  static constexpr int kRawScales = 4 * kKeys * HD / 16;  // bytes
+  static constexpr int kSmem = (kRows + 2 * kStages * kKeys) * kStride * 2 + (Q8 ? kRawValues + kRawScales : 0);
 };
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
@@ -50,6 +62,11 @@ __device__ __forceinline__ uint32_t smem_u32(const void* p) {
 // 16 bytes global -> shared, bypassing L1; zero-filled when !valid (src is not read).
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+// N (4, 8 or 16) bytes global -> shared through L1, zero-filled when !valid.
+template <int N>
+__device__ __forceinline__ void cp_async_small(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(src), "n"(N), "r"(valid ? N : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -99,14 +116,16 @@ __device__ __forceinline__ float quad_sum(float v) {
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-template <int HD, int MT, int KEYS>
+template <int HD, int MT, int KEYS, bool Q8>
 __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAttentionParams p) {
-  using Sh = Shape<HD, MT, KEYS>;
+  using Sh = Shape<HD, MT, KEYS, Q8>;
   constexpr int kRows = Sh::kRows, kKeys = Sh::kKeys, S = Sh::kStride, kChunks = HD / 8;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __half* q_s = reinterpret_cast<__half*>(smem_raw);  // [kRows][S]
-  __half* k_s = q_s + kRows * S;                      // [2][kKeys][S]
-  __half* v_s = k_s + 2 * kKeys * S;                  // [2][kKeys][S]
+  __half* k_s = q_s + kRows * S;                      // [kStages][kKeys][S]
+  __half* v_s = k_s + Sh::kStages * kKeys * S;        // [kStages][kKeys][S]
+  int8_t* raw_q = reinterpret_cast<int8_t*>(v_s + Sh::kStages * kKeys * S);  // Q8: [2][2][kKeys][HD]
+  __half* raw_d = reinterpret_cast<__half*>(raw_q + Sh::kRawValues);         // Q8: [2][2][kKeys][HD / 32]
   __shared__ int pos_s[kRows];
 
   pdl_begin();
@@ -121,22 +140,44 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
   const int64_t kv_row = static_cast<int64_t>(p.n_kv_heads) * HD;
   const __half* kc = static_cast<const __half*>(p.k_cache) + g * HD;
   const __half* vc = static_cast<const __half*>(p.v_cache) + g * HD;
+  const int64_t q8_row = (kv_row + kv_row / 32 * 2 + 15) / 16 * 16;  // kv_q8_row_bytes
+  auto slot_of = [&](int key) {
+    return static_cast<int64_t>(table[key / p.block_size]) * p.block_size + key % p.block_size;
+  };
   // Unrolled at 2 row tiles, every chunk's addresses would be live beside the accumulators
   // (spills); at one, unrolling lets the table look-ups of all chunks be in flight at once.
   constexpr int kLoadUnroll = MT == 1 ? kKeys * kChunks / kThreads : 1;
   auto load_kv = [&](int kb, int stage) {
-#pragma unroll(kLoadUnroll)
-    for (int i = tid; i < kKeys * kChunks; i += kThreads) {
-      const int r = i / kChunks, c = i % kChunks, key = kb + r;
-      const bool valid = key < n_keys;
-      int64_t off = 0;
-      if (valid) {
-        const int64_t slot = static_cast<int64_t>(table[key / p.block_size]) * p.block_size + key % p.block_size;
-        off = slot * kv_row + c * 8;
+    if constexpr (Q8) {  // raw int8 values (16-byte chunks) and each key's HD / 32 scales
+      const auto* kq = static_cast<const uint8_t*>(p.k_cache) + g * HD;
+      const auto* vq = static_cast<const uint8_t*>(p.v_cache) + g * HD;
+      constexpr int kQChunks = HD / 16;
+      for (int i = tid; i < kKeys * (kQChunks + 1); i += kThreads) {
+        const int r = i / (kQChunks + 1), c = i % (kQChunks + 1), key = kb + r;
+        const bool valid = key < n_keys;
+        const int64_t slot = valid ? slot_of(key) * q8_row : 0;
+        if (c < kQChunks) {
+          const int dst = (stage * 2 * kKeys + r) * HD + c * 16;
+          cp_async16(smem_u32(raw_q + dst), kq + slot + c * 16, valid);
+          cp_async16(smem_u32(raw_q + dst + kKeys * HD), vq + slot + c * 16, valid);
+        } else {
+          const int dst = (stage * 2 * kKeys + r) * (HD / 32);
+          const int64_t at = slot + kv_row + g * (HD / 16) - g * HD;  // the scales, past the row's values
+          cp_async_small<HD / 16>(smem_u32(raw_d + dst), kq + at, valid);
+          cp_async_small<HD / 16>(smem_u32(raw_d + dst + kKeys * (HD / 32)), vq + at, valid);
+        }
       }
-      const int dst = (stage * kKeys + r) * S + c * 8;
-      cp_async16(smem_u32(k_s + dst), kc + off, valid);
-      cp_async16(smem_u32(v_s + dst), vc + off, valid);
+    } else {
+#pragma unroll(kLoadUnroll)
+      for (int i = tid; i < kKeys * kChunks; i += kThreads) {
+        const int r = i / kChunks, c = i % kChunks, key = kb + r;
+        const bool valid = key < n_keys;
+        int64_t off = 0;
+        if (valid) off = slot_of(key) * kv_row + c * 8;
+        const int dst = (stage * kKeys + r) * S + c * 8;
+        cp_async16(smem_u32(k_s + dst), kc + off, valid);
+        cp_async16(smem_u32(v_s + dst), vc + off, valid);
+      }
     }
     cp_async_commit();
   };
@@ -176,9 +217,32 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
     // Tile j has landed for every thread; every warp is also done with tile j - 1, whose
     // stage the loads of tile j + 1 (issued once this tile's S products are under way,
     // so that their table look-ups overlap the tensor cores) overwrite.
-    const int stage = j & 1;
+    const int stage = Q8 ? 0 : j & 1;  // of the f16 tiles
     cp_async_wait<0>();
     __syncthreads();
+    if constexpr (Q8) {  // raw stage j & 1 -> the f16 tiles, 8 elements (one scale) a step
+      const int8_t* rq = raw_q + (j & 1) * 2 * kKeys * HD;
+      const __half* rd = raw_d + (j & 1) * 2 * kKeys * (HD / 32);
+      for (int i = tid; i < 2 * kKeys * kChunks; i += kThreads) {
+        const int r = i / kChunks, c = i % kChunks;  // r < kKeys: keys, else values
+        const uint2 raw = *reinterpret_cast<const uint2*>(rq + r * HD + c * 8);
+        const __half2 d = __half2half2(rd[r * (HD / 32) + c / 4]);
+        // Byte q + 128 under the exponent byte 0x64 is the f16 1152 + q, exactly (spacing 1
+        // in [1024, 2048)); minus 1152 is q, and q * d takes the one rounding of the f16 cache.
+        const uint32_t w[2] = {raw.x ^ 0x80808080u, raw.y ^ 0x80808080u};
+        uint4 out;
+        auto* h = reinterpret_cast<__half2*>(&out);
+        const __half2 bias = __float2half2_rn(1152.0f);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const uint32_t u = __byte_perm(w[e / 2], 0x64646464u, e % 2 ? 0x4342 : 0x4140);
+          h[e] = __hmul2(__hsub2(*reinterpret_cast<const __half2*>(&u), bias), d);
+        }
+        __half* dst = (r < kKeys ? k_s + r * S : v_s + (r - kKeys) * S) + c * 8;
+        *reinterpret_cast<uint4*>(dst) = out;
+      }
+      __syncthreads();
+    }
 
     // S = Q K^T: K rows are keys, so ldmatrix without transposition gives the col-major B;
     // each B fragment serves the warp's MT row tiles.
@@ -205,7 +269,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
       }
     }
 
-    if (j + 1 < n_tiles) load_kv((j + 1) * kKeys, stage ^ 1);
+    if (j + 1 < n_tiles) load_kv((j + 1) * kKeys, (j + 1) & 1);  // Q8: the raw stage
 
     // Causal mask, per row: key index > the row's position (also every key past n_keys,
     // whose zero-filled rows must not count, and every key of a padding row).
@@ -294,10 +358,10 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
   }
 }
 
-template <int HD, int MT, int KEYS>
+template <int HD, int MT, int KEYS, bool Q8>
 void launch_for(const FlashAttentionParams& p, cudaStream_t stream) {
-  constexpr int smem = Shape<HD, MT, KEYS>::kSmem;
-  const auto kernel = flash_attention_kernel<HD, MT, KEYS>;
+  constexpr int smem = Shape<HD, MT, KEYS, Q8>::kSmem;
+  const auto kernel = flash_attention_kernel<HD, MT, KEYS, Q8>;
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
              "cudaFuncSetAttribute (flash attention)", __FILE__, __LINE__);
   const dim3 grid(static_cast<unsigned>(p.n_tiles), static_cast<unsigned>(p.n_kv_heads));
@@ -311,37 +375,43 @@ void launch_for(const FlashAttentionParams& p, cudaStream_t stream) {
 // and 2 row tiles, 64 keys spill 80 bytes a thread and 32 keys none, yet 64 was the faster
 // (H200, 8B shape, 4096-token prompt: 724 against 755 us a layer), so 32 stays only as the
 // experiment switch HEARTH_CUDA_FLASH_KEYS=32.
+// The 8-bit cache has the same shapes, without the 32-key experiment.
 struct Variant {
   int hd, mt, keys;
+  bool q8;
   void (*launch)(const FlashAttentionParams&, cudaStream_t);
   int64_t smem;
 };
-template <int HD, int MT, int KEYS>
+template <int HD, int MT, int KEYS, bool Q8 = false>
 constexpr Variant variant() {
-  return {HD, MT, KEYS, launch_for<HD, MT, KEYS>, Shape<HD, MT, KEYS>::kSmem + 64 * MT * 4};  // + pos_s
+  return {HD, MT, KEYS, Q8, launch_for<HD, MT, KEYS, Q8>, Shape<HD, MT, KEYS, Q8>::kSmem + 64 * MT * 4};  // + pos_s
 }
-constexpr Variant kVariants[] = {variant<64, 1, 64>(),  variant<64, 2, 64>(),  variant<128, 1, 64>(),
-                                 variant<128, 2, 64>(), variant<128, 2, 32>(), variant<256, 1, 32>()};
+constexpr Variant kVariants[] = {
+    variant<64, 1, 64>(),           variant<64, 2, 64>(),           variant<128, 1, 64>(),
+    variant<128, 2, 64>(),          variant<128, 2, 32>(),          variant<256, 1, 32>(),
+    variant<64, 1, 64, true>(),     variant<64, 2, 64, true>(),     variant<128, 1, 64, true>(),
+    variant<128, 2, 64, true>(),    variant<256, 1, 32, true>()};
 
-const Variant* find_variant(int64_t head_dim, int row_tiles, int key_tile) {
+const Variant* find_variant(int64_t head_dim, int row_tiles, int key_tile, bool q8) {
   for (const Variant& v : kVariants)
-    if (v.hd == head_dim && v.mt == row_tiles && (key_tile == 0 || v.keys == key_tile)) return &v;
+    if (v.hd == head_dim && v.mt == row_tiles && v.q8 == q8 && (key_tile == 0 || v.keys == key_tile)) return &v;
   return nullptr;
 }
 
 }  // namespace
 
-int64_t flash_attention_smem(int64_t head_dim, int row_tiles, int key_tile) {
-  const Variant* v = find_variant(head_dim, row_tiles, key_tile);
+int64_t flash_attention_smem(int64_t head_dim, int row_tiles, int key_tile, bool q8) {
+  const Variant* v = find_variant(head_dim, row_tiles, key_tile, q8);
   return v ? v->smem : 0;
 }
 
 void launch_flash_attention(const FlashAttentionParams& p, cudaStream_t stream) {
   if (p.n_tiles == 0) return;
-  const Variant* v = find_variant(p.head_dim, p.row_tiles, p.key_tile);
+  const Variant* v = find_variant(p.head_dim, p.row_tiles, p.key_tile, p.q8 != 0);
   if (!v)
     fail("flash attention: no kernel for head_dim " + std::to_string(p.head_dim) + ", " +
-         std::to_string(p.row_tiles) + " row tiles per warp, " + std::to_string(p.key_tile) + " keys per tile");
+         std::to_string(p.row_tiles) + " row tiles per warp, " + std::to_string(p.key_tile) + " keys per tile" +
+         (p.q8 ? ", 8-bit cache" : ""));
   v->launch(p, stream);
 }
 

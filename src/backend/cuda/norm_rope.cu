@@ -10,7 +10,9 @@
 // each warp iteration covers one 32-block and can quantize it for the next matmul.
 // RoPE: one thread per (token, rotated pair), looping over heads so cos/sin are computed
 // once per pair; fused with the per-head norm (and the KV store, and the q heads along
-// with the k heads), one warp per (token, head). The angle is evaluated in double like the CPU reference: positions reach 10^5 and
+// with the k heads), one warp per (token, head). An 8-bit cache is written after the
+// rotation, in a second pass over the head's 32-groups (a lane's rotated elements are
+// pairs, not one element of each group). The angle is evaluated in double like the CPU reference: positions reach 10^5 and
 // a float angle would lose the phase.
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/ops.h"
@@ -153,10 +155,11 @@ __global__ void norm_rope_kernel(const RopeParams p) {
   float ss = 0;
   for (int64_t i = lane; i < hd; i += kWarp) ss += x[i] * x[i];
   const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(hd) + p.eps);
-  const int64_t cache_at = store ? p.slots[t] * heads * hd + (task % heads) * hd : 0;
+  const bool q8 = p.kv_kind == 2;
+  const int64_t cache_at = store && !q8 ? p.slots[t] * heads * hd + (task % heads) * hd : 0;
   auto put = [&](int64_t i, float y) {
     x[i] = y;
-    if (!store) return;
+    if (!store || q8) return;
     const float v = p.v[task * hd + i];
     if (p.kv_kind == 1) {
       static_cast<__half*>(p.k_cache)[cache_at + i] = __float2half_rn(y);
@@ -183,6 +186,15 @@ __global__ void norm_rope_kernel(const RopeParams p) {
     rotate(j, cf, sf);
   }
   for (int64_t i = 2 * p.half + lane; i < hd; i += kWarp) put(i, x[i] * inv * norm_w[i]);  // not rotated
+  if (!store || !q8) return;
+  __syncwarp();  // the head's rotated values, written by every lane, are visible to all
+  const int64_t row = heads * hd, at = (task % heads) * hd;
+  auto* kd = static_cast<uint8_t*>(p.k_cache) + p.slots[t] * kv_q8_row_bytes(row);
+  auto* vd = static_cast<uint8_t*>(p.v_cache) + p.slots[t] * kv_q8_row_bytes(row);
+  for (int64_t i = lane; i < hd; i += kWarp) {  // hd % 32 == 0: whole groups, whole warps
+    warp_store_kv_q8(x[i], kd, row, at + i);
+    warp_store_kv_q8(p.v[task * hd + i], vd, row, at + i);
+  }
 }
 
 }  // namespace

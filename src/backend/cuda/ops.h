@@ -156,7 +156,7 @@ struct RopeParams {
   int32_t neox;
   const float* norm_w;  // optional, [head_dim]
   float eps;
-  int32_t kv_kind;  // 0 f32, 1 f16
+  int32_t kv_kind;  // 0 f32, 1 f16, 2 q8_0 (rows of kv_row_bytes, backend.h)
   void* k_cache;    // optional (needs norm_w)
   void* v_cache;
   const float* v;         // [n, heads * head_dim]
@@ -170,7 +170,9 @@ struct RopeParams {
 void launch_rope(const RopeParams& p, cudaStream_t stream);
 
 // ---- attention.cu ------------------------------------------------------------------------
-// The cache of one layer: [n_slots, n_kv_heads * head_dim] keys and values, f32 or f16.
+// The cache of one layer: n_slots rows of n_kv_heads * head_dim keys, and of values, as
+// f32, f16 or 8-bit rows (q8_0: int8 values, then an f16 scale per 32, padded to 16 bytes;
+// backend.h kv_row_bytes).
 struct KvStoreParams {
   const float* k;  // [n, row]
   const float* v;
@@ -178,7 +180,7 @@ struct KvStoreParams {
   void* v_cache;
   const int64_t* slots;  // [n]
   int64_t n, row;
-  int32_t kind;  // 0 f32, 1 f16
+  int32_t kind;  // 0 f32, 1 f16, 2 q8_0 (row % 32 == 0)
   int32_t pad;
 };
 void launch_kv_store(const KvStoreParams& p, cudaStream_t stream);
@@ -204,23 +206,23 @@ struct AttentionParams {
   float* out_qd;
   float* out_qs;
   int64_t n;
-  int32_t n_heads, n_kv_heads, head_dim, block_size, n_splits, kind;
+  int32_t n_heads, n_kv_heads, head_dim, block_size, n_splits, kind;  // kind as KvStoreParams
   float scale;
-  int32_t pad;
+  int32_t keys_in_flight;  // per warp: 2, or 0 for the default, 4
 };
 void launch_attention(const AttentionParams& p, cudaStream_t stream);
 bool attention_head_dim_supported(int64_t head_dim);
 
 // ---- flash_attention.cu ------------------------------------------------------------------
-// The attention of AttentionParams for prompt steps, on tensor cores, f16 cache only, no
-// fused quantization. Work is cut into query tiles, each a run of consecutive tokens of one
+// The attention of AttentionParams for prompt steps, on tensor cores, from an f16 or an
+// 8-bit (q8_0) cache (dequantized to f16 in shared memory), no fused quantization. Work is cut into query tiles, each a run of consecutive tokens of one
 // sequence; one block computes a tile against one kv head, the tile's rows being its
 // tokens times the group's query heads: at most 64 * row_tiles rows, so at most
 // 64 * row_tiles / group tokens.
 struct FlashAttentionParams {
   float* out;      // [n, n_heads * head_dim]
   const float* q;  // [n, n_heads * head_dim]
-  const void* k_cache;  // f16 [n_slots, n_kv_heads * head_dim]
+  const void* k_cache;  // [n_slots, n_kv_heads * head_dim], f16 or q8_0 rows
   const void* v_cache;
   const int32_t* positions;     // [n]
   const int32_t* table_offset;  // [n]
@@ -231,11 +233,13 @@ struct FlashAttentionParams {
   int32_t row_tiles;  // 16-row tiles per warp: 1 or 2 (head_dim <= 128)
   int32_t key_tile;   // keys per shared-memory tile; 0: the kernel's default
   float scale;
+  int32_t q8;  // the cache is q8_0
+  int32_t pad;
 };
 void launch_flash_attention(const FlashAttentionParams& p, cudaStream_t stream);
 // Shared memory a block needs (bytes), 0 if no kernel has that shape (head_dim 64, 128 or
 // 256; row_tiles 2 only up to 128); the caller checks it against the device's limit.
-int64_t flash_attention_smem(int64_t head_dim, int row_tiles, int key_tile);
+int64_t flash_attention_smem(int64_t head_dim, int row_tiles, int key_tile, bool q8 = false);
 
 // ---- elementwise.cu ----------------------------------------------------------------------
 // Optionally fused: the 8-bit quantization of out (n % 32 == 0), as in RmsNormParams.
