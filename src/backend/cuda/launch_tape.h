@@ -59,6 +59,11 @@ inline std::string describe_launch(const GemvParams& p) {
          std::to_string(p.w.cols) + (p.blocks1 ? " (merged)" : "") + " n" + std::to_string(p.n);
 }
 
+inline std::string describe_launch(const MmaParams& p) {
+  return "mma " + std::string(dtype_name(p.w.type)) + " " + std::to_string(p.w.rows) + "x" + std::to_string(p.w.cols) +
+         " n" + std::to_string(p.n) + " splits " + std::to_string(p.splits);
+}
+
 class LaunchTape {
  public:
   LaunchTape() = default;

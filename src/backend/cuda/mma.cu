@@ -406,6 +406,7 @@ void mma_for_unit(const MmaParams& p, cudaStream_t stream) {
 void init_mma() {
   allow_smem_all<UnitQ4_0>(0), allow_smem_all<UnitQ8_0>(1), allow_smem_all<UnitQ4_K>(2), allow_smem_all<UnitQ5_K>(3);
   allow_smem_all<UnitQ6_K>(4), allow_smem_all<UnitMlx4>(5), allow_smem_all<UnitMlx8>(6);
+  init_mma_f16();
 }
 
 int mma_blocks_per_sm(DType type, int bits, int64_t n) {
@@ -432,7 +433,9 @@ int32_t mma_splits(int64_t rows, int64_t cols, int64_t slots) {
 void launch_mma(const MmaParams& p, cudaStream_t stream) {
   HEARTH_ASSERT(p.n >= 1 && p.n <= kMmaMaxTokens && p.w.cols % 32 == 0 && p.splits >= 1);
   HEARTH_ASSERT(p.splits == 1 || p.partial);
-  switch (p.w.type) {
+  if (launch_mma_f16(p, stream)) {
+    // f16 fragments (mma_f16.cu)
+  } else switch (p.w.type) {
     case DType::Q4_0: mma_for_unit<UnitQ4_0>(p, stream); break;
     case DType::Q8_0: mma_for_unit<UnitQ8_0>(p, stream); break;
     case DType::Q4_K: mma_for_unit<UnitQ4_K>(p, stream); break;
