@@ -14,7 +14,9 @@
 #include <cuda_runtime.h>
 
 #include <cstdlib>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/ops.h"
 #include "cuda_test_util.h"
@@ -132,6 +134,59 @@ TEST_F(CudaMma, LongRows) {
         check_matmul(product(g, x, n, splits), hw.w, x, n, 5e-2, false, what);
       }
     }
+  }
+}
+
+// Two or three weights of one type in one launch (MmaParams' data2/data3, as the backend
+// merges q/k/v and gate/up): each output against its own reference, row counts that
+// leave the first weights' last tiles partly empty, with and without K splits.
+TEST_F(CudaMma, MergedWeights) {
+  if (!cuda::mma_f16_applies(dev_weight(gpu->upload_weight(make_weight(kTypes[2], 1, rng).w))))
+    GTEST_SKIP() << "the f16 kernel is off (HEARTH_CUDA_MMA_F16=0) or not on this card";
+  const WeightSpec specs[] = {{"q4_K", DType::Q4_K, 1024}, {"q6_K", DType::Q6_K, 768}, {"q4_0", DType::Q4_0, 608},
+                              {"q8_0", DType::Q8_0, 256}, {"q5_K", DType::Q5_K, 512}};
+  for (const auto& spec : specs) {
+    const int64_t row_counts[3] = {300, 67, 129};
+    std::vector<HostWeight> hw;
+    std::vector<Weight> g;
+    for (int64_t r : row_counts) hw.push_back(make_weight(spec, r, rng)), g.push_back(gpu->upload_weight(hw.back().w));
+    for (int parts : {2, 3})
+      for (int64_t n : {5, 8, 20, 64}) {
+        const int64_t cols = spec.cols;
+        const auto x = random_vector(static_cast<size_t>(n * cols), rng);
+        const int32_t chunks = static_cast<int32_t>((cols + 255) / 256);
+        for (int32_t splits : {1, chunks}) {
+          DeviceArray xd(sizeof(float) * n * cols), q(n * cols), d(sizeof(float) * n * cols / 32),
+              s(sizeof(float) * n * cols / 32), part(sizeof(float) * splits * n * 500);
+          std::vector<std::unique_ptr<DeviceArray>> outs;
+          for (int k = 0; k < parts; ++k) {
+            outs.push_back(std::make_unique<DeviceArray>(sizeof(float) * n * row_counts[k]));
+            std::vector<float> nan(static_cast<size_t>(n * row_counts[k]), NAN);
+            ASSERT_EQ(cudaMemcpy(outs[k]->p, nan.data(), 4 * nan.size(), cudaMemcpyHostToDevice), cudaSuccess);
+          }
+          ASSERT_EQ(cudaMemcpy(xd.p, x.data(), sizeof(float) * n * cols, cudaMemcpyHostToDevice), cudaSuccess);
+          cuda::QuantizeXParams qp{};
+          qp.x = xd.as<float>(), qp.q = q.as<int8_t>(), qp.d = d.as<float>(), qp.s = s.as<float>(), qp.n = n;
+          qp.cols = cols;
+          cuda::launch_quantize_x(qp, stream);
+          cuda::MmaParams p{};
+          p.w = dev_weight(g[0]);
+          p.xq = q.as<int8_t>(), p.xd = d.as<float>(), p.xs = s.as<float>();
+          p.out = outs[0]->as<float>(), p.partial = part.as<float>(), p.n = n, p.splits = splits;
+          p.data2 = static_cast<const uint8_t*>(g[1].data), p.out2 = outs[1]->as<float>(), p.rows2 = row_counts[1];
+          if (parts == 3)
+            p.data3 = static_cast<const uint8_t*>(g[2].data), p.out3 = outs[2]->as<float>(), p.rows3 = row_counts[2];
+          cuda::launch_mma(p, stream);
+          ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+          for (int k = 0; k < parts; ++k) {
+            std::vector<float> got(static_cast<size_t>(n * row_counts[k]));
+            ASSERT_EQ(cudaMemcpy(got.data(), outs[k]->p, 4 * got.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+            const std::string what = std::string(spec.name) + " merged " + std::to_string(parts) + " weight " +
+                                     std::to_string(k) + " n " + std::to_string(n) + " splits " + std::to_string(splits);
+            check_matmul(got, hw[k].w, x, n, 5e-2, false, what);
+          }
+        }
+      }
   }
 }
 

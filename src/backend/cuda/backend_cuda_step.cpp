@@ -225,7 +225,7 @@ void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
       p.partial = static_cast<float*>(scratch(mma_part_, static_cast<size_t>(p.splits * n * w.rows) * sizeof(float),
                                               "tensor-core partial sums"));
     quantized_x(x, &p.xq, &p.xd, &p.xs);
-    launch<MmaParams, launch_mma>(p);
+    if (!fuse_mma(p)) launch<MmaParams, launch_mma>(p);
   } else if (n <= kGemvMaxTokens) {
     auto p = zeroed<GemvParams>();
     p.w = dev_weight(w);

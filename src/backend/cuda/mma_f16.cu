@@ -51,7 +51,8 @@ constexpr int kChunk = 256;                   // K elements per chunk
 constexpr int kXPitch = 2 * kChunk + 32;      // bytes per token of the f16 activations: 8-byte
                                               // loads of 4 tokens x 4 lanes hit distinct banks
 constexpr int kScalePitch = 9;                // uint2 per row of the scale table (8 blocks + 1)
-constexpr size_t kSmemBudget = 113 * 1024;    // per block, so that two fit on an SM
+constexpr size_t kSmemBudget = 112 * 1024;    // per block, so that two fit on an SM (228 KiB,
+                                              // 1 KiB reserved a block, the barriers)
 
 // Per type: bytes of one row's chunk as stored, the ring's row pitch (room for the chunk's
 // offset from a 16-byte boundary, and an odd number of 16-byte lines so the 8 rows a
@@ -67,7 +68,9 @@ template <> struct Fmt<UnitQ6_K> { static constexpr int kBytes = 210, kPitch = 2
 template <class U>
 __host__ __device__ constexpr size_t stage_bytes() { return static_cast<size_t>(kRows) * Fmt<U>::kPitch; }
 template <int NT>
-__host__ __device__ constexpr size_t fixed_bytes() { return static_cast<size_t>(8 * NT) * kXPitch + kRows * kScalePitch * 8; }
+__host__ __device__ constexpr size_t fixed_bytes() {  // two buffers of activations and scales
+  return 2 * (static_cast<size_t>(8 * NT) * kXPitch + kRows * kScalePitch * 8);
+}
 // Ring slots: as many as fit in the budget, 2..5.
 template <class U, int NT>
 __host__ __device__ constexpr int stages() {
@@ -77,18 +80,9 @@ __host__ __device__ constexpr int stages() {
 template <class U, int NT>
 __host__ __device__ constexpr size_t smem_bytes() { return fixed_bytes<NT>() + stages<U, NT>() * stage_bytes<U>(); }
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+[[maybe_unused]] __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
-
 __device__ __forceinline__ void mma_f16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
@@ -173,50 +167,100 @@ __device__ __forceinline__ uint2 block_scales(const uint8_t* raw, int kb) {
   return make_uint2(h2_bits(__floats2half2_rn(s0, s1)), h2_bits(__floats2half2_rn(mn, mn)));
 }
 
-// Rows of the block [kRows], the chunk's bytes [start, end) of a row, copied from the
-// 16-byte boundary at or below start (rows of 32-element types may end inside a chunk).
+// The chunk's bytes [start, end) of a row, copied from the 16-byte boundary a0 at or below
+// start (lead bytes before it) in `pieces` 16-byte lines (rows of 32-element types may end
+// inside a chunk; the 16 bytes of padding after every weight cover the rounding up).
 struct Span {
-  uintptr_t a0;
+  const uint8_t* a0;
   int lead, pieces;
 };
 template <class U>
-__device__ __forceinline__ Span chunk_span(const MmaParams& p, int64_t r, int64_t c) {
-  const uint8_t* row = p.w.data + r * p.w.row_bytes;
-  const int64_t begin = c * Fmt<U>::kBytes, end = min(begin + Fmt<U>::kBytes, p.w.row_bytes);
-  const uintptr_t s = reinterpret_cast<uintptr_t>(row + begin), e = reinterpret_cast<uintptr_t>(row + end);
+__device__ __forceinline__ Span chunk_span(const uint8_t* row, int64_t row_bytes, int64_t c) {
+  const int64_t begin = c * Fmt<U>::kBytes, end = min(begin + Fmt<U>::kBytes, row_bytes);
+  const auto s = reinterpret_cast<uintptr_t>(row + begin), e = reinterpret_cast<uintptr_t>(row + end);
   Span sp;
-  sp.a0 = s & ~uintptr_t{15};
-  sp.lead = static_cast<int>(s - sp.a0);
-  sp.pieces = static_cast<int>(((e + 15) & ~uintptr_t{15}) - sp.a0) / 16;
+  sp.a0 = reinterpret_cast<const uint8_t*>(s & ~uintptr_t{15});
+  sp.lead = static_cast<int>(s & 15);
+  sp.pieces = static_cast<int>(((e + 15) & ~uintptr_t{15}) - (s & ~uintptr_t{15})) / 16;
   return sp;
+}
+
+// One weight of a merged launch (MmaParams' second and third): its rows, where they
+// start among the launch's row tiles and among the partial sums' columns.
+struct Segment {
+  const uint8_t* data;
+  float* out;
+  int64_t rows, tile0, col0;
+};
+__device__ __forceinline__ Segment segment_of(const MmaParams& p, int64_t tile) {
+  const int64_t t1 = (p.w.rows + kRows - 1) / kRows, t2 = t1 + (p.rows2 + kRows - 1) / kRows;
+  if (p.data3 && tile >= t2) return Segment{p.data3, p.out3, p.rows3, t2, p.w.rows + p.rows2};
+  if (p.data2 && tile >= t1) return Segment{p.data2, p.out2, p.rows2, t1, p.w.rows};
+  return Segment{p.w.data, p.out, p.w.rows, 0, 0};
+}
+
+// Bulk copies and their barriers exist from sm_90 on; init_mma_f16 keeps other cards off
+// this kernel, whose code for them only traps.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define HEARTH_SM90_ASM(...) asm volatile(__VA_ARGS__)
+#else
+#define HEARTH_SM90_ASM(...) __trap()
+#endif
+__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
+  HEARTH_SM90_ASM("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+  HEARTH_SM90_ASM(
+      "{\n .reg .pred done;\n"
+      "WAIT_%=:\n mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      " @!done bra WAIT_%=;\n}" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+}
+// One row's chunk into the ring, completing on bar (every row's thread arrives, with 0
+// bytes for rows past the end).
+__device__ __forceinline__ void copy_row(uint8_t* dst, const uint8_t* src, uint32_t bytes, uint64_t* bar) {
+  HEARTH_SM90_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+  if (bytes)
+    HEARTH_SM90_ASM("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                        smem_addr(dst)),
+                    "l"(src), "r"(bytes), "r"(smem_addr(bar))
+                    : "memory");
+}
+__device__ __forceinline__ void mbar_fence_init() {
+  HEARTH_SM90_ASM("fence.mbarrier_init.release.cluster;" ::: "memory");
+  HEARTH_SM90_ASM("fence.proxy.async.shared::cta;" ::: "memory");
 }
 
 // NT: tiles of 8 tokens (1, 2, 4 or 8).
 template <class U, int NT>
 __global__ void __launch_bounds__(kThreads, 2) mma_f16_kernel(const MmaParams p) {
   constexpr int kS = stages<U, NT>(), kPitch = Fmt<U>::kPitch, kTok = 8 * NT;
-  constexpr int kPieces = kPitch / 16;
   // Activation pieces (16 int8 of one token) a thread converts per chunk.
   constexpr int kXPer = (kTok * 16 + kThreads - 1) / kThreads;
-  extern __shared__ int4 smem_raw[];
-  auto* xh = reinterpret_cast<uint8_t*>(smem_raw);                  // [kTok][kXPitch] f16
-  auto* table = reinterpret_cast<uint2*>(xh + kTok * kXPitch);      // [kRows][kScalePitch]
-  auto* ring = reinterpret_cast<uint8_t*>(table + kRows * kScalePitch);  // [kS][kRows][kPitch]
+  extern __shared__ __align__(128) int4 smem_raw[];
+  __shared__ uint64_t full[kS];
+  auto* ring = reinterpret_cast<uint8_t*>(smem_raw);                       // [kS][kRows][kPitch]
+  auto* xh_all = ring + kS * kRows * kPitch;                               // [2][kTok][kXPitch] f16
+  auto* table_all = reinterpret_cast<uint2*>(xh_all + 2 * kTok * kXPitch);  // [2][kRows][kScalePitch]
 
-  const int64_t rows = p.w.rows, cols = p.w.cols, n = p.n, nb_row = cols / 32;
+  const Segment seg = segment_of(p, blockIdx.x);
+  const int64_t rows = seg.rows, cols = p.w.cols, n = p.n, nb_row = cols / 32, row_bytes = p.w.row_bytes;
   const int64_t chunks = (cols + kChunk - 1) / kChunk, per_split = (chunks + p.splits - 1) / p.splits;
   const int64_t c_begin = blockIdx.y * per_split, c_end = min(chunks, c_begin + per_split);
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows;
+  const int64_t count = max(c_end - c_begin, int64_t{0});
+  const int64_t row0 = (blockIdx.x - seg.tile0) * kRows;
   const int tid = threadIdx.x;
 
-  auto issue = [&](int64_t c, int slot) {
-    uint8_t* dst = ring + slot * (kRows * kPitch);
-    for (int i = tid; i < kRows * kPieces; i += kThreads) {
-      const int rr = i / kPieces, piece = i % kPieces;
-      if (row0 + rr >= rows) continue;
-      const Span sp = chunk_span<U>(p, row0 + rr, c);
-      if (piece < sp.pieces) cp_async16(dst + rr * kPitch + 16 * piece, reinterpret_cast<const void*>(sp.a0 + 16 * piece));
-    }
+  // Thread r < kRows copies row r of the block; every row's thread arrives on the slot's
+  // barrier, so it completes once per chunk.
+  const uint8_t* my_row = seg.data + min(row0 + tid, rows - 1) * row_bytes;
+  const bool my_row_real = tid < kRows && row0 + tid < rows;
+  auto issue = [&](int64_t i) {  // chunk c_begin + i into slot i % kS
+    if (tid >= kRows) return;
+    const int slot = static_cast<int>(i % kS);
+    const Span sp = chunk_span<U>(my_row, row_bytes, c_begin + i);
+    copy_row(ring + (slot * kRows + tid) * kPitch, sp.a0, my_row_real ? 16u * sp.pieces : 0u, &full[slot]);
   };
   auto blocks_in = [&](int64_t c) { return static_cast<int>(nb_row - c * 8 < 8 ? nb_row - c * 8 : 8); };
 
@@ -224,6 +268,8 @@ __global__ void __launch_bounds__(kThreads, 2) mma_f16_kernel(const MmaParams p)
   // elements 16 (i % 16).. of the chunk; tokens past n read token n - 1 (never stored).
   int4 xq[kXPer];
   float xd[kXPer];
+#pragma unroll
+  for (int k = 0; k < kXPer; ++k) xq[k] = make_int4(0, 0, 0, 0), xd[k] = 0.0f;
   auto load_x = [&](int64_t c) {
     const int nbk = blocks_in(c);
 #pragma unroll
@@ -236,36 +282,43 @@ __global__ void __launch_bounds__(kThreads, 2) mma_f16_kernel(const MmaParams p)
       }
     }
   };
-  auto store_x = [&](int64_t c) {
-    const int nbk = blocks_in(c);
+  // Chunk c (= c_begin + i) made ready for its products in buffer i & 1: the activations as
+  // f16 (from the registers of load_x) and the scale table (from the ring, once there).
+  auto prepare = [&](int64_t i) {
+    const int64_t c = c_begin + i;
+    const int nbk = blocks_in(c), buf = static_cast<int>(i & 1);
+    uint8_t* xh = xh_all + buf * (kTok * kXPitch);
 #pragma unroll
     for (int k = 0; k < kXPer; ++k) {
-      const int i = tid + k * kThreads, t = i / 16, piece = i % 16;
-      if (i >= kTok * 16 || piece >= 2 * nbk) continue;
+      const int j = tid + k * kThreads, t = j / 16, piece = j % 16;
+      if (j >= kTok * 16 || piece >= 2 * nbk) continue;
       const __half2 d2 = __float2half2_rn(xd[k]), off = __float2half2_rn(1152.0f);
       const uint32_t w[4] = {static_cast<uint32_t>(xq[k].x) ^ 0x80808080u, static_cast<uint32_t>(xq[k].y) ^ 0x80808080u,
                              static_cast<uint32_t>(xq[k].z) ^ 0x80808080u, static_cast<uint32_t>(xq[k].w) ^ 0x80808080u};
       uint32_t h[8];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
+      for (int e = 0; e < 4; ++e) {
         uint32_t lo, hi;
-        bytes_to_h2(w[j], lo, hi);  // 1024 + 128 + q
-        h[2 * j] = h2_bits(__hmul2(__hsub2(bits_h2(lo), off), d2));
-        h[2 * j + 1] = h2_bits(__hmul2(__hsub2(bits_h2(hi), off), d2));
+        bytes_to_h2(w[e], lo, hi);  // 1024 + 128 + q
+        h[2 * e] = h2_bits(__hmul2(__hsub2(bits_h2(lo), off), d2));
+        h[2 * e + 1] = h2_bits(__hmul2(__hsub2(bits_h2(hi), off), d2));
       }
       auto* dst = reinterpret_cast<uint4*>(xh + t * kXPitch + 32 * piece);
       dst[0] = make_uint4(h[0], h[1], h[2], h[3]);
       dst[1] = make_uint4(h[4], h[5], h[6], h[7]);
     }
-  };
-  // The scale table of chunk c from its ring slot.
-  auto fill_table = [&](int64_t c, int slot) {
-    const int nbk = blocks_in(c);
-    for (int i = tid; i < kRows * 8; i += kThreads) {
-      const int rr = i / 8, kb = i % 8;
-      if (row0 + rr >= rows || kb >= nbk) continue;
-      const int lead = chunk_span<U>(p, row0 + rr, c).lead;
-      table[rr * kScalePitch + kb] = block_scales<U>(ring + slot * (kRows * kPitch) + rr * kPitch + lead, kb);
+    if (i + 1 < count) load_x(c + 1);  // in flight during this chunk's products
+    // Scales: thread 2r + h takes blocks 4h..4h+3 of row r.
+    const int slot = static_cast<int>(i % kS);
+    mbar_wait(&full[slot], static_cast<uint32_t>((i / kS) & 1));
+    const int rr = tid / 2, kb0 = 4 * (tid & 1);
+    if (row0 + rr < rows) {
+      const int lead = chunk_span<U>(seg.data + (row0 + rr) * row_bytes, row_bytes, c).lead;
+      const uint8_t* raw = ring + (slot * kRows + rr) * kPitch + lead;
+      uint2* tab = table_all + buf * (kRows * kScalePitch) + rr * kScalePitch;
+#pragma unroll
+      for (int kb = kb0; kb < kb0 + 4; ++kb)
+        if (kb < nbk) tab[kb] = block_scales<U>(raw, kb);
     }
   };
 
@@ -275,32 +328,32 @@ __global__ void __launch_bounds__(kThreads, 2) mma_f16_kernel(const MmaParams p)
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
 
   // Weights first (before the previous kernel ends), kS - 1 chunks ahead.
-#pragma unroll
-  for (int s = 0; s < kS - 1; ++s) {
-    if (c_begin + s < c_end) issue(c_begin + s, s);
-    cp_async_commit();
+  if (tid == 0) {
+    for (int s = 0; s < kS; ++s) mbar_init(&full[s], kRows);
+    mbar_fence_init();
   }
+  __syncthreads();
+  for (int64_t i = 0; i < kS - 1 && i < count; ++i) issue(i);
   pdl_begin();
-  if (c_begin < c_end) load_x(c_begin);
+  if (count > 0) load_x(c_begin), prepare(0);
 
-  // This lane's two rows (g, g + 8 of the warp's 16) and their offset in a chunk's copy.
+  // This lane's two rows (g, g + 8 of the warp's 16) and where their chunks start.
   const int r_lo = 16 * warp + g, r_hi = r_lo + 8;
-  const int64_t rg_lo = min(row0 + r_lo, rows - 1), rg_hi = min(row0 + r_hi, rows - 1);
-  for (int64_t c = c_begin, i = 0; c < c_end; ++c, ++i) {
-    const int slot = static_cast<int>(i % kS);
-    cp_async_wait<kS - 2>();  // chunk c's group is complete
-    __syncthreads();          // ... for every thread; chunk c - 1's buffers are free
-    if (c + kS - 1 < c_end) issue(c + kS - 1, static_cast<int>((i + kS - 1) % kS));
-    cp_async_commit();
-    store_x(c);
-    if (c + 1 < c_end) load_x(c + 1);  // in flight during this chunk's products
-    fill_table(c, slot);
+  const uint8_t* row_lo = seg.data + min(row0 + r_lo, rows - 1) * row_bytes;
+  const uint8_t* row_hi = seg.data + min(row0 + r_hi, rows - 1) * row_bytes;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t c = c_begin + i;
+    const int slot = static_cast<int>(i % kS), buf = static_cast<int>(i & 1);
+    // Chunk i is prepared by every thread, and every thread is done with chunk i - 1's
+    // slot and buffers, which chunks i + kS - 1 and i + 1 reuse.
     __syncthreads();
+    if (i + kS - 1 < count) issue(i + kS - 1);
 
     const int nbk = blocks_in(c);
-    const uint8_t* base = ring + slot * (kRows * kPitch);
-    const uint8_t* raw_lo = base + r_lo * kPitch + chunk_span<U>(p, rg_lo, c).lead;
-    const uint8_t* raw_hi = base + r_hi * kPitch + chunk_span<U>(p, rg_hi, c).lead;
+    const uint8_t* raw_lo = ring + (slot * kRows + r_lo) * kPitch + chunk_span<U>(row_lo, row_bytes, c).lead;
+    const uint8_t* raw_hi = ring + (slot * kRows + r_hi) * kPitch + chunk_span<U>(row_hi, row_bytes, c).lead;
+    const uint8_t* xh = xh_all + buf * (kTok * kXPitch);
+    const uint2* table = table_all + buf * (kRows * kScalePitch);
     // One 32-element block: A for both k16 halves (rows g, g + 8), then every token tile.
     auto block = [&](int kb) {
       uint32_t vl[2], vh[2];
@@ -336,22 +389,46 @@ __global__ void __launch_bounds__(kThreads, 2) mma_f16_kernel(const MmaParams p)
     } else {
       for (int kb = 0; kb < nbk; ++kb) block(kb);
     }
+    if (i + 1 < count) prepare(i + 1);
   }
 
-  // Accumulator i of tile j: row g (i < 2) or g + 8, token 8j + 2 t4 + i % 2.
-  float* dst = p.splits > 1 ? p.partial + blockIdx.y * n * rows : p.out;
+  // Accumulator i of tile j: row g (i < 2) or g + 8, token 8j + 2 t4 + i % 2. With K
+  // splits: partial [split][n][all the launch's rows], the segment's rows from col0.
+  const int64_t total = p.w.rows + p.rows2 + p.rows3;
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int64_t t = 8 * j + 2 * t4 + (i & 1), r = row0 + (i >= 2 ? r_hi : r_lo);
-      if (t < n && r < rows) dst[t * rows + r] = acc[j][i];
+      if (t >= n || r >= rows) continue;
+      if (p.splits > 1) p.partial[(blockIdx.y * n + t) * total + seg.col0 + r] = acc[j][i];
+      else seg.out[t * rows + r] = acc[j][i];
     }
+}
+
+// Each output = the sum of its splits' partial sums, in split order.
+__global__ void mma_f16_reduce_kernel(const MmaParams p) {
+  pdl_begin();
+  const int64_t total = p.w.rows + p.rows2 + p.rows3, all = p.n * total;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= all) return;
+  float s = 0.0f;
+  for (int k = 0; k < p.splits; ++k) s += p.partial[k * all + i];
+  const int64_t t = i / total, col = i % total;
+  if (col < p.w.rows) p.out[t * p.w.rows + col] = s;
+  else if (col < p.w.rows + p.rows2) p.out2[t * p.rows2 + col - p.w.rows] = s;
+  else p.out3[t * p.rows3 + col - p.w.rows - p.rows2] = s;
+}
+
+// Row tiles of a launch: every weight's rows from a tile boundary.
+int64_t row_tiles(const MmaParams& p) {
+  return (p.w.rows + kRows - 1) / kRows + (p.data2 ? (p.rows2 + kRows - 1) / kRows : 0) +
+         (p.data3 ? (p.rows3 + kRows - 1) / kRows : 0);
 }
 
 template <class U, int NT>
 void launch_nt(const MmaParams& p, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>((p.w.rows + kRows - 1) / kRows), static_cast<unsigned>(p.splits));
+  const dim3 grid(static_cast<unsigned>(row_tiles(p)), static_cast<unsigned>(p.splits));
   HEARTH_LAUNCH(mma_f16_kernel<U, NT>, grid, dim3(kThreads), smem_bytes<U, NT>(), stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
@@ -404,9 +481,12 @@ void init_mma_f16() {
   check_cuda(cudaGetDevice(&device), "cudaGetDevice", __FILE__, __LINE__);
   check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "cudaDeviceGetAttribute",
              __FILE__, __LINE__);
-  // Cards with less shared memory a block than the largest configuration (sm_86/89:
-  // 99 KiB) keep mma.cu.
-  g_ready = !(e && std::string(e) == "0") && static_cast<size_t>(optin) >= smem_bytes<UnitQ8_0, 8>();
+  // The sm_90 code only (bulk copies; the shared memory of two blocks an SM): other cards
+  // keep mma.cu.
+  int major = 0;
+  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute",
+             __FILE__, __LINE__);
+  g_ready = !(e && std::string(e) == "0") && major == 9 && static_cast<size_t>(optin) >= smem_bytes<UnitQ8_0, 8>();
   if (!g_ready) return;
   auto all = [](auto u) {
     using U = decltype(u);
@@ -455,6 +535,10 @@ bool launch_mma_f16(const MmaParams& p, cudaStream_t stream) {
     else if (p.n <= 16) launch_nt<U, 2>(p, stream);
     else if (p.n <= 32) launch_nt<U, 4>(p, stream);
     else launch_nt<U, 8>(p, stream);
+    if (p.splits > 1) {
+      HEARTH_LAUNCH(mma_f16_reduce_kernel, grid_for(p.n * (p.w.rows + p.rows2 + p.rows3), 256), 256, 0, stream, p);
+      HEARTH_CUDA_LAUNCHED();
+    }
     return true;
   });
 }

@@ -113,10 +113,18 @@ struct MmaParams {
   const float* xd;
   const float* xs;
   float* out;      // [n, rows]
-  float* partial;  // [splits, n, rows] scratch, splits > 1 only
+  float* partial;  // [splits, n, rows + rows2 + rows3] scratch, splits > 1 only
   int64_t n;
   int32_t splits;
   int32_t pad;
+  // Up to two more weights of w's type and row length against the same x (q/k/v,
+  // gate/up), each into its own out [n, rows2|3]: one launch (mma_f16.cu only, where
+  // mma_f16_applies to each of them).
+  const uint8_t* data2;
+  const uint8_t* data3;
+  float* out2;
+  float* out3;
+  int64_t rows2, rows3;
 };
 void launch_mma(const MmaParams& p, cudaStream_t stream);
 void init_mma();  // once per device, before any launch_mma (the kernels' shared memory)
