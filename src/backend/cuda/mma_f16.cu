@@ -7,21 +7,24 @@
 // int8 tile in shared memory and then paid 5 float operations per product element and
 // 32-element block (w_scale * x_d * int + w_min * x_s), for every token; with the tile and
 // its scales it held 60 KiB of shared memory for one chunk in flight, so a block waited
-// for every chunk (the copy was half of its time) and 8B-shaped products read 0.7-1.1
-// TB/s. Here the scale and min are applied once per weight element (amortised over the
-// tokens) and once per activation element (amortised over a block's 128 rows), so the
-// per-token work is the mma alone, and with no decoded tile a block keeps 2-5 chunks of
-// weight bytes in flight (kStages, from the shared memory budget of two blocks an SM).
+// for every chunk and 8B-shaped products read 0.7-1.1 TB/s. Here the scale and min are
+// applied once per weight element (amortised over the tokens) and once per activation
+// element (amortised over a block's 128 rows), so the per-token work is the mma alone, and
+// with no decoded tile a block keeps 1-4 chunks of weight bytes in flight (kStages, from
+// the shared memory budget of two blocks an SM).
 //
 // Layout: a block of 8 warps owns 128 rows (warp w: rows 16w..16w+15, every token tile of
-// 8) and a range of 256-element K chunks (grid.y splits K as in mma.cu, partial sums then
-// added by mma.cu's reduce kernel). Per chunk:
-//  - its weight bytes, each row's stored chunk as is, come through a ring of kStages slots
-//    copied with cp.async (requested before pdl_wait: weights are constant);
-//  - its int8 activations (launch_quantize_x's q and d) are loaded into registers one chunk
+// 8) and a range of 256-element K chunks (grid.y splits K; the splits' partial sums are
+// then added in a fixed order by mma_f16_reduce_kernel). Per chunk:
+//  - its weight bytes, each row's stored chunk as is, come through a ring of kStages slots:
+//    one bulk copy per row (thread r copies row r) completing on the slot's mbarrier,
+//    requested kStages - 1 chunks ahead, the first ones before pdl_wait (weights are
+//    constant);
+//  - its int8 activations (launch_quantize_x's q and d) are loaded into registers a chunk
 //    ahead and written to shared memory as f16 q * d;
 //  - each row's scale (two for Q6_K's 16-element halves) and min per 32-element block go to
 //    a small table as f16 pairs;
+//  - activations and table are double buffered, so the block meets one barrier a chunk;
 //  - lane (g, t) of a warp decodes, per 32-element block, elements 4t..4t+3 and
 //    16+4t..16+4t+3 of rows g and g+8: in m16n8k16's A layout those are k = 2t, 2t+1, 2t+8,
 //    2t+9 of the two k16 halves, any order of k being fine as long as the activations'
@@ -29,8 +32,17 @@
 //    order: one 8-byte load per half.
 // Values are made exact in f16 (1024 + v by a byte permute, minus 1024 + offset), then
 // scaled with one rounding: w = fma(v, scale, min) in f16, as the prompt path's f16 tiles.
+// Up to three weights of one type and row length run in one launch (q/k/v, gate/up:
+// MmaParams' data2/data3), each from its own row tile on.
 // Types: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K (MLX, whose scales live outside the rows, stays
-// with mma.cu). HEARTH_CUDA_MMA_F16=0 sends everything to mma.cu (before/after figures).
+// with mma.cu); sm_90 only. HEARTH_CUDA_MMA_F16=0 sends everything to mma.cu.
+//
+// NOTE(mma2): measured on an H200 (docs/benchmarks.md), 24576 x 4096 Q4_K: 8 tokens 46 us
+// (int8 kernel 58), 32 tokens 63 us (74); ncu at 8 tokens: 1.29 TB/s, 0.51 instructions
+// issued per cycle and scheduler, 4 warps a scheduler (registers and shared memory), 2.9
+// waves. Leaving the products out (HEARTH_CUDA_MMA_F16_SKIP=1) gave 34 us, the preparation
+// (=2) 38 us, both 27 us: the block's skeleton (copies, barriers, a chunk's activations
+// loaded while the last is multiplied) is the larger part, then the decoding.
 #include <cuda_fp16.h>
 
 #include <algorithm>
