@@ -62,9 +62,9 @@ constexpr int kRows = 128;                    // weight rows per block: 16 per w
 constexpr int kChunk = 256;                   // K elements per chunk
 constexpr int kXPitch = 2 * kChunk + 32;      // bytes per token of the f16 activations: 8-byte
                                               // loads of 4 tokens x 4 lanes hit distinct banks
-constexpr int kScalePitch = 9;                // uint2 per row of the scale table (8 blocks + 1)
-constexpr size_t kSmemBudget = 112 * 1024;    // per block, so that two fit on an SM (228 KiB,
-                                              // 1 KiB reserved a block, the barriers)
+constexpr int kScalePitch = 9;                // words per row of the scale table (8 blocks + 1)
+// Shared memory of a block for kB blocks an SM (228 KiB, 1 KiB reserved a block, barriers).
+__host__ __device__ constexpr size_t smem_budget(int kB) { return kB == 3 ? 74 * 1024 : 112 * 1024; }
 
 // Per type: bytes of one row's chunk as stored, the ring's row pitch (room for the chunk's
 // offset from a 16-byte boundary, and an odd number of 16-byte lines so the 8 rows a
@@ -81,16 +81,16 @@ template <class U>
 __host__ __device__ constexpr size_t stage_bytes() { return static_cast<size_t>(kRows) * Fmt<U>::kPitch; }
 template <int NT>
 __host__ __device__ constexpr size_t fixed_bytes() {  // two buffers of activations and scales
-  return 2 * (static_cast<size_t>(8 * NT) * kXPitch + kRows * kScalePitch * 8);
+  return 2 * (static_cast<size_t>(8 * NT) * kXPitch + kRows * kScalePitch * 4);
 }
 // Ring slots: as many as fit in the budget, 2..5.
-template <class U, int NT>
+template <class U, int NT, int kB>
 __host__ __device__ constexpr int stages() {
-  const size_t s = (kSmemBudget - fixed_bytes<NT>()) / stage_bytes<U>();
+  const size_t s = (smem_budget(kB) - fixed_bytes<NT>()) / stage_bytes<U>();
   return s < 2 ? 2 : s > 5 ? 5 : static_cast<int>(s);
 }
-template <class U, int NT>
-__host__ __device__ constexpr size_t smem_bytes() { return fixed_bytes<NT>() + stages<U, NT>() * stage_bytes<U>(); }
+template <class U, int NT, int kB>
+__host__ __device__ constexpr size_t smem_bytes() { return fixed_bytes<NT>() + stages<U, NT, kB>() * stage_bytes<U>(); }
 
 [[maybe_unused]] __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -151,10 +151,10 @@ __device__ __forceinline__ void block_values(const uint8_t* raw, int kb, int t, 
   }
 }
 
-// Scale table entry of one row's block kb: (scale of elements 0-15, of 16-31) and
-// (min, min) as f16 pairs; the weight is (q - offset) * scale + min.
+// Scale table entry of one row's block kb, an f16 pair: (scale, min), the weight being
+// (q - offset) * scale + min; Q6_K (no min): the scales of elements 0-15 and 16-31.
 template <class U>
-__device__ __forceinline__ uint2 block_scales(const uint8_t* raw, int kb) {
+__device__ __forceinline__ uint32_t block_scales(const uint8_t* raw, int kb) {
   float s0, s1, mn = 0.0f;
   if constexpr (std::is_same_v<U, UnitQ4_0> || std::is_same_v<U, UnitQ8_0>) {
     s0 = s1 = half_bits_to_float(*reinterpret_cast<const uint16_t*>(raw + Fmt<U>::kBytes / 8 * kb));
@@ -176,7 +176,9 @@ __device__ __forceinline__ uint2 block_scales(const uint8_t* raw, int kb) {
     const auto* sc = reinterpret_cast<const int8_t*>(raw + 192);
     s0 = d * static_cast<float>(sc[2 * kb]), s1 = d * static_cast<float>(sc[2 * kb + 1]);
   }
-  return make_uint2(h2_bits(__floats2half2_rn(s0, s1)), h2_bits(__floats2half2_rn(mn, mn)));
+  if constexpr (std::is_same_v<U, UnitQ6_K>) return h2_bits(__floats2half2_rn(s0, s1));
+  (void)s1;
+  return h2_bits(__floats2half2_rn(s0, mn));
 }
 
 // The chunk's bytes [start, end) of a row, copied from the 16-byte boundary a0 at or below
@@ -245,16 +247,17 @@ __device__ __forceinline__ void mbar_fence_init() {
 }
 
 // NT: tiles of 8 tokens (1, 2, 4 or 8).
-template <class U, int NT>
-__global__ void __launch_bounds__(kThreads, 2) mma_f16_kernel(const MmaParams p) {
-  constexpr int kS = stages<U, NT>(), kPitch = Fmt<U>::kPitch, kTok = 8 * NT;
+// kB: blocks an SM (2, or 3 at up to 8 tokens: registers capped at 85).
+template <class U, int NT, int kB>
+__global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p) {
+  constexpr int kS = stages<U, NT, kB>(), kPitch = Fmt<U>::kPitch, kTok = 8 * NT;
   // Activation pieces (16 int8 of one token) a thread converts per chunk.
   constexpr int kXPer = (kTok * 16 + kThreads - 1) / kThreads;
   extern __shared__ __align__(128) int4 smem_raw[];
   __shared__ uint64_t full[kS];
   auto* ring = reinterpret_cast<uint8_t*>(smem_raw);                       // [kS][kRows][kPitch]
   auto* xh_all = ring + kS * kRows * kPitch;                               // [2][kTok][kXPitch] f16
-  auto* table_all = reinterpret_cast<uint2*>(xh_all + 2 * kTok * kXPitch);  // [2][kRows][kScalePitch]
+  auto* table_all = reinterpret_cast<uint32_t*>(xh_all + 2 * kTok * kXPitch);  // [2][kRows][kScalePitch]
 
   const Segment seg = segment_of(p, blockIdx.x);
   const int64_t rows = seg.rows, cols = p.w.cols, n = p.n, nb_row = cols / 32, row_bytes = p.w.row_bytes;
@@ -327,7 +330,7 @@ __global__ void __launch_bounds__(kThreads, 2) mma_f16_kernel(const MmaParams p)
     if (row0 + rr < rows && !(p.pad & 2)) {
       const int lead = chunk_span<U>(seg.data + (row0 + rr) * row_bytes, row_bytes, c).lead;
       const uint8_t* raw = ring + (slot * kRows + rr) * kPitch + lead;
-      uint2* tab = table_all + buf * (kRows * kScalePitch) + rr * kScalePitch;
+      uint32_t* tab = table_all + buf * (kRows * kScalePitch) + rr * kScalePitch;
 #pragma unroll
       for (int kb = kb0; kb < kb0 + 4; ++kb)
         if (kb < nbk) tab[kb] = block_scales<U>(raw, kb);
@@ -365,26 +368,29 @@ __global__ void __launch_bounds__(kThreads, 2) mma_f16_kernel(const MmaParams p)
     const uint8_t* raw_lo = ring + (slot * kRows + r_lo) * kPitch + chunk_span<U>(row_lo, row_bytes, c).lead;
     const uint8_t* raw_hi = ring + (slot * kRows + r_hi) * kPitch + chunk_span<U>(row_hi, row_bytes, c).lead;
     const uint8_t* xh = xh_all + buf * (kTok * kXPitch);
-    const uint2* table = table_all + buf * (kRows * kScalePitch);
+    const uint32_t* table = table_all + buf * (kRows * kScalePitch);
     // One 32-element block: A for both k16 halves (rows g, g + 8), then every token tile.
     auto block = [&](int kb) {
       uint32_t vl[2], vh[2];
       block_values<U>(raw_lo, kb, t4, vl);
       block_values<U>(raw_hi, kb, t4, vh);
-      const uint2 sl = table[r_lo * kScalePitch + kb], sh = table[r_hi * kScalePitch + kb];
+      const __half2 el = bits_h2(table[r_lo * kScalePitch + kb]), eh = bits_h2(table[r_hi * kScalePitch + kb]);
       const __half2 off = __float2half2_rn(1024.0f + Fmt<U>::kOffset);
+      constexpr bool kTwoScales = std::is_same_v<U, UnitQ6_K>;
+      const __half2 zero = __float2half2_rn(0.0f);
+      const __half2 m_lo = kTwoScales ? zero : __high2half2(el), m_hi = kTwoScales ? zero : __high2half2(eh);
       uint32_t a[2][4];  // [k16 half][fragment register]
 #pragma unroll
       for (int hf = 0; hf < 2; ++hf) {
-        const __half2 s_lo = hf == 0 ? __low2half2(bits_h2(sl.x)) : __high2half2(bits_h2(sl.x));
-        const __half2 s_hi = hf == 0 ? __low2half2(bits_h2(sh.x)) : __high2half2(bits_h2(sh.x));
+        const __half2 s_lo = hf == 1 && kTwoScales ? __high2half2(el) : __low2half2(el);
+        const __half2 s_hi = hf == 1 && kTwoScales ? __high2half2(eh) : __low2half2(eh);
         uint32_t l0, l1, h0, h1;
         bytes_to_h2(vl[hf], l0, l1);
         bytes_to_h2(vh[hf], h0, h1);
-        a[hf][0] = h2_bits(__hfma2(__hsub2(bits_h2(l0), off), s_lo, bits_h2(sl.y)));
-        a[hf][1] = h2_bits(__hfma2(__hsub2(bits_h2(h0), off), s_hi, bits_h2(sh.y)));
-        a[hf][2] = h2_bits(__hfma2(__hsub2(bits_h2(l1), off), s_lo, bits_h2(sl.y)));
-        a[hf][3] = h2_bits(__hfma2(__hsub2(bits_h2(h1), off), s_hi, bits_h2(sh.y)));
+        a[hf][0] = h2_bits(__hfma2(__hsub2(bits_h2(l0), off), s_lo, m_lo));
+        a[hf][1] = h2_bits(__hfma2(__hsub2(bits_h2(h0), off), s_hi, m_hi));
+        a[hf][2] = h2_bits(__hfma2(__hsub2(bits_h2(l1), off), s_lo, m_lo));
+        a[hf][3] = h2_bits(__hfma2(__hsub2(bits_h2(h1), off), s_hi, m_hi));
       }
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
@@ -440,34 +446,47 @@ int64_t row_tiles(const MmaParams& p) {
          (p.data3 ? (p.rows3 + kRows - 1) / kRows : 0);
 }
 
-template <class U, int NT>
+template <class U, int NT, int kB = 2>
 void launch_nt(const MmaParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(row_tiles(p)), static_cast<unsigned>(p.splits));
-  HEARTH_LAUNCH(mma_f16_kernel<U, NT>, grid, dim3(kThreads), smem_bytes<U, NT>(), stream, p);
+  HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB>), grid, dim3(kThreads), (smem_bytes<U, NT, kB>()), stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
 
-template <class U, int NT>
+template <class U, int NT, int kB = 2>
 void allow_nt() {
-  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(smem_bytes<U, NT>())),
+  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(smem_bytes<U, NT, kB>())),
              "cudaFuncSetAttribute", __FILE__, __LINE__);
-  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT>, cudaFuncAttributePreferredSharedMemoryCarveout,
+  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB>, cudaFuncAttributePreferredSharedMemoryCarveout,
                                   cudaSharedmemCarveoutMaxShared),
              "cudaFuncSetAttribute", __FILE__, __LINE__);
+}
+
+// Three blocks an SM at up to 8 tokens (HEARTH_CUDA_MMA_F16_B3=1): more warps to hide the
+// latencies, fewer ring slots each.
+bool three_blocks() {
+  static const bool on = [] {
+    const char* e = std::getenv("HEARTH_CUDA_MMA_F16_B3");
+    return e && std::string(e) == "1";
+  }();
+  return on;
 }
 
 template <class F>
 bool with_unit(DType type, F&& f);
 
-// Blocks an SM of the kernel for n tokens: two (kSmemBudget), one for Q8_0 past 32 tokens.
+// Blocks an SM of the kernel for n tokens: two (or three, three_blocks) where the shared
+// memory allows, else one (Q8_0 past 32 tokens).
 int with_blocks(DType type, int64_t n) {
   int b = 1;
   with_unit(type, [&](auto u) {
     using U = decltype(u);
-    constexpr int b1 = smem_bytes<U, 1>() <= kSmemBudget ? 2 : 1, b2 = smem_bytes<U, 2>() <= kSmemBudget ? 2 : 1;
-    constexpr int b4 = smem_bytes<U, 4>() <= kSmemBudget ? 2 : 1, b8 = smem_bytes<U, 8>() <= kSmemBudget ? 2 : 1;
-    b = n <= 8 ? b1 : n <= 16 ? b2 : n <= 32 ? b4 : b8;
+    constexpr size_t k2 = smem_budget(2);
+    constexpr int b1 = smem_bytes<U, 1, 2>() <= k2 ? 2 : 1, b2 = smem_bytes<U, 2, 2>() <= k2 ? 2 : 1;
+    constexpr int b4 = smem_bytes<U, 4, 2>() <= k2 ? 2 : 1, b8 = smem_bytes<U, 8, 2>() <= k2 ? 2 : 1;
+    constexpr int b1_3 = smem_bytes<U, 1, 3>() <= smem_budget(3) ? 3 : b1;
+    b = n <= 8 ? (three_blocks() ? b1_3 : b1) : n <= 16 ? b2 : n <= 32 ? b4 : b8;
     return true;
   });
   return b;
@@ -500,11 +519,11 @@ void init_mma_f16() {
   int major = 0;
   check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute",
              __FILE__, __LINE__);
-  g_ready = !(e && std::string(e) == "0") && major == 9 && static_cast<size_t>(optin) >= smem_bytes<UnitQ8_0, 8>();
+  g_ready = !(e && std::string(e) == "0") && major == 9 && static_cast<size_t>(optin) >= smem_bytes<UnitQ8_0, 8, 2>();
   if (!g_ready) return;
   auto all = [](auto u) {
     using U = decltype(u);
-    allow_nt<U, 1>(), allow_nt<U, 2>(), allow_nt<U, 4>(), allow_nt<U, 8>();
+    allow_nt<U, 1>(), allow_nt<U, 1, 3>(), allow_nt<U, 2>(), allow_nt<U, 4>(), allow_nt<U, 8>();
   };
   all(UnitQ4_0{}), all(UnitQ8_0{}), all(UnitQ4_K{}), all(UnitQ5_K{}), all(UnitQ6_K{});
 }
@@ -553,7 +572,8 @@ bool launch_mma_f16(const MmaParams& params, cudaStream_t stream) {
   p.pad = skip;
   return with_unit(p.w.type, [&](auto u) {
     using U = decltype(u);
-    if (p.n <= 8) launch_nt<U, 1>(p, stream);
+    if (p.n <= 8 && three_blocks()) launch_nt<U, 1, 3>(p, stream);
+    else if (p.n <= 8) launch_nt<U, 1>(p, stream);
     else if (p.n <= 16) launch_nt<U, 2>(p, stream);
     else if (p.n <= 32) launch_nt<U, 4>(p, stream);
     else launch_nt<U, 8>(p, stream);
