@@ -11,7 +11,7 @@
 // applied once per weight element (amortised over the tokens) and once per activation
 // element (amortised over a block's 128 rows), so the per-token work is the mma alone, and
 // with no decoded tile a block keeps 1-4 chunks of weight bytes in flight (kStages, from
-// the shared memory budget of two blocks an SM).
+// the shared memory budget of two blocks an SM, three at up to 8 tokens).
 //
 // Layout: a block of 8 warps owns 128 rows (warp w: rows 16w..16w+15, every token tile of
 // 8) and a range of 256-element K chunks (grid.y splits K; the splits' partial sums are
@@ -37,12 +37,13 @@
 // Types: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K (MLX, whose scales live outside the rows, stays
 // with mma.cu); sm_90 only. HEARTH_CUDA_MMA_F16=0 sends everything to mma.cu.
 //
-// NOTE(mma2): measured on an H200 (docs/benchmarks.md), 24576 x 4096 Q4_K: 8 tokens 46 us
-// (int8 kernel 58), 32 tokens 63 us (74); ncu at 8 tokens: 1.29 TB/s, 0.51 instructions
-// issued per cycle and scheduler, 4 warps a scheduler (registers and shared memory), 2.9
-// waves. Leaving the products out (HEARTH_CUDA_MMA_F16_SKIP=1) gave 34 us, the preparation
-// (=2) 38 us, both 27 us: the block's skeleton (copies, barriers, a chunk's activations
-// loaded while the last is multiplied) is the larger part, then the decoding.
+// NOTE(mma2): measured on an H200 (docs/benchmarks.md), 24576 x 4096 Q4_K: 8 tokens 37 us
+// (int8 kernel 58), 32 tokens 63 us (74). With two blocks an SM, ncu at 8 tokens: 1.29
+// TB/s, 0.51 instructions issued per cycle and scheduler, 4 warps a scheduler (registers
+// and shared memory), 2.9 waves; 46.8 us in all, 33.7 leaving the products out
+// (HEARTH_CUDA_MMA_F16_SKIP=1), 38.1 leaving the preparation out (=2), 27.3 both: the
+// block's skeleton (copies, barriers, a chunk's activations loaded while the last is
+// multiplied) is the larger part, then the decoding; a third block an SM gave 37.0.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -463,12 +464,14 @@ void allow_nt() {
              "cudaFuncSetAttribute", __FILE__, __LINE__);
 }
 
-// Three blocks an SM at up to 8 tokens (HEARTH_CUDA_MMA_F16_B3=1): more warps to hide the
-// latencies, fewer ring slots each.
+// Three blocks an SM at up to 8 tokens: more warps to hide the latencies, fewer ring slots
+// each (3 instead of 5 for Q4_K). H200, 8 tokens: merged gate/up Q4_K 47.8 -> 37.0 us,
+// Q4_0 41.0 -> 31.9; 8 sequences of 8B Q4_K_M 1,319 -> 1,431 tok/s (docs/benchmarks.md).
+// HEARTH_CUDA_MMA_F16_B3=0: two, as for more tokens (whose registers do not allow three).
 bool three_blocks() {
   static const bool on = [] {
     const char* e = std::getenv("HEARTH_CUDA_MMA_F16_B3");
-    return e && std::string(e) == "1";
+    return !(e && std::string(e) == "0");
   }();
   return on;
 }
