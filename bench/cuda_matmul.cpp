@@ -2,7 +2,9 @@
 // path of the CUDA backend, for Qwen3-8B's shapes (q/k/v 4096 -> 6144 merged, o 4096 ->
 // 4096, gate/up 4096 -> 24576 merged, down 12288 -> 4096):
 //   dp4a   launch_gemv (n <= 8), x already quantized
-//   mma    launch_mma (n <= 64), x already quantized, K splits as the backend picks them
+//   mma    launch_mma (n <= 64), x already quantized, K splits as the backend picks them:
+//          mma_f16.cu's kernel where it applies ("f16"), else mma.cu's int8 one
+//          (HEARTH_CUDA_MMA_F16=0: always the int8 one)
 //   cublas launch_matmul_tiled: f16 tiles of the dequantized weight + cuBLAS (any n)
 //   cuda_matmul [--types q4_k,q6_k] [--tokens 1,2,4,8,16,32,64,128,256,512] [--reps 20]
 // Microseconds per product (mean over --reps launches back to back in one stream, after a
@@ -159,7 +161,7 @@ int main(int argc, char** argv) {
   std::printf("%s, %d SMs\n", prop.name, sms);
   std::printf(
       "| type | shape (rows x cols) | n | dp4a us | mma us | cublas us | dp4a GB/s | mma GB/s | cublas GB/s | splits | "
-      "mma blocks/SM |\n");
+      "mma kernel |\n");
   std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   const int64_t shapes[][2] = {{6144, 4096}, {4096, 4096}, {24576, 4096}, {4096, 12288}};
   std::stringstream ts(types);
@@ -191,9 +193,8 @@ int main(int argc, char** argv) {
           MmaParams p{};
           p.w = w, p.xq = qp.q, p.xd = qp.d, p.xs = qp.s, p.out = static_cast<float*>(out);
           p.partial = static_cast<float*>(part), p.n = n;
-          const int bps = mma_blocks_per_sm(w.type, w.bits, n);
-          p.splits = splits = mma_splits(w.rows, w.cols, int64_t{sms} * bps);
-          blocks = bps;
+          p.splits = splits = mma_plan_splits(w, n, sms);
+          blocks = mma_f16_applies(w) ? 0 : mma_blocks_per_sm(w.type, w.bits, n);
           if (const char* e = std::getenv("HEARTH_CUDA_MMA_SPLITS")) p.splits = splits = std::max(1, std::atoi(e));
           t_mma = time_us([&] { launch_mma(p, stream); }, reps, stream);
         }
@@ -211,10 +212,11 @@ int main(int argc, char** argv) {
         };
         auto us = [&](double t) { return fmt(t, "%.1f"); };
         auto gbs = [&](double t) { return fmt(t > 0 ? static_cast<double>(m.bytes) / t / 1e3 : 0.0, "%.0f"); };
-        std::printf("| %s | %lld x %lld | %lld | %s | %s | %s | %s | %s | %s | %d | %d |\n", tname.c_str(),
+        const std::string kernel = blocks == 0 ? "f16" : "int8 " + std::to_string(blocks) + "/SM";
+        std::printf("| %s | %lld x %lld | %lld | %s | %s | %s | %s | %s | %s | %d | %s |\n", tname.c_str(),
                     static_cast<long long>(w.rows), static_cast<long long>(w.cols), static_cast<long long>(n),
                     us(t_dp4a).c_str(), us(t_mma).c_str(), us(t_blas).c_str(), gbs(t_dp4a).c_str(), gbs(t_mma).c_str(),
-                    gbs(t_blas).c_str(), splits, blocks);
+                    gbs(t_blas).c_str(), splits, kernel.c_str());
         std::fflush(stdout);
       }
     }

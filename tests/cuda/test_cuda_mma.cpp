@@ -1,14 +1,22 @@
-// The tensor-core products of batched decode (backend/cuda/mma.cu), launched directly:
-// every type they take; token counts from 1 to 64 (the backend uses 5..64), so the last
-// tile of 8 tokens is partly padding; row counts that fill no 64-row block; rows of
-// 32-element types that end inside a 256-element chunk; one K split and several, and rows
-// long enough that a block loops over many chunks. Skips itself without a GPU.
+// The tensor-core products of batched decode (backend/cuda/mma.cu, and mma_f16.cu for
+// Q4_0, Q8_0, Q4_K, Q5_K and Q6_K), launched directly: every type they take; token counts
+// from 1 to 64 (the backend uses 5..64), so the last tile of 8 tokens is partly padding;
+// row counts that fill no 64- or 128-row block; rows of 32-element types that end inside
+// a 256-element chunk; one K split and several, and rows long enough that a block loops
+// over many chunks (more than the f16 kernel's ring holds). Skips itself without a GPU.
+// With HEARTH_CUDA_MMA_F16=0 the same cases run on mma.cu's int8 kernel alone; the
+// f16 kernel's cases check that it is the one taking them.
 //
 // Reference: the double-precision product of the dequantized weight (check_matmul) with
 // the int8 activations' bound (5% of sqrt(sum of squared terms), as the dp4a products).
 // Through the backend (CudaBackend::matmul, recorded steps) the same products are
 // checked by test_cuda_ops' MatmulEveryTypeAndSize.
 #include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "backend/cuda/ops.h"
 #include "cuda_test_util.h"
@@ -109,23 +117,102 @@ TEST_F(CudaMma, EveryTypeTokenCountAndSplit) {
   }
 }
 
-// Many rows and long rows: blocks loop over several chunks (the next one's weights and
+// Many rows and long rows: blocks loop over several chunks (the next ones' weights and
 // activations in flight while one is multiplied), with and without K splits.
 TEST_F(CudaMma, LongRows) {
-  const WeightSpec specs[] = {{"q4_K", DType::Q4_K, 4096}, {"q6_K", DType::Q6_K, 3072}, {"q4_0", DType::Q4_0, 4128}};
+  const WeightSpec specs[] = {{"q4_K", DType::Q4_K, 4096}, {"q6_K", DType::Q6_K, 3072}, {"q4_0", DType::Q4_0, 4128},
+                              {"q5_K", DType::Q5_K, 2560}, {"q8_0", DType::Q8_0, 1568}};
   for (const auto& spec : specs) {
     const int64_t rows = 1000;
     const HostWeight hw = make_weight(spec, rows, rng);
     const Weight g = gpu->upload_weight(hw.w);
-    for (int64_t n : {12, 40}) {
+    for (int64_t n : {8, 12, 32, 40}) {
       const auto x = random_vector(static_cast<size_t>(n * spec.cols), rng, 2.0f);
-      for (int32_t splits : {1, 3}) {
+      for (int32_t splits : {1, 3, cuda::mma_plan_splits(dev_weight(g), n, 132)}) {
         const std::string what =
             std::string(spec.name) + " long n " + std::to_string(n) + " splits " + std::to_string(splits);
         check_matmul(product(g, x, n, splits), hw.w, x, n, 5e-2, false, what);
       }
     }
   }
+}
+
+// Two or three weights of one type in one launch (MmaParams' data2/data3, as the backend
+// merges q/k/v and gate/up): each output against its own reference, row counts that
+// leave the first weights' last tiles partly empty, with and without K splits.
+TEST_F(CudaMma, MergedWeights) {
+  if (!cuda::mma_f16_applies(dev_weight(gpu->upload_weight(make_weight(kTypes[2], 1, rng).w))))
+    GTEST_SKIP() << "the f16 kernel is off (HEARTH_CUDA_MMA_F16=0) or not on this card";
+  const WeightSpec specs[] = {{"q4_K", DType::Q4_K, 1024}, {"q6_K", DType::Q6_K, 768}, {"q4_0", DType::Q4_0, 608},
+                              {"q8_0", DType::Q8_0, 256}, {"q5_K", DType::Q5_K, 512}};
+  for (const auto& spec : specs) {
+    const int64_t row_counts[3] = {300, 67, 129};
+    std::vector<HostWeight> hw;
+    std::vector<Weight> g;
+    for (int64_t r : row_counts) hw.push_back(make_weight(spec, r, rng)), g.push_back(gpu->upload_weight(hw.back().w));
+    for (int parts : {2, 3})
+      for (int64_t n : {5, 8, 20, 64}) {
+        const int64_t cols = spec.cols;
+        const auto x = random_vector(static_cast<size_t>(n * cols), rng);
+        const int32_t chunks = static_cast<int32_t>((cols + 255) / 256);
+        for (int32_t splits : {1, chunks}) {
+          DeviceArray xd(sizeof(float) * n * cols), q(n * cols), d(sizeof(float) * n * cols / 32),
+              s(sizeof(float) * n * cols / 32), part(sizeof(float) * splits * n * 500);
+          std::vector<std::unique_ptr<DeviceArray>> outs;
+          for (int k = 0; k < parts; ++k) {
+            outs.push_back(std::make_unique<DeviceArray>(sizeof(float) * n * row_counts[k]));
+            std::vector<float> nan(static_cast<size_t>(n * row_counts[k]), NAN);
+            ASSERT_EQ(cudaMemcpy(outs[k]->p, nan.data(), 4 * nan.size(), cudaMemcpyHostToDevice), cudaSuccess);
+          }
+          ASSERT_EQ(cudaMemcpy(xd.p, x.data(), sizeof(float) * n * cols, cudaMemcpyHostToDevice), cudaSuccess);
+          cuda::QuantizeXParams qp{};
+          qp.x = xd.as<float>(), qp.q = q.as<int8_t>(), qp.d = d.as<float>(), qp.s = s.as<float>(), qp.n = n;
+          qp.cols = cols;
+          cuda::launch_quantize_x(qp, stream);
+          cuda::MmaParams p{};
+          p.w = dev_weight(g[0]);
+          p.xq = q.as<int8_t>(), p.xd = d.as<float>(), p.xs = s.as<float>();
+          p.out = outs[0]->as<float>(), p.partial = part.as<float>(), p.n = n, p.splits = splits;
+          p.data2 = static_cast<const uint8_t*>(g[1].data), p.out2 = outs[1]->as<float>(), p.rows2 = row_counts[1];
+          if (parts == 3)
+            p.data3 = static_cast<const uint8_t*>(g[2].data), p.out3 = outs[2]->as<float>(), p.rows3 = row_counts[2];
+          cuda::launch_mma(p, stream);
+          ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+          for (int k = 0; k < parts; ++k) {
+            std::vector<float> got(static_cast<size_t>(n * row_counts[k]));
+            ASSERT_EQ(cudaMemcpy(got.data(), outs[k]->p, 4 * got.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+            const std::string what = std::string(spec.name) + " merged " + std::to_string(parts) + " weight " +
+                                     std::to_string(k) + " n " + std::to_string(n) + " splits " + std::to_string(splits);
+            check_matmul(got, hw[k].w, x, n, 5e-2, false, what);
+          }
+        }
+      }
+  }
+}
+
+// The f16 kernel takes the five types it decodes (unless switched off), and the backend's
+// split plan for it leaves no split empty, for the 8B shapes and small ones.
+TEST_F(CudaMma, F16KernelTakesItsTypes) {
+  const char* e = std::getenv("HEARTH_CUDA_MMA_F16");
+  const bool off = e && std::string(e) == "0";
+  for (const auto& spec : kTypes) {
+    const HostWeight hw = make_weight(spec, 67, rng);
+    const Weight g = gpu->upload_weight(hw.w);
+    const bool f16_type = spec.type != DType::MLX_AFFINE;
+    EXPECT_EQ(cuda::mma_f16_applies(dev_weight(g)), f16_type && !off) << spec.name;
+  }
+  for (int64_t rows : {1, 300, 4096, 6144, 24576})
+    for (int64_t cols : {256, 4096, 12288})
+      for (int64_t n : {5, 8, 16, 32, 64}) {
+        cuda::DevWeight w{};
+        w.type = DType::Q4_K, w.rows = rows, w.cols = cols, w.row_bytes = cols / 256 * 144;
+        w.data = reinterpret_cast<const uint8_t*>(uintptr_t{256});
+        const int64_t chunks = cols / 256, s = cuda::mma_plan_splits(w, n, 132);
+        EXPECT_GE(s, 1);
+        EXPECT_LE(s, chunks);
+        const int64_t per = (chunks + s - 1) / s;
+        EXPECT_GT(chunks - (s - 1) * per, 0) << rows << "x" << cols << " n " << n << ": the last split would be empty";
+      }
 }
 
 // The split count fills the GPU with blocks and gives every split the same chunk count.

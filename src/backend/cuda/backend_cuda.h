@@ -108,6 +108,7 @@ class CudaBackend final : public Backend {
   bool fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs);
   void fuse_residual_add(RmsNormParams& p);
   bool fuse_gemv(const GemvParams& p);
+  bool fuse_mma(const MmaParams& p);
   void fuse_head_norm(RopeParams& p);
   bool fuse_kv_store(const Tensor& k, const Tensor& v, void* k_cache, void* v_cache);
   template <class P, void (*F)(const P&, cudaStream_t)>

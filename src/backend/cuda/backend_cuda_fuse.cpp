@@ -7,6 +7,8 @@
 // (default) and off (HEARTH_CUDA_FUSE=0). For a Qwen3 layer:
 //   add + rms_norm + quantize_x      -> one rms_norm launch (both norms of a layer)
 //   gemv q, gemv k, gemv v           -> one gemv launch (and gate/up: one more)
+//   mma q, mma k, mma v              -> one mma launch, batched decode (and gate/up);
+//                                       weights of one type, mma_f16.cu's kernel only
 //   rms_norm(q) .. rope(q)           -> one rope launch with the per-head norm
 //   rms_norm(k) .. rope(k) kv_store  -> one rope launch that also writes the cache,
 //                                       and also does q's norm + rope when that came just before
@@ -89,6 +91,28 @@ bool CudaBackend::fuse_gemv(const GemvParams& p) {
   m.blocks2 = m.blocks1 + static_cast<int32_t>((m.rows2 + rpb - 1) / rpb);
   tape_.erase(0);
   launch<GemvParams, launch_gemv>(m);
+  return true;
+}
+
+bool CudaBackend::fuse_mma(const MmaParams& p) {
+  if (!fuse_ || !tape_.is<MmaParams, launch_mma>(0)) return false;
+  auto m = tape_.get<MmaParams>(0);
+  // The products read only the quantized x, which no product writes.
+  const bool same_input = m.xq == p.xq && m.xd == p.xd && m.xs == p.xs && m.n == p.n;
+  const bool same_kind = m.w.type == p.w.type && m.w.cols == p.w.cols && m.w.row_bytes == p.w.row_bytes;
+  if (!same_input || !same_kind || m.data3 || !mma_f16_applies(m.w) || !mma_f16_applies(p.w)) return false;
+  if (!m.data2) m.data2 = p.w.data, m.out2 = p.out, m.rows2 = p.w.rows;
+  else m.data3 = p.w.data, m.out3 = p.out, m.rows3 = p.w.rows;
+  const int64_t total = m.w.rows + m.rows2 + m.rows3;
+  DevWeight all = m.w;
+  all.rows = total;
+  m.splits = mma_splits_ > 0 ? p.splits : mma_plan_splits(all, m.n, sm_count_);
+  m.partial = nullptr;
+  if (m.splits > 1)
+    m.partial = static_cast<float*>(scratch(mma_part_, static_cast<size_t>(m.splits * m.n * total) * sizeof(float),
+                                            "tensor-core partial sums"));
+  tape_.erase(0);
+  launch<MmaParams, launch_mma>(m);
   return true;
 }
 

@@ -220,12 +220,12 @@ void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
     p.out = out.f32();
     p.n = n;
     p.splits = mma_splits_ > 0 ? std::min<int32_t>(mma_splits_, static_cast<int32_t>((w.cols + 255) / 256))
-                               : mma_splits(w.rows, w.cols, int64_t{sm_count_} * mma_blocks_per_sm(w.type, w.bits, n));
+                               : mma_plan_splits(p.w, n, sm_count_);
     if (p.splits > 1)
       p.partial = static_cast<float*>(scratch(mma_part_, static_cast<size_t>(p.splits * n * w.rows) * sizeof(float),
                                               "tensor-core partial sums"));
     quantized_x(x, &p.xq, &p.xd, &p.xs);
-    launch<MmaParams, launch_mma>(p);
+    if (!fuse_mma(p)) launch<MmaParams, launch_mma>(p);
   } else if (n <= kGemvMaxTokens) {
     auto p = zeroed<GemvParams>();
     p.w = dev_weight(w);

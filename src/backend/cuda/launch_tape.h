@@ -59,6 +59,12 @@ inline std::string describe_launch(const GemvParams& p) {
          std::to_string(p.w.cols) + (p.blocks1 ? " (merged)" : "") + " n" + std::to_string(p.n);
 }
 
+inline std::string describe_launch(const MmaParams& p) {
+  return "mma " + std::string(dtype_name(p.w.type)) + " " + std::to_string(p.w.rows + p.rows2 + p.rows3) + "x" +
+         std::to_string(p.w.cols) + (p.data2 ? " (merged)" : "") + " n" + std::to_string(p.n) + " splits " +
+         std::to_string(p.splits);
+}
+
 class LaunchTape {
  public:
   LaunchTape() = default;

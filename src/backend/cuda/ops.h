@@ -113,10 +113,18 @@ struct MmaParams {
   const float* xd;
   const float* xs;
   float* out;      // [n, rows]
-  float* partial;  // [splits, n, rows] scratch, splits > 1 only
+  float* partial;  // [splits, n, rows + rows2 + rows3] scratch, splits > 1 only
   int64_t n;
   int32_t splits;
   int32_t pad;
+  // Up to two more weights of w's type and row length against the same x (q/k/v,
+  // gate/up), each into its own out [n, rows2|3]: one launch (mma_f16.cu only, where
+  // mma_f16_applies to each of them).
+  const uint8_t* data2;
+  const uint8_t* data3;
+  float* out2;
+  float* out3;
+  int64_t rows2, rows3;
 };
 void launch_mma(const MmaParams& p, cudaStream_t stream);
 void init_mma();  // once per device, before any launch_mma (the kernels' shared memory)
@@ -125,6 +133,16 @@ bool mma_type_supported(DType type, int bits);
 int32_t mma_splits(int64_t rows, int64_t cols, int64_t slots);
 int mma_blocks_per_sm(DType type, int bits, int64_t n);  // after init_mma
 constexpr int64_t kMmaMaxTokens = 64;
+
+// mma_f16.cu: the same products with the weight decoded into f16 mma fragments in
+// registers and f16 activations (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, where a block may have the
+// kernel's shared memory); launch_mma takes it where it applies. HEARTH_CUDA_MMA_F16=0:
+// never (the int8 kernel of mma.cu for every type).
+void init_mma_f16();  // called by init_mma
+bool mma_f16_applies(const DevWeight& w);
+bool launch_mma_f16(const MmaParams& p, cudaStream_t stream);  // false where it does not apply
+// The K splits for a product of n tokens on sm_count SMs, for the kernel that will run it.
+int32_t mma_plan_splits(const DevWeight& w, int64_t n, int sm_count);
 
 // ---- norm_rope.cu ------------------------------------------------------------------------
 // Optionally fused: the residual add before (x += add, written back) and the 8-bit

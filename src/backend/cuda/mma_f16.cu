@@ -1,0 +1,591 @@
+// Tensor-core products of quantized weights for batched decode (5..64 tokens), second
+// form: the weight is decoded straight into f16 mma fragments in registers (scale and min
+// applied there), the activations are f16 in shared memory, and mma.sync m16n8k16 adds
+// into f32 accumulators. out[n, rows] = x[n, cols] @ w^T, every weight byte read once.
+//
+// Why (mma.cu, docs/benchmarks.md): the int8 kernel decoded each 256-element chunk into an
+// int8 tile in shared memory and then paid 5 float operations per product element and
+// 32-element block (w_scale * x_d * int + w_min * x_s), for every token; with the tile and
+// its scales it held 60 KiB of shared memory for one chunk in flight, so a block waited
+// for every chunk and 8B-shaped products read 0.7-1.1 TB/s. Here the scale and min are
+// applied once per weight element (amortised over the tokens) and once per activation
+// element (amortised over a block's 128 rows), so the per-token work is the mma alone, and
+// with no decoded tile a block keeps 1-4 chunks of weight bytes in flight (kStages, from
+// the shared memory budget of two blocks an SM, three at up to 8 tokens).
+//
+// Layout: a block of 8 warps owns 128 rows (warp w: rows 16w..16w+15, every token tile of
+// 8) and a range of 256-element K chunks (grid.y splits K; the splits' partial sums are
+// then added in a fixed order by mma_f16_reduce_kernel). Per chunk:
+//  - its weight bytes, each row's stored chunk as is, come through a ring of kStages slots:
+//    one bulk copy per row (thread r copies row r) completing on the slot's mbarrier,
+//    requested kStages - 1 chunks ahead, the first ones before pdl_wait (weights are
+//    constant);
+//  - its int8 activations (launch_quantize_x's q and d) are loaded into registers a chunk
+//    ahead and written to shared memory as f16 q * d;
+//  - each row's scale (two for Q6_K's 16-element halves) and min per 32-element block go to
+//    a small table as f16 pairs;
+//  - activations and table are double buffered, so the block meets one barrier a chunk;
+//  - lane (g, t) of a warp decodes, per 32-element block, elements 4t..4t+3 and
+//    16+4t..16+4t+3 of rows g and g+8: in m16n8k16's A layout those are k = 2t, 2t+1, 2t+8,
+//    2t+9 of the two k16 halves, any order of k being fine as long as the activations'
+//    B fragments take the same, which for that choice is x[token][4t..4t+3] in natural
+//    order: one 8-byte load per half.
+// Values are made exact in f16 (1024 + v by a byte permute, minus 1024 + offset), then
+// scaled with one rounding: w = fma(v, scale, min) in f16, as the prompt path's f16 tiles.
+// Up to three weights of one type and row length run in one launch (q/k/v, gate/up:
+// MmaParams' data2/data3), each from its own row tile on.
+// Types: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K (MLX, whose scales live outside the rows, stays
+// with mma.cu); sm_90 only. HEARTH_CUDA_MMA_F16=0 sends everything to mma.cu.
+//
+// NOTE(mma2): measured on an H200 (docs/benchmarks.md), 24576 x 4096 Q4_K: 8 tokens 37 us
+// (int8 kernel 58), 32 tokens 63 us (74). With two blocks an SM, ncu at 8 tokens: 1.29
+// TB/s, 0.51 instructions issued per cycle and scheduler, 4 warps a scheduler (registers
+// and shared memory), 2.9 waves; 46.8 us in all, 33.7 leaving the products out
+// (HEARTH_CUDA_MMA_F16_SKIP=1), 38.1 leaving the preparation out (=2), 27.3 both: the
+// block's skeleton (copies, barriers, a chunk's activations loaded while the last is
+// multiplied) is the larger part, then the decoding; a third block an SM gave 37.0.
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <type_traits>
+
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/quant_units.cuh"
+
+namespace hearth::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kRows = 128;                    // weight rows per block: 16 per warp
+constexpr int kChunk = 256;                   // K elements per chunk
+constexpr int kXPitch = 2 * kChunk + 32;      // bytes per token of the f16 activations: 8-byte
+                                              // loads of 4 tokens x 4 lanes hit distinct banks
+constexpr int kScalePitch = 9;                // words per row of the scale table (8 blocks + 1)
+// Shared memory of a block for kB blocks an SM (228 KiB, 1 KiB reserved a block, barriers).
+__host__ __device__ constexpr size_t smem_budget(int kB) { return kB == 3 ? 74 * 1024 : 112 * 1024; }
+
+// Per type: bytes of one row's chunk as stored, the ring's row pitch (room for the chunk's
+// offset from a 16-byte boundary, and an odd number of 16-byte lines so the 8 rows a
+// warp reads at once fall on distinct banks), the value offset (q - offset is the signed
+// value) and whether the rows' chunks are 4-byte aligned words.
+template <class U> struct Fmt;
+template <> struct Fmt<UnitQ4_0> { static constexpr int kBytes = 144, kPitch = 176, kOffset = 8; };
+template <> struct Fmt<UnitQ8_0> { static constexpr int kBytes = 272, kPitch = 304, kOffset = 128; };
+template <> struct Fmt<UnitQ4_K> { static constexpr int kBytes = 144, kPitch = 144, kOffset = 0; };
+template <> struct Fmt<UnitQ5_K> { static constexpr int kBytes = 176, kPitch = 176, kOffset = 0; };
+template <> struct Fmt<UnitQ6_K> { static constexpr int kBytes = 210, kPitch = 240, kOffset = 32; };
+
+template <class U>
+__host__ __device__ constexpr size_t stage_bytes() { return static_cast<size_t>(kRows) * Fmt<U>::kPitch; }
+template <int NT>
+__host__ __device__ constexpr size_t fixed_bytes() {  // two buffers of activations and scales
+  return 2 * (static_cast<size_t>(8 * NT) * kXPitch + kRows * kScalePitch * 4);
+}
+// Ring slots: as many as fit in the budget, 2..5.
+template <class U, int NT, int kB>
+__host__ __device__ constexpr int stages() {
+  const size_t s = (smem_budget(kB) - fixed_bytes<NT>()) / stage_bytes<U>();
+  return s < 2 ? 2 : s > 5 ? 5 : static_cast<int>(s);
+}
+template <class U, int NT, int kB>
+__host__ __device__ constexpr size_t smem_bytes() { return fixed_bytes<NT>() + stages<U, NT, kB>() * stage_bytes<U>(); }
+
+[[maybe_unused]] __device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mma_f16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
+__device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
+
+// A word from a 2-byte aligned shared address.
+__device__ __forceinline__ uint32_t ld_u32_2(const uint8_t* p) {
+  const auto* h = reinterpret_cast<const uint16_t*>(p);
+  return static_cast<uint32_t>(h[0]) | static_cast<uint32_t>(h[1]) << 16;
+}
+
+// Bytes (v0..v3, each < 1024 - 1024 = unsigned) of w as f16 pairs (1024 + v0, 1024 + v1)
+// and (1024 + v2, 1024 + v3): exact, one permute each.
+__device__ __forceinline__ void bytes_to_h2(uint32_t w, uint32_t& lo, uint32_t& hi) {
+  lo = __byte_perm(w, 0x64646464u, 0x4140);
+  hi = __byte_perm(w, 0x64646464u, 0x4342);
+}
+
+// The 8 values this lane takes of one row's 32-element block kb of the chunk (raw: the
+// row's chunk as stored): v[0] elements 4t..4t+3, v[1] elements 16+4t..16+4t+3, one
+// unsigned byte each (q + offset).
+template <class U>
+__device__ __forceinline__ void block_values(const uint8_t* raw, int kb, int t, uint32_t (&v)[2]) {
+  if constexpr (std::is_same_v<U, UnitQ4_0>) {  // 18-byte blocks: d, 16 bytes of nibbles
+    const uint32_t w = ld_u32_2(raw + 18 * kb + 2 + 4 * t);
+    v[0] = w & 0x0F0F0F0Fu, v[1] = (w >> 4) & 0x0F0F0F0Fu;
+  } else if constexpr (std::is_same_v<U, UnitQ8_0>) {  // 34-byte blocks: d, 32 int8
+    v[0] = ld_u32_2(raw + 34 * kb + 2 + 4 * t) ^ 0x80808080u;
+    v[1] = ld_u32_2(raw + 34 * kb + 18 + 4 * t) ^ 0x80808080u;
+  } else if constexpr (std::is_same_v<U, UnitQ4_K> || std::is_same_v<U, UnitQ5_K>) {
+    // Sub-blocks 2p (low nibbles) and 2p + 1 (high) share 32 bytes; Q5_K's fifth bits:
+    // bit kb of qh byte l is element l's.
+    constexpr int kQs = std::is_same_v<U, UnitQ5_K> ? 48 : 16;
+    const auto* q = reinterpret_cast<const uint32_t*>(raw + kQs + 32 * (kb >> 1) + 4 * t);
+    const int sh = 4 * (kb & 1);
+    v[0] = (q[0] >> sh) & 0x0F0F0F0Fu, v[1] = (q[4] >> sh) & 0x0F0F0F0Fu;
+    if constexpr (std::is_same_v<U, UnitQ5_K>) {
+      const auto* qh = reinterpret_cast<const uint32_t*>(raw + 16 + 4 * t);
+      v[0] |= ((qh[0] >> kb) & 0x01010101u) << 4, v[1] |= ((qh[4] >> kb) & 0x01010101u) << 4;
+    }
+  } else {  // Q6_K: quarter kb & 3 of half kb >> 2; low 4 bits in ql, high 2 in qh
+    const int h = kb >> 2, qq = kb & 3;
+    const uint8_t* ql = raw + 64 * h + 32 * (qq & 1) + 4 * t;
+    const uint8_t* qh = raw + 128 + 32 * h + 4 * t;
+    const int sl = 4 * (qq >> 1), sh = 2 * qq;
+    v[0] = ((ld_u32_2(ql) >> sl) & 0x0F0F0F0Fu) | ((ld_u32_2(qh) >> sh) & 0x03030303u) << 4;
+    v[1] = ((ld_u32_2(ql + 16) >> sl) & 0x0F0F0F0Fu) | ((ld_u32_2(qh + 16) >> sh) & 0x03030303u) << 4;
+  }
+}
+
+// Scale table entry of one row's block kb, an f16 pair: (scale, min), the weight being
+// (q - offset) * scale + min; Q6_K (no min): the scales of elements 0-15 and 16-31.
+template <class U>
+__device__ __forceinline__ uint32_t block_scales(const uint8_t* raw, int kb) {
+  float s0, s1, mn = 0.0f;
+  if constexpr (std::is_same_v<U, UnitQ4_0> || std::is_same_v<U, UnitQ8_0>) {
+    s0 = s1 = half_bits_to_float(*reinterpret_cast<const uint16_t*>(raw + Fmt<U>::kBytes / 8 * kb));
+  } else if constexpr (std::is_same_v<U, UnitQ4_K> || std::is_same_v<U, UnitQ5_K>) {
+    const auto* head = reinterpret_cast<const uint32_t*>(raw);  // d, dmin; 12 scale bytes
+    const float d = half_bits_to_float(static_cast<uint16_t>(head[0] & 0xFFFF));
+    const float dmin = half_bits_to_float(static_cast<uint16_t>(head[0] >> 16));
+    const uint8_t* sc = raw + 4;
+    int s, m;
+    if (kb < 4) {
+      s = sc[kb] & 63, m = sc[kb + 4] & 63;
+    } else {
+      s = (sc[kb + 4] & 0xF) | ((sc[kb - 4] >> 6) << 4);
+      m = (sc[kb + 4] >> 4) | ((sc[kb] >> 6) << 4);
+    }
+    s0 = s1 = d * static_cast<float>(s), mn = -dmin * static_cast<float>(m);
+  } else {  // Q6_K: int8 scales per 16 elements, d at 208
+    const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(raw + 208));
+    const auto* sc = reinterpret_cast<const int8_t*>(raw + 192);
+    s0 = d * static_cast<float>(sc[2 * kb]), s1 = d * static_cast<float>(sc[2 * kb + 1]);
+  }
+  if constexpr (std::is_same_v<U, UnitQ6_K>) return h2_bits(__floats2half2_rn(s0, s1));
+  (void)s1;
+  return h2_bits(__floats2half2_rn(s0, mn));
+}
+
+// The chunk's bytes [start, end) of a row, copied from the 16-byte boundary a0 at or below
+// start (lead bytes before it) in `pieces` 16-byte lines (rows of 32-element types may end
+// inside a chunk; the 16 bytes of padding after every weight cover the rounding up).
+struct Span {
+  const uint8_t* a0;
+  int lead, pieces;
+};
+template <class U>
+__device__ __forceinline__ Span chunk_span(const uint8_t* row, int64_t row_bytes, int64_t c) {
+  const int64_t begin = c * Fmt<U>::kBytes, end = min(begin + Fmt<U>::kBytes, row_bytes);
+  const auto s = reinterpret_cast<uintptr_t>(row + begin), e = reinterpret_cast<uintptr_t>(row + end);
+  Span sp;
+  sp.a0 = reinterpret_cast<const uint8_t*>(s & ~uintptr_t{15});
+  sp.lead = static_cast<int>(s & 15);
+  sp.pieces = static_cast<int>(((e + 15) & ~uintptr_t{15}) - (s & ~uintptr_t{15})) / 16;
+  return sp;
+}
+
+// One weight of a merged launch (MmaParams' second and third): its rows, where they
+// start among the launch's row tiles and among the partial sums' columns.
+struct Segment {
+  const uint8_t* data;
+  float* out;
+  int64_t rows, tile0, col0;
+};
+__device__ __forceinline__ Segment segment_of(const MmaParams& p, int64_t tile) {
+  const int64_t t1 = (p.w.rows + kRows - 1) / kRows, t2 = t1 + (p.rows2 + kRows - 1) / kRows;
+  if (p.data3 && tile >= t2) return Segment{p.data3, p.out3, p.rows3, t2, p.w.rows + p.rows2};
+  if (p.data2 && tile >= t1) return Segment{p.data2, p.out2, p.rows2, t1, p.w.rows};
+  return Segment{p.w.data, p.out, p.w.rows, 0, 0};
+}
+
+// Bulk copies and their barriers exist from sm_90 on; init_mma_f16 keeps other cards off
+// this kernel, whose code for them only traps.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define HEARTH_SM90_ASM(...) asm volatile(__VA_ARGS__)
+#else
+#define HEARTH_SM90_ASM(...) __trap()
+#endif
+__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
+  HEARTH_SM90_ASM("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+  HEARTH_SM90_ASM(
+      "{\n .reg .pred done;\n"
+      "WAIT_%=:\n mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      " @!done bra WAIT_%=;\n}" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+}
+// One row's chunk into the ring, completing on bar (every row's thread arrives, with 0
+// bytes for rows past the end).
+__device__ __forceinline__ void copy_row(uint8_t* dst, const uint8_t* src, uint32_t bytes, uint64_t* bar) {
+  HEARTH_SM90_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+  if (bytes)
+    HEARTH_SM90_ASM("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                        smem_addr(dst)),
+                    "l"(src), "r"(bytes), "r"(smem_addr(bar))
+                    : "memory");
+}
+__device__ __forceinline__ void mbar_fence_init() {
+  HEARTH_SM90_ASM("fence.mbarrier_init.release.cluster;" ::: "memory");
+  HEARTH_SM90_ASM("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
+// NT: tiles of 8 tokens (1, 2, 4 or 8).
+// kB: blocks an SM (2, or 3 at up to 8 tokens: registers capped at 85).
+template <class U, int NT, int kB>
+__global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p) {
+  constexpr int kS = stages<U, NT, kB>(), kPitch = Fmt<U>::kPitch, kTok = 8 * NT;
+  // Activation pieces (16 int8 of one token) a thread converts per chunk.
+  constexpr int kXPer = (kTok * 16 + kThreads - 1) / kThreads;
+  extern __shared__ __align__(128) int4 smem_raw[];
+  __shared__ uint64_t full[kS];
+  auto* ring = reinterpret_cast<uint8_t*>(smem_raw);                       // [kS][kRows][kPitch]
+  auto* xh_all = ring + kS * kRows * kPitch;                               // [2][kTok][kXPitch] f16
+  auto* table_all = reinterpret_cast<uint32_t*>(xh_all + 2 * kTok * kXPitch);  // [2][kRows][kScalePitch]
+
+  const Segment seg = segment_of(p, blockIdx.x);
+  const int64_t rows = seg.rows, cols = p.w.cols, n = p.n, nb_row = cols / 32, row_bytes = p.w.row_bytes;
+  const int64_t chunks = (cols + kChunk - 1) / kChunk, per_split = (chunks + p.splits - 1) / p.splits;
+  const int64_t c_begin = blockIdx.y * per_split, c_end = min(chunks, c_begin + per_split);
+  const int64_t count = max(c_end - c_begin, int64_t{0});
+  const int64_t row0 = (blockIdx.x - seg.tile0) * kRows;
+  const int tid = threadIdx.x;
+
+  // Thread r < kRows copies row r of the block; every row's thread arrives on the slot's
+  // barrier, so it completes once per chunk.
+  const uint8_t* my_row = seg.data + min(row0 + tid, rows - 1) * row_bytes;
+  const bool my_row_real = tid < kRows && row0 + tid < rows;
+  auto issue = [&](int64_t i) {  // chunk c_begin + i into slot i % kS
+    if (tid >= kRows) return;
+    const int slot = static_cast<int>(i % kS);
+    const Span sp = chunk_span<U>(my_row, row_bytes, c_begin + i);
+    copy_row(ring + (slot * kRows + tid) * kPitch, sp.a0, my_row_real ? 16u * sp.pieces : 0u, &full[slot]);
+  };
+  auto blocks_in = [&](int64_t c) { return static_cast<int>(nb_row - c * 8 < 8 ? nb_row - c * 8 : 8); };
+
+  // Activations of chunk c into registers: piece i = tid + k kThreads is token i / 16,
+  // elements 16 (i % 16).. of the chunk; tokens past n read token n - 1 (never stored).
+  int4 xq[kXPer];
+  float xd[kXPer];
+#pragma unroll
+  for (int k = 0; k < kXPer; ++k) xq[k] = make_int4(0, 0, 0, 0), xd[k] = 0.0f;
+  auto load_x = [&](int64_t c) {
+    const int nbk = blocks_in(c);
+#pragma unroll
+    for (int k = 0; k < kXPer; ++k) {
+      const int i = tid + k * kThreads, t = i / 16, piece = i % 16;
+      const int64_t ts = t < n ? t : n - 1;
+      if (i < kTok * 16 && piece < 2 * nbk) {
+        xq[k] = *reinterpret_cast<const int4*>(p.xq + ts * cols + c * kChunk + 16 * piece);
+        xd[k] = p.xd[ts * nb_row + c * 8 + piece / 2];
+      }
+    }
+  };
+  // Chunk c (= c_begin + i) made ready for its products in buffer i & 1: the activations as
+  // f16 (from the registers of load_x) and the scale table (from the ring, once there).
+  auto prepare = [&](int64_t i) {
+    const int64_t c = c_begin + i;
+    const int nbk = blocks_in(c), buf = static_cast<int>(i & 1);
+    uint8_t* xh = xh_all + buf * (kTok * kXPitch);
+#pragma unroll
+    for (int k = 0; k < kXPer; ++k) {
+      const int j = tid + k * kThreads, t = j / 16, piece = j % 16;
+      if (j >= kTok * 16 || piece >= 2 * nbk || (p.pad & 2)) continue;
+      const __half2 d2 = __float2half2_rn(xd[k]), off = __float2half2_rn(1152.0f);
+      const uint32_t w[4] = {static_cast<uint32_t>(xq[k].x) ^ 0x80808080u, static_cast<uint32_t>(xq[k].y) ^ 0x80808080u,
+                             static_cast<uint32_t>(xq[k].z) ^ 0x80808080u, static_cast<uint32_t>(xq[k].w) ^ 0x80808080u};
+      uint32_t h[8];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        uint32_t lo, hi;
+        bytes_to_h2(w[e], lo, hi);  // 1024 + 128 + q
+        h[2 * e] = h2_bits(__hmul2(__hsub2(bits_h2(lo), off), d2));
+        h[2 * e + 1] = h2_bits(__hmul2(__hsub2(bits_h2(hi), off), d2));
+      }
+      auto* dst = reinterpret_cast<uint4*>(xh + t * kXPitch + 32 * piece);
+      dst[0] = make_uint4(h[0], h[1], h[2], h[3]);
+      dst[1] = make_uint4(h[4], h[5], h[6], h[7]);
+    }
+    if (i + 1 < count) load_x(c + 1);  // in flight during this chunk's products
+    // Scales: thread 2r + h takes blocks 4h..4h+3 of row r.
+    const int slot = static_cast<int>(i % kS);
+    mbar_wait(&full[slot], static_cast<uint32_t>((i / kS) & 1));
+    const int rr = tid / 2, kb0 = 4 * (tid & 1);
+    if (row0 + rr < rows && !(p.pad & 2)) {
+      const int lead = chunk_span<U>(seg.data + (row0 + rr) * row_bytes, row_bytes, c).lead;
+      const uint8_t* raw = ring + (slot * kRows + rr) * kPitch + lead;
+      uint32_t* tab = table_all + buf * (kRows * kScalePitch) + rr * kScalePitch;
+#pragma unroll
+      for (int kb = kb0; kb < kb0 + 4; ++kb)
+        if (kb < nbk) tab[kb] = block_scales<U>(raw, kb);
+    }
+  };
+
+  const int warp = tid / kWarp, lane = tid % kWarp, g = lane / 4, t4 = lane % 4;
+  float acc[NT][4];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+
+  // Weights first (before the previous kernel ends), kS - 1 chunks ahead.
+  if (tid == 0) {
+    for (int s = 0; s < kS; ++s) mbar_init(&full[s], kRows);
+    mbar_fence_init();
+  }
+  __syncthreads();
+  for (int64_t i = 0; i < kS - 1 && i < count; ++i) issue(i);
+  pdl_begin();
+  if (count > 0) load_x(c_begin), prepare(0);
+
+  // This lane's two rows (g, g + 8 of the warp's 16) and where their chunks start.
+  const int r_lo = 16 * warp + g, r_hi = r_lo + 8;
+  const uint8_t* row_lo = seg.data + min(row0 + r_lo, rows - 1) * row_bytes;
+  const uint8_t* row_hi = seg.data + min(row0 + r_hi, rows - 1) * row_bytes;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t c = c_begin + i;
+    const int slot = static_cast<int>(i % kS), buf = static_cast<int>(i & 1);
+    // Chunk i is prepared by every thread, and every thread is done with chunk i - 1's
+    // slot and buffers, which chunks i + kS - 1 and i + 1 reuse.
+    __syncthreads();
+    if (i + kS - 1 < count) issue(i + kS - 1);
+
+    const int nbk = blocks_in(c);
+    const uint8_t* raw_lo = ring + (slot * kRows + r_lo) * kPitch + chunk_span<U>(row_lo, row_bytes, c).lead;
+    const uint8_t* raw_hi = ring + (slot * kRows + r_hi) * kPitch + chunk_span<U>(row_hi, row_bytes, c).lead;
+    const uint8_t* xh = xh_all + buf * (kTok * kXPitch);
+    const uint32_t* table = table_all + buf * (kRows * kScalePitch);
+    // One 32-element block: A for both k16 halves (rows g, g + 8), then every token tile.
+    auto block = [&](int kb) {
+      uint32_t vl[2], vh[2];
+      block_values<U>(raw_lo, kb, t4, vl);
+      block_values<U>(raw_hi, kb, t4, vh);
+      const __half2 el = bits_h2(table[r_lo * kScalePitch + kb]), eh = bits_h2(table[r_hi * kScalePitch + kb]);
+      const __half2 off = __float2half2_rn(1024.0f + Fmt<U>::kOffset);
+      constexpr bool kTwoScales = std::is_same_v<U, UnitQ6_K>;
+      const __half2 zero = __float2half2_rn(0.0f);
+      const __half2 m_lo = kTwoScales ? zero : __high2half2(el), m_hi = kTwoScales ? zero : __high2half2(eh);
+      uint32_t a[2][4];  // [k16 half][fragment register]
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf) {
+        const __half2 s_lo = hf == 1 && kTwoScales ? __high2half2(el) : __low2half2(el);
+        const __half2 s_hi = hf == 1 && kTwoScales ? __high2half2(eh) : __low2half2(eh);
+        uint32_t l0, l1, h0, h1;
+        bytes_to_h2(vl[hf], l0, l1);
+        bytes_to_h2(vh[hf], h0, h1);
+        a[hf][0] = h2_bits(__hfma2(__hsub2(bits_h2(l0), off), s_lo, m_lo));
+        a[hf][1] = h2_bits(__hfma2(__hsub2(bits_h2(h0), off), s_hi, m_hi));
+        a[hf][2] = h2_bits(__hfma2(__hsub2(bits_h2(l1), off), s_lo, m_lo));
+        a[hf][3] = h2_bits(__hfma2(__hsub2(bits_h2(h1), off), s_hi, m_hi));
+      }
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        const uint8_t* xrow = xh + (8 * j + g) * kXPitch + 64 * kb + 8 * t4;
+        const uint2 b0 = *reinterpret_cast<const uint2*>(xrow);
+        const uint2 b1 = *reinterpret_cast<const uint2*>(xrow + 32);
+        mma_f16(acc[j], a[0], b0.x, b0.y);
+        mma_f16(acc[j], a[1], b1.x, b1.y);
+      }
+    };
+    if (p.pad & 1) {
+      // (experiment: no products)
+    } else if (nbk == 8) {
+#pragma unroll
+      for (int kb = 0; kb < 8; ++kb) block(kb);
+    } else {
+      for (int kb = 0; kb < nbk; ++kb) block(kb);
+    }
+    if (i + 1 < count) prepare(i + 1);
+  }
+
+  // Accumulator i of tile j: row g (i < 2) or g + 8, token 8j + 2 t4 + i % 2. With K
+  // splits: partial [split][n][all the launch's rows], the segment's rows from col0.
+  const int64_t total = p.w.rows + p.rows2 + p.rows3;
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t t = 8 * j + 2 * t4 + (i & 1), r = row0 + (i >= 2 ? r_hi : r_lo);
+      if (t >= n || r >= rows) continue;
+      if (p.splits > 1) p.partial[(blockIdx.y * n + t) * total + seg.col0 + r] = acc[j][i];
+      else seg.out[t * rows + r] = acc[j][i];
+    }
+}
+
+// Each output = the sum of its splits' partial sums, in split order.
+__global__ void mma_f16_reduce_kernel(const MmaParams p) {
+  pdl_begin();
+  const int64_t total = p.w.rows + p.rows2 + p.rows3, all = p.n * total;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= all) return;
+  float s = 0.0f;
+  for (int k = 0; k < p.splits; ++k) s += p.partial[k * all + i];
+  const int64_t t = i / total, col = i % total;
+  if (col < p.w.rows) p.out[t * p.w.rows + col] = s;
+  else if (col < p.w.rows + p.rows2) p.out2[t * p.rows2 + col - p.w.rows] = s;
+  else p.out3[t * p.rows3 + col - p.w.rows - p.rows2] = s;
+}
+
+// Row tiles of a launch: every weight's rows from a tile boundary.
+int64_t row_tiles(const MmaParams& p) {
+  return (p.w.rows + kRows - 1) / kRows + (p.data2 ? (p.rows2 + kRows - 1) / kRows : 0) +
+         (p.data3 ? (p.rows3 + kRows - 1) / kRows : 0);
+}
+
+template <class U, int NT, int kB = 2>
+void launch_nt(const MmaParams& p, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(row_tiles(p)), static_cast<unsigned>(p.splits));
+  HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB>), grid, dim3(kThreads), (smem_bytes<U, NT, kB>()), stream, p);
+  HEARTH_CUDA_LAUNCHED();
+}
+
+template <class U, int NT, int kB = 2>
+void allow_nt() {
+  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(smem_bytes<U, NT, kB>())),
+             "cudaFuncSetAttribute", __FILE__, __LINE__);
+  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                  cudaSharedmemCarveoutMaxShared),
+             "cudaFuncSetAttribute", __FILE__, __LINE__);
+}
+
+// Three blocks an SM at up to 8 tokens: more warps to hide the latencies, fewer ring slots
+// each (3 instead of 5 for Q4_K). H200, 8 tokens: merged gate/up Q4_K 47.8 -> 37.0 us,
+// Q4_0 41.0 -> 31.9; 8 sequences of 8B Q4_K_M 1,319 -> 1,431 tok/s (docs/benchmarks.md).
+// HEARTH_CUDA_MMA_F16_B3=0: two, as for more tokens (whose registers do not allow three).
+bool three_blocks() {
+  static const bool on = [] {
+    const char* e = std::getenv("HEARTH_CUDA_MMA_F16_B3");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
+template <class F>
+bool with_unit(DType type, F&& f);
+
+// Blocks an SM of the kernel for n tokens: two (or three, three_blocks) where the shared
+// memory allows, else one (Q8_0 past 32 tokens).
+int with_blocks(DType type, int64_t n) {
+  int b = 1;
+  with_unit(type, [&](auto u) {
+    using U = decltype(u);
+    constexpr size_t k2 = smem_budget(2);
+    constexpr int b1 = smem_bytes<U, 1, 2>() <= k2 ? 2 : 1, b2 = smem_bytes<U, 2, 2>() <= k2 ? 2 : 1;
+    constexpr int b4 = smem_bytes<U, 4, 2>() <= k2 ? 2 : 1, b8 = smem_bytes<U, 8, 2>() <= k2 ? 2 : 1;
+    constexpr int b1_3 = smem_bytes<U, 1, 3>() <= smem_budget(3) ? 3 : b1;
+    b = n <= 8 ? (three_blocks() ? b1_3 : b1) : n <= 16 ? b2 : n <= 32 ? b4 : b8;
+    return true;
+  });
+  return b;
+}
+
+template <class F>
+bool with_unit(DType type, F&& f) {
+  switch (type) {
+    case DType::Q4_0: return f(UnitQ4_0{});
+    case DType::Q8_0: return f(UnitQ8_0{});
+    case DType::Q4_K: return f(UnitQ4_K{});
+    case DType::Q5_K: return f(UnitQ5_K{});
+    case DType::Q6_K: return f(UnitQ6_K{});
+    default: return false;
+  }
+}
+
+bool g_ready = false;  // init_mma_f16 ran and HEARTH_CUDA_MMA_F16 is not 0
+
+}  // namespace
+
+void init_mma_f16() {
+  const char* e = std::getenv("HEARTH_CUDA_MMA_F16");
+  int device = 0, optin = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice", __FILE__, __LINE__);
+  check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "cudaDeviceGetAttribute",
+             __FILE__, __LINE__);
+  // The sm_90 code only (bulk copies; the shared memory of two blocks an SM): other cards
+  // keep mma.cu.
+  int major = 0;
+  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute",
+             __FILE__, __LINE__);
+  g_ready = !(e && std::string(e) == "0") && major == 9 && static_cast<size_t>(optin) >= smem_bytes<UnitQ8_0, 8, 2>();
+  if (!g_ready) return;
+  auto all = [](auto u) {
+    using U = decltype(u);
+    allow_nt<U, 1>(), allow_nt<U, 1, 3>(), allow_nt<U, 2>(), allow_nt<U, 4>(), allow_nt<U, 8>();
+  };
+  all(UnitQ4_0{}), all(UnitQ8_0{}), all(UnitQ4_K{}), all(UnitQ5_K{}), all(UnitQ6_K{});
+}
+
+bool mma_f16_applies(const DevWeight& w) {
+  if (!g_ready || !with_unit(w.type, [](auto) { return true; })) return false;
+  // 4-byte word loads of the K-quant rows need 16-byte aligned chunks; the other types
+  // read 2-byte aligned halves. Rows of 32-element types may end inside a chunk.
+  const bool k_quant = w.type == DType::Q4_K || w.type == DType::Q5_K;
+  if (reinterpret_cast<uintptr_t>(w.data) % 16 != 0 || (k_quant && w.row_bytes % 16 != 0) || w.row_bytes % 2 != 0)
+    return false;
+  return w.type == DType::Q4_0 || w.type == DType::Q8_0 || w.cols % kChunk == 0;
+}
+
+int32_t mma_plan_splits(const DevWeight& w, int64_t n, int sm_count) {
+  if (!mma_f16_applies(w)) return mma_splits(w.rows, w.cols, int64_t{sm_count} * mma_blocks_per_sm(w.type, w.bits, n));
+  const int per_sm = with_blocks(w.type, n);
+  // Blocks of the last wave idle while the others finish: a weight of `tiles` row blocks
+  // split s ways takes ceil(tiles s / slots) waves of 1/s of the work each. K splits even
+  // that out but write and read s partial sums per output: count both in bytes.
+  const int64_t slots = int64_t{sm_count} * per_sm;
+  const int64_t tiles = (w.rows + kRows - 1) / kRows, chunks = (w.cols + kChunk - 1) / kChunk;
+  const double weight = static_cast<double>(w.rows) * static_cast<double>(w.row_bytes);
+  int32_t best = 1;
+  double best_cost = 0;
+  for (int32_t s = 1; s <= std::min<int64_t>(chunks, 16); ++s) {
+    const double x = static_cast<double>(tiles * s) / static_cast<double>(slots);
+    double cost = weight * std::ceil(x) / x;
+    if (s > 1) cost += 8.0 * static_cast<double>(s) * static_cast<double>(n * w.rows);
+    if (s == 1 || cost < best_cost) best = s, best_cost = cost;
+  }
+  // As many splits as give every split the same chunk count (no empty one).
+  const int64_t per = (chunks + best - 1) / best;
+  return static_cast<int32_t>((chunks + per - 1) / per);
+}
+
+bool launch_mma_f16(const MmaParams& params, cudaStream_t stream) {
+  if (!mma_f16_applies(params.w)) return false;
+  // HEARTH_CUDA_MMA_F16_SKIP (timing experiments, wrong results): bit 0 leaves the
+  // products out, bit 1 the activations' conversion and the scale tables.
+  static const int skip = [] {
+    const char* e = std::getenv("HEARTH_CUDA_MMA_F16_SKIP");
+    return e ? std::atoi(e) : 0;
+  }();
+  MmaParams p = params;
+  p.pad = skip;
+  return with_unit(p.w.type, [&](auto u) {
+    using U = decltype(u);
+    if (p.n <= 8 && three_blocks()) launch_nt<U, 1, 3>(p, stream);
+    else if (p.n <= 8) launch_nt<U, 1>(p, stream);
+    else if (p.n <= 16) launch_nt<U, 2>(p, stream);
+    else if (p.n <= 32) launch_nt<U, 4>(p, stream);
+    else launch_nt<U, 8>(p, stream);
+    if (p.splits > 1) {
+      HEARTH_LAUNCH(mma_f16_reduce_kernel, grid_for(p.n * (p.w.rows + p.rows2 + p.rows3), 256), 256, 0, stream, p);
+      HEARTH_CUDA_LAUNCHED();
+    }
+    return true;
+  });
+}
+
+}  // namespace hearth::cuda
