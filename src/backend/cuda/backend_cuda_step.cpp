@@ -328,7 +328,11 @@ int CudaBackend::attention_splits(int64_t n_tokens, int64_t n_heads) const {
   const int64_t blocks = n_tokens * kv_config_.n_kv_heads * ((group + 3) / 4);
   const auto bucket = static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::max(max_ctx_, 1))));
   int64_t s = (2 * sm_count_ + blocks - 1) / blocks;    // enough blocks to fill the GPU twice
-  if (n_tokens <= kGemvMaxTokens) s = std::max(s, bucket / 64);  // and at most ~64 keys a block
+  // and at most ~128 keys a block (H100, 8B Q4_K_M, at most 64 / 128 / 256 keys: 8 sequences
+  // at 512-576 positions 1,401 / 1,511 / 1,423 tok/s aggregate; one sequence at 4096
+  // positions 167.1 / 214.4 / 222.4 tok/s: each split costs a partial state and its share
+  // of the combine, so longer splits win until the GPU is no longer full)
+  if (n_tokens <= kGemvMaxTokens) s = std::max(s, bucket / 128);
   // but at least ~32 keys a block: a split's partial sums and their combine cost more
   // than the keys they spread (H200, 8B Q4_K_M tg128: at least 2, 4, 8, 16, 32, 64 keys a
   // block gave 281.6, 299.4, 336.2, 357.6, 362.1, 351.8 tok/s).
