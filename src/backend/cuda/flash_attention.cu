@@ -29,6 +29,7 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/ops.h"
+#include "backend/cuda/ptx.cuh"
 
 namespace hearth::cuda {
 namespace {
@@ -55,10 +56,6 @@ struct Shape {
   static constexpr int kSmem = (kRows + 2 * kStages * kKeys) * kStride * 2 + (Q8 ? kRawValues + kRawScales : 0);
 };
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // 16 bytes global -> shared, bypassing L1; zero-filled when !valid (src is not read).
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
@@ -83,16 +80,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t add
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
-}
-
-// c[16x8] += a[16x16] b[16x8]; fragments as the PTX ISA lays out m16n8k16: lane l holds
-// c rows l/4 and l/4 + 8, columns 2(l%4) and 2(l%4) + 1.
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
@@ -158,13 +145,13 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
         const int64_t slot = valid ? slot_of(key) * q8_row : 0;
         if (c < kQChunks) {
           const int dst = (stage * 2 * kKeys + r) * HD + c * 16;
-          cp_async16(smem_u32(raw_q + dst), kq + slot + c * 16, valid);
-          cp_async16(smem_u32(raw_q + dst + kKeys * HD), vq + slot + c * 16, valid);
+          cp_async16(smem_addr(raw_q + dst), kq + slot + c * 16, valid);
+          cp_async16(smem_addr(raw_q + dst + kKeys * HD), vq + slot + c * 16, valid);
         } else {
           const int dst = (stage * 2 * kKeys + r) * (HD / 32);
           const int64_t at = slot + kv_row + g * (HD / 16) - g * HD;  // the scales, past the row's values
-          cp_async_small<HD / 16>(smem_u32(raw_d + dst), kq + at, valid);
-          cp_async_small<HD / 16>(smem_u32(raw_d + dst + kKeys * (HD / 32)), vq + at, valid);
+          cp_async_small<HD / 16>(smem_addr(raw_d + dst), kq + at, valid);
+          cp_async_small<HD / 16>(smem_addr(raw_d + dst + kKeys * (HD / 32)), vq + at, valid);
         }
       }
     } else {
@@ -175,8 +162,8 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
         int64_t off = 0;
         if (valid) off = slot_of(key) * kv_row + c * 8;
         const int dst = (stage * kKeys + r) * S + c * 8;
-        cp_async16(smem_u32(k_s + dst), kc + off, valid);
-        cp_async16(smem_u32(v_s + dst), vc + off, valid);
+        cp_async16(smem_addr(k_s + dst), kc + off, valid);
+        cp_async16(smem_addr(v_s + dst), vc + off, valid);
       }
     }
     cp_async_commit();
@@ -211,7 +198,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
     for (int i = 0; i < HD / 8; ++i) o[m][i][0] = o[m][i][1] = o[m][i][2] = o[m][i][3] = 0.0f;
   }
 
-  const uint32_t q_addr = smem_u32(q_s + (warp * 16 * MT + lane % 16) * S + (lane / 16) * 8);
+  const uint32_t q_addr = smem_addr(q_s + (warp * 16 * MT + lane % 16) * S + (lane / 16) * 8);
   const int n_tiles = (n_keys + kKeys - 1) / kKeys;
   for (int j = 0; j < n_tiles; ++j) {
     // Tile j has landed for every thread; every warp is also done with tile j - 1, whose
@@ -251,7 +238,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
     for (int m = 0; m < MT; ++m)
 #pragma unroll
       for (int i = 0; i < kKeys / 8; ++i) s[m][i][0] = s[m][i][1] = s[m][i][2] = s[m][i][3] = 0.0f;
-    const uint32_t k_addr = smem_u32(k_s + (stage * kKeys + lane % 8 + (lane / 16) * 8) * S + ((lane / 8) % 2) * 8);
+    const uint32_t k_addr = smem_addr(k_s + (stage * kKeys + lane % 8 + (lane / 16) * 8) * S + ((lane / 8) % 2) * 8);
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
       uint32_t a[MT][4];
@@ -325,7 +312,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
         pa[m][kk][2] = pack_half2(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
         pa[m][kk][3] = pack_half2(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
       }
-    const uint32_t v_addr = smem_u32(v_s + (stage * kKeys + lane % 8 + ((lane / 8) % 2) * 8) * S + (lane / 16) * 8);
+    const uint32_t v_addr = smem_addr(v_s + (stage * kKeys + lane % 8 + ((lane / 8) % 2) * 8) * S + (lane / 16) * 8);
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk) {
 #pragma unroll

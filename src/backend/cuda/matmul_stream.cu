@@ -39,6 +39,7 @@
 #include "backend/cuda/gemv_x.cuh"
 #include "backend/cuda/launch_tape.h"
 #include "backend/cuda/ops.h"
+#include "backend/cuda/ptx.cuh"
 #include "backend/cuda/quant_units.cuh"
 
 namespace hearth::cuda {
@@ -87,30 +88,6 @@ __device__ __forceinline__ Segment segment_of(const StreamParams& s, int64_t sta
   return Segment{p.w.data, p.w.scales, p.w.biases, p.out, p.w.rows, 0};
 }
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
-}
-
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-  asm volatile(
-      "{\n .reg .pred done;\n"
-      "WAIT_%=:\n mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      " @!done bra WAIT_%=;\n}" ::"r"(smem_addr(bar)),
-      "r"(parity)
-      : "memory");
-}
-
-__device__ __forceinline__ void bulk_copy(uint8_t* dst, const void* src, uint32_t bytes, uint64_t* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                   smem_addr(dst)),
-               "l"(src), "r"(bytes), "r"(smem_addr(bar))
-               : "memory");
-}
-
 // Thread 0 only: stage `stage` of the sequence into `dst`, completing on `bar`. The last
 // stage of a weight may hold fewer rows; its size is rounded up to 16 bytes, which the 16
 // bytes of padding after every device weight cover.
@@ -120,8 +97,7 @@ __device__ __forceinline__ void issue_stage(const StreamParams& s, int64_t stage
   const int64_t rows = min(static_cast<int64_t>(s.rows_per_stage), seg.rows - row0);
   const auto bytes = static_cast<uint32_t>((rows * s.row_bytes + 15) / 16 * 16);
   const auto aux_bytes = static_cast<uint32_t>(rows * s.aux_row_bytes);
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes + 2 * aux_bytes)
-               : "memory");
+  mbar_expect_tx(bar, bytes + 2 * aux_bytes);
   bulk_copy(dst, seg.data + row0 * s.row_bytes, bytes, bar);
   if (aux_bytes > 0) {  // MLX: the rows' scales and biases into the rest of the slot
     const int64_t aux_stage = s.rows_per_stage * s.aux_row_bytes;
@@ -144,8 +120,7 @@ __global__ void __launch_bounds__(kWarps * kWarp) gemv_stream_kernel(const Strea
   const int64_t end = (blockIdx.x + 1) * s.n_stages / gridDim.x;
   if (threadIdx.x == 0) {
     for (int i = 0; i < kStages; ++i) mbar_init(&full[i], 1);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    mbar_fence_init();
     for (int64_t j = begin; j < end && j < begin + kStages; ++j)
       issue_stage(s, j, ring + (j - begin) * s.slot_bytes, &full[j - begin]);
   }
@@ -308,28 +283,11 @@ bool stream_gemv_available() {
   return on;
 }
 
-// Dispatch on the weight type: f(unit) for the types this kernel reads.
-template <class F>
-bool with_unit(DType type, int bits, F&& f) {
-  switch (type) {
-    case DType::Q4_0: return f(UnitQ4_0{});
-    case DType::Q8_0: return f(UnitQ8_0{});
-    case DType::Q4_K: return f(UnitQ4_K{});
-    case DType::Q5_K: return f(UnitQ5_K{});
-    case DType::Q6_K: return f(UnitQ6_K{});
-    case DType::MLX_AFFINE:
-      if (bits == 4) return f(UnitMlx4{});
-      if (bits == 8) return f(UnitMlx8{});
-      return false;
-    default: return false;
-  }
-}
-
 }  // namespace
 
 bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream) {
   if (p.n != 1 || !p.xq || !stream_gemv_available()) return false;
-  return with_unit(p.w.type, p.w.bits, [&](auto u) {
+  return with_quant_unit(p.w.type, p.w.bits, [&](auto u) {
     using U = decltype(u);
     StreamParams s;
     if (!plan_for_unit<U>(p, &s)) return false;

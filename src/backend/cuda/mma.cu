@@ -35,6 +35,7 @@
 #include <type_traits>
 
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/ptx.cuh"
 #include "backend/cuda/quant_units.cuh"
 
 namespace hearth::cuda {
@@ -56,9 +57,6 @@ __host__ __device__ constexpr size_t w_bytes() { return kRows * kPitch + kRows *
 __host__ __device__ constexpr size_t x_buf_q_bytes(int tok) { return static_cast<size_t>(tok) * kPitch; }
 __host__ __device__ constexpr size_t x_buf_f_bytes(int tok) { return static_cast<size_t>(8) * (tok / 2) * 16; }
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
 __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src) : "memory");

@@ -53,6 +53,7 @@
 #include <type_traits>
 
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/ptx.cuh"
 #include "backend/cuda/quant_units.cuh"
 
 namespace hearth::cuda {
@@ -93,16 +94,6 @@ __host__ __device__ constexpr int stages() {
 template <class U, int NT, int kB>
 __host__ __device__ constexpr size_t smem_bytes() { return fixed_bytes<NT>() + stages<U, NT, kB>() * stage_bytes<U>(); }
 
-[[maybe_unused]] __device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mma_f16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 __device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
 __device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
@@ -214,37 +205,11 @@ __device__ __forceinline__ Segment segment_of(const MmaParams& p, int64_t tile) 
   return Segment{p.w.data, p.out, p.w.rows, 0, 0};
 }
 
-// Bulk copies and their barriers exist from sm_90 on; init_mma_f16 keeps other cards off
-// this kernel, whose code for them only traps.
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define HEARTH_SM90_ASM(...) asm volatile(__VA_ARGS__)
-#else
-#define HEARTH_SM90_ASM(...) __trap()
-#endif
-__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
-  HEARTH_SM90_ASM("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-  HEARTH_SM90_ASM(
-      "{\n .reg .pred done;\n"
-      "WAIT_%=:\n mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      " @!done bra WAIT_%=;\n}" ::"r"(smem_addr(bar)),
-      "r"(parity)
-      : "memory");
-}
 // One row's chunk into the ring, completing on bar (every row's thread arrives, with 0
 // bytes for rows past the end).
 __device__ __forceinline__ void copy_row(uint8_t* dst, const uint8_t* src, uint32_t bytes, uint64_t* bar) {
-  HEARTH_SM90_ASM("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
-  if (bytes)
-    HEARTH_SM90_ASM("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                        smem_addr(dst)),
-                    "l"(src), "r"(bytes), "r"(smem_addr(bar))
-                    : "memory");
-}
-__device__ __forceinline__ void mbar_fence_init() {
-  HEARTH_SM90_ASM("fence.mbarrier_init.release.cluster;" ::: "memory");
-  HEARTH_SM90_ASM("fence.proxy.async.shared::cta;" ::: "memory");
+  mbar_expect_tx(bar, bytes);
+  if (bytes) bulk_copy(dst, src, bytes, bar);
 }
 
 // NT: tiles of 8 tokens (1, 2, 4 or 8).
@@ -398,8 +363,8 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
         const uint8_t* xrow = xh + (8 * j + g) * kXPitch + 64 * kb + 8 * t4;
         const uint2 b0 = *reinterpret_cast<const uint2*>(xrow);
         const uint2 b1 = *reinterpret_cast<const uint2*>(xrow + 32);
-        mma_f16(acc[j], a[0], b0.x, b0.y);
-        mma_f16(acc[j], a[1], b1.x, b1.y);
+        mma_16816(acc[j], a[0], b0.x, b0.y);
+        mma_16816(acc[j], a[1], b1.x, b1.y);
       }
     };
     if (p.pad & 1) {
@@ -496,15 +461,8 @@ int with_blocks(DType type, int64_t n) {
 }
 
 template <class F>
-bool with_unit(DType type, F&& f) {
-  switch (type) {
-    case DType::Q4_0: return f(UnitQ4_0{});
-    case DType::Q8_0: return f(UnitQ8_0{});
-    case DType::Q4_K: return f(UnitQ4_K{});
-    case DType::Q5_K: return f(UnitQ5_K{});
-    case DType::Q6_K: return f(UnitQ6_K{});
-    default: return false;
-  }
+bool with_unit(DType type, F&& f) {  // the quantized types but MLX
+  return with_quant_unit<false>(type, 0, f);
 }
 
 bool g_ready = false;  // init_mma_f16 ran and HEARTH_CUDA_MMA_F16 is not 0

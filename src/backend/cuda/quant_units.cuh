@@ -26,6 +26,7 @@
 #else
 #define HEARTH_HD inline
 #define HEARTH_UNROLL
+#include "core/dtype.h"
 #include "core/half.h"
 #endif
 
@@ -521,5 +522,25 @@ HEARTH_UNROLL
     return sum;
   }
 };
+
+// f(unit) with the unit that reads weights of `type` (bits: MLX's 4 or 8), false where no
+// unit does (or for MLX when kMlx is false: f is then never instantiated with its units).
+template <bool kMlx = true, class F>
+bool with_quant_unit(DType type, int bits, F&& f) {
+  switch (type) {
+    case DType::Q4_0: return f(UnitQ4_0{});
+    case DType::Q8_0: return f(UnitQ8_0{});
+    case DType::Q4_K: return f(UnitQ4_K{});
+    case DType::Q5_K: return f(UnitQ5_K{});
+    case DType::Q6_K: return f(UnitQ6_K{});
+    case DType::MLX_AFFINE:
+      if constexpr (kMlx) {
+        if (bits == 4) return f(UnitMlx4{});
+        if (bits == 8) return f(UnitMlx8{});
+      }
+      return false;
+    default: return false;
+  }
+}
 
 }  // namespace hearth::cuda
