@@ -36,7 +36,9 @@ void quantize_kv_row_q8(const float* x, int64_t row, int64_t row_bytes, uint8_t*
     const float d = f16_to_f32(dh);
     for (int i = 0; i < 32; ++i) {
       const float v = d > 0.0f ? std::nearbyint(xg[i] / d) : 0.0f;
-      q[g * 32 + i] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+      // fmax/fmin, not clamp: a NaN element (a broken model) becomes -127, never an
+      // undefined float-to-int conversion.
+      q[g * 32 + i] = static_cast<int8_t>(std::fmin(std::fmax(v, -127.0f), 127.0f));
     }
     std::memcpy(scales + 2 * g, &dh, 2);  // little-endian hosts, as the device reads it
   }

@@ -5,8 +5,8 @@
 // aligned and a head's values are one contiguous run.
 //
 // One 32-group: amax = max |x|, d = f16(amax / 127) (rounded to nearest even), q =
-// rint(x / d) in [-127, 127] (0 when d is 0). The CUDA kernels compute the same IEEE
-// operations, so their stores are bit-identical to this one.
+// rint(x / d) in [-127, 127] (0 when d is 0; a NaN element -127). The CUDA kernels compute
+// the same IEEE operations, so for finite inputs their stores are bit-identical to this one.
 #pragma once
 
 #include <cstdint>

@@ -103,6 +103,25 @@ std::vector<float> attend(Backend& be, const std::vector<float>& q, int64_t n, i
   return out;
 }
 
+// Non-finite activations (a broken model) stay inside their own 32-group: a NaN element
+// stores -127, an infinite one makes its group's scale infinite, and the other groups are
+// quantized as if they were alone. (The float-to-int8 conversion must never see a NaN.)
+TEST(KvQ8, NonFiniteElementsStayInTheirGroup) {
+  std::mt19937 rng(7);
+  const int64_t n = 128, rb = kv_row_bytes(KvCacheConfig{1, 1, 16, 1, 128, DType::Q8_0});
+  auto x = random_vector(static_cast<size_t>(n), rng);
+  auto clean = x;
+  x[5] = std::nanf("");
+  x[40] = INFINITY;
+  std::vector<uint8_t> row(static_cast<size_t>(rb)), ref(static_cast<size_t>(rb));
+  quantize_kv_row_q8(x.data(), n, rb, row.data());
+  quantize_kv_row_q8(clean.data(), n, rb, ref.data());
+  EXPECT_EQ(static_cast<int8_t>(row[5]), -127);
+  EXPECT_TRUE(std::isinf(scale_of(row.data(), n, 1)));
+  for (int64_t i = 64; i < n; ++i) EXPECT_EQ(row[static_cast<size_t>(i)], ref[static_cast<size_t>(i)]) << i;
+  for (int64_t g = 2; g < n / 32; ++g) EXPECT_EQ(scale_of(row.data(), n, g), scale_of(ref.data(), n, g)) << g;
+}
+
 TEST(KvQ8, CpuAttentionWithinTheQuantizationBound) {
   for (const auto& [kv_heads, heads, hd] : {std::tuple{2, 6, 64}, std::tuple{1, 2, 128}, std::tuple{4, 4, 32}}) {
     std::mt19937 rng(static_cast<uint32_t>(hd));
