@@ -15,7 +15,7 @@
 // Measured (ncu, H200, 8B Q4_K_M layer): the merged gate/up product 25 -> 19 us (64% of
 // the DRAM peak), the Q6_K output head 179 -> 147 us; the 4-28 MB products stay at 30-40%:
 // with a few stages per block they are bound by the per-stage latency, not the stream.
-// Tried and dropped (docs/benchmarks.md): one block of 16 warps per multiprocessor, 3-6
+// Tried and dropped (docs/benchmarks_cuda.md): one block of 16 warps per multiprocessor, 3-6
 // smaller blocks, stages of 6-12 KiB, and warps finishing stages without a block barrier.
 //
 // MLX weights keep their scales and biases in arrays beside the rows: a ring slot holds the

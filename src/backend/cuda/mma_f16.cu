@@ -3,7 +3,7 @@
 // applied there), the activations are f16 in shared memory, and mma.sync m16n8k16 adds
 // into f32 accumulators. out[n, rows] = x[n, cols] @ w^T, every weight byte read once.
 //
-// Why (mma.cu, docs/benchmarks.md): the int8 kernel decoded each 256-element chunk into an
+// Why (mma.cu, docs/benchmarks_cuda.md): the int8 kernel decoded each 256-element chunk into an
 // int8 tile in shared memory and then paid 5 float operations per product element and
 // 32-element block (w_scale * x_d * int + w_min * x_s), for every token; with the tile and
 // its scales it held 60 KiB of shared memory for one chunk in flight, so a block waited
@@ -37,7 +37,7 @@
 // Types: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K (MLX, whose scales live outside the rows, stays
 // with mma.cu); sm_90 only. HEARTH_CUDA_MMA_F16=0 sends everything to mma.cu.
 //
-// NOTE(mma2): measured on an H200 (docs/benchmarks.md), 24576 x 4096 Q4_K: 8 tokens 37 us
+// NOTE(mma2): measured on an H200 (docs/benchmarks_cuda.md), 24576 x 4096 Q4_K: 8 tokens 37 us
 // (int8 kernel 58), 32 tokens 63 us (74). With two blocks an SM, ncu at 8 tokens: 1.29
 // TB/s, 0.51 instructions issued per cycle and scheduler, 4 warps a scheduler (registers
 // and shared memory), 2.9 waves; 46.8 us in all, 33.7 leaving the products out
@@ -431,7 +431,7 @@ void allow_nt() {
 
 // Three blocks an SM at up to 8 tokens: more warps to hide the latencies, fewer ring slots
 // each (3 instead of 5 for Q4_K). H200, 8 tokens: merged gate/up Q4_K 47.8 -> 37.0 us,
-// Q4_0 41.0 -> 31.9; 8 sequences of 8B Q4_K_M 1,319 -> 1,431 tok/s (docs/benchmarks.md).
+// Q4_0 41.0 -> 31.9; 8 sequences of 8B Q4_K_M 1,319 -> 1,431 tok/s (docs/benchmarks_cuda.md).
 // HEARTH_CUDA_MMA_F16_B3=0: two, as for more tokens (whose registers do not allow three).
 bool three_blocks() {
   static const bool on = [] {
