@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <numeric>
 
 #include "cuda_test_util.h"
@@ -80,21 +81,36 @@ double top5_gap(const std::vector<double>& pc, const std::vector<double>& pg, co
   return worst;
 }
 
+// The model at `path` on the CPU and on the GPU, each with a cache of n_blocks blocks of
+// `block` tokens: the GPU's of gpu_kv, the CPU's of its default type, or q8_0 as well when
+// the GPU's is (so both attend over the same rounded values).
+struct Loaded {
+  std::unique_ptr<Backend> cpu, gpu;  // declared first: the models hold references to them
+  std::unique_ptr<Model> cpu_model, gpu_model;
+};
+Loaded load_both(const std::string& path, DType gpu_kv, int32_t n_blocks, int32_t block) {
+  Loaded m;
+  m.cpu = make_cpu_backend(2);
+  m.gpu = make_cuda_backend(0);
+  m.cpu_model = Model::load(path, *m.cpu);
+  m.gpu_model = Model::load(path, *m.gpu);
+  KvCacheConfig kc = m.cpu_model->kv_cache_config(n_blocks, block);
+  if (gpu_kv == DType::Q8_0) kc.dtype = DType::Q8_0;
+  m.cpu->init_kv_cache(kc);
+  KvCacheConfig kv = m.gpu_model->kv_cache_config(n_blocks, block);
+  kv.dtype = gpu_kv;
+  m.gpu->init_kv_cache(kv);
+  return m;
+}
+
 // Runs `path` on both backends and returns max |logprob gpu - logprob cpu| over the CPU's
 // top-5 tokens of every step.
 double compare(const std::string& path, DType gpu_kv, double bound) {
-  auto cpu_be = make_cpu_backend(2);
-  auto gpu_be = make_cuda_backend(0);
-  auto mc = Model::load(path, *cpu_be);
-  auto mg = Model::load(path, *gpu_be);
+  const int32_t block = 16;
+  const Loaded m = load_both(path, gpu_kv, 4, block);
+  auto& mc = m.cpu_model;
+  auto& mg = m.gpu_model;
   const int64_t vocab = mc->config().vocab_size;
-  const int32_t block = 16, n_blocks = 4;
-  KvCacheConfig kc = mc->kv_cache_config(n_blocks, block);
-  if (gpu_kv == DType::Q8_0) kc.dtype = DType::Q8_0;
-  cpu_be->init_kv_cache(kc);
-  KvCacheConfig kv = mg->kv_cache_config(n_blocks, block);
-  kv.dtype = gpu_kv;
-  gpu_be->init_kv_cache(kv);
 
   std::vector<int32_t> tokens = {5, 99, 311, 42, 7, 260, 33, 400, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
   std::vector<float> lc(static_cast<size_t>(vocab)), lg(static_cast<size_t>(vocab));
@@ -123,18 +139,11 @@ double compare(const std::string& path, DType gpu_kv, double bound) {
 // the GPU's step of 12 tokens takes the tensor-core products and is recorded as a graph
 // (its first step) and replayed (the next three). Every sequence's logits are compared.
 double compare_batch(const std::string& path, DType gpu_kv, double bound) {
-  auto cpu_be = make_cpu_backend(2);
-  auto gpu_be = make_cuda_backend(0);
-  auto mc = Model::load(path, *cpu_be);
-  auto mg = Model::load(path, *gpu_be);
-  const int64_t vocab = mc->config().vocab_size;
   const int32_t block = 16, n_seqs = 12, steps = 4;
-  KvCacheConfig kc = mc->kv_cache_config(n_seqs, block);
-  if (gpu_kv == DType::Q8_0) kc.dtype = DType::Q8_0;
-  cpu_be->init_kv_cache(kc);
-  KvCacheConfig kv = mg->kv_cache_config(n_seqs, block);
-  kv.dtype = gpu_kv;
-  gpu_be->init_kv_cache(kv);
+  const Loaded m = load_both(path, gpu_kv, n_seqs, block);
+  auto& mc = m.cpu_model;
+  auto& mg = m.gpu_model;
+  const int64_t vocab = mc->config().vocab_size;
   std::vector<int32_t> next(n_seqs);
   for (int32_t s = 0; s < n_seqs; ++s) next[static_cast<size_t>(s)] = (37 * s + 11) % static_cast<int32_t>(vocab);
   std::vector<float> lc(static_cast<size_t>(n_seqs * vocab)), lg(lc.size());

@@ -109,6 +109,9 @@ class CudaBackend final : public Backend {
   void fuse_residual_add(RmsNormParams& p);
   bool fuse_gemv(const GemvParams& p);
   bool fuse_mma(const MmaParams& p);
+  // K splits of a tensor-core product of `rows` rows (all of a merged launch's weights)
+  // and the scratch for their partial sums.
+  void plan_mma_splits(MmaParams& p, int64_t rows);
   void fuse_head_norm(RopeParams& p);
   bool fuse_kv_store(const Tensor& k, const Tensor& v, void* k_cache, void* v_cache);
   template <class P, void (*F)(const P&, cudaStream_t)>

@@ -103,14 +103,7 @@ bool CudaBackend::fuse_mma(const MmaParams& p) {
   if (!same_input || !same_kind || m.data3 || !mma_f16_applies(m.w) || !mma_f16_applies(p.w)) return false;
   if (!m.data2) m.data2 = p.w.data, m.out2 = p.out, m.rows2 = p.w.rows;
   else m.data3 = p.w.data, m.out3 = p.out, m.rows3 = p.w.rows;
-  const int64_t total = m.w.rows + m.rows2 + m.rows3;
-  DevWeight all = m.w;
-  all.rows = total;
-  m.splits = mma_splits_ > 0 ? p.splits : mma_plan_splits(all, m.n, sm_count_);
-  m.partial = nullptr;
-  if (m.splits > 1)
-    m.partial = static_cast<float*>(scratch(mma_part_, static_cast<size_t>(m.splits * m.n * total) * sizeof(float),
-                                            "tensor-core partial sums"));
+  plan_mma_splits(m, m.w.rows + m.rows2 + m.rows3);
   tape_.erase(0);
   launch<MmaParams, launch_mma>(m);
   return true;

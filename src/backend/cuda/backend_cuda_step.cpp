@@ -184,6 +184,17 @@ int CudaBackend::gemv_rows_per_block(const DevWeight& d, int64_t rows) const {
   return gemv_rows_per_block(w);
 }
 
+void CudaBackend::plan_mma_splits(MmaParams& p, int64_t rows) {
+  DevWeight all = p.w;
+  all.rows = rows;
+  p.splits = mma_splits_ > 0 ? std::min<int32_t>(mma_splits_, static_cast<int32_t>((p.w.cols + 255) / 256))
+                             : mma_plan_splits(all, p.n, sm_count_);
+  p.partial = nullptr;
+  if (p.splits > 1)
+    p.partial = static_cast<float*>(scratch(mma_part_, static_cast<size_t>(p.splits * p.n * rows) * sizeof(float),
+                                            "tensor-core partial sums"));
+}
+
 bool CudaBackend::use_mma(const Weight& w, int64_t n) const {
   return mma_ && n >= mma_min_tokens_ && n <= kMmaMaxTokens && mma_type_supported(w.type, w.bits);
 }
@@ -219,13 +230,11 @@ void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
     p.w = dev_weight(w);
     p.out = out.f32();
     p.n = n;
-    p.splits = mma_splits_ > 0 ? std::min<int32_t>(mma_splits_, static_cast<int32_t>((w.cols + 255) / 256))
-                               : mma_plan_splits(p.w, n, sm_count_);
-    if (p.splits > 1)
-      p.partial = static_cast<float*>(scratch(mma_part_, static_cast<size_t>(p.splits * n * w.rows) * sizeof(float),
-                                              "tensor-core partial sums"));
     quantized_x(x, &p.xq, &p.xd, &p.xs);
-    if (!fuse_mma(p)) launch<MmaParams, launch_mma>(p);
+    if (!fuse_mma(p)) {
+      plan_mma_splits(p, w.rows);
+      launch<MmaParams, launch_mma>(p);
+    }
   } else if (n <= kGemvMaxTokens) {
     auto p = zeroed<GemvParams>();
     p.w = dev_weight(w);
