@@ -41,7 +41,7 @@
 // (int8 kernel 58), 32 tokens 63 us (74). With two blocks an SM, ncu at 8 tokens: 1.29
 // TB/s, 0.51 instructions issued per cycle and scheduler, 4 warps a scheduler (registers
 // and shared memory), 2.9 waves; 46.8 us in all, 33.7 leaving the products out
-// (HEARTH_CUDA_MMA_F16_SKIP=1), 38.1 leaving the preparation out (=2), 27.3 both: the
+// (a timing switch, since removed), 38.1 leaving the preparation out, 27.3 both: the
 // block's skeleton (copies, barriers, a chunk's activations loaded while the last is
 // multiplied) is the larger part, then the decoding; a third block an SM gave 37.0.
 #include <cuda_fp16.h>
@@ -272,7 +272,7 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
 #pragma unroll
     for (int k = 0; k < kXPer; ++k) {
       const int j = tid + k * kThreads, t = j / 16, piece = j % 16;
-      if (j >= kTok * 16 || piece >= 2 * nbk || (p.pad & 2)) continue;
+      if (j >= kTok * 16 || piece >= 2 * nbk) continue;
       const __half2 d2 = __float2half2_rn(xd[k]), off = __float2half2_rn(1152.0f);
       const uint32_t w[4] = {static_cast<uint32_t>(xq[k].x) ^ 0x80808080u, static_cast<uint32_t>(xq[k].y) ^ 0x80808080u,
                              static_cast<uint32_t>(xq[k].z) ^ 0x80808080u, static_cast<uint32_t>(xq[k].w) ^ 0x80808080u};
@@ -293,7 +293,7 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
     const int slot = static_cast<int>(i % kS);
     mbar_wait(&full[slot], static_cast<uint32_t>((i / kS) & 1));
     const int rr = tid / 2, kb0 = 4 * (tid & 1);
-    if (row0 + rr < rows && !(p.pad & 2)) {
+    if (row0 + rr < rows) {
       const int lead = chunk_span<U>(seg.data + (row0 + rr) * row_bytes, row_bytes, c).lead;
       const uint8_t* raw = ring + (slot * kRows + rr) * kPitch + lead;
       uint32_t* tab = table_all + buf * (kRows * kScalePitch) + rr * kScalePitch;
@@ -367,9 +367,7 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
         mma_16816(acc[j], a[1], b1.x, b1.y);
       }
     };
-    if (p.pad & 1) {
-      // (experiment: no products)
-    } else if (nbk == 8) {
+    if (nbk == 8) {
 #pragma unroll
       for (int kb = 0; kb < 8; ++kb) block(kb);
     } else {
@@ -523,14 +521,7 @@ int32_t mma_plan_splits(const DevWeight& w, int64_t n, int sm_count) {
 
 bool launch_mma_f16(const MmaParams& params, cudaStream_t stream) {
   if (!mma_f16_applies(params.w)) return false;
-  // HEARTH_CUDA_MMA_F16_SKIP (timing experiments, wrong results): bit 0 leaves the
-  // products out, bit 1 the activations' conversion and the scale tables.
-  static const int skip = [] {
-    const char* e = std::getenv("HEARTH_CUDA_MMA_F16_SKIP");
-    return e ? std::atoi(e) : 0;
-  }();
-  MmaParams p = params;
-  p.pad = skip;
+  const MmaParams& p = params;
   return with_unit(p.w.type, [&](auto u) {
     using U = decltype(u);
     if (p.n <= 8 && three_blocks()) launch_nt<U, 1, 3>(p, stream);
