@@ -7,6 +7,10 @@
 //          (HEARTH_CUDA_MMA_F16=0: always the int8 one)
 //   cublas launch_matmul_tiled: f16 tiles of the dequantized weight + cuBLAS (any n)
 //   cuda_matmul [--types q4_k,q6_k] [--tokens 1,2,4,8,16,32,64,128,256,512] [--reps 20]
+//               [--rotate MB]
+// --rotate MB: each launch reads the next of enough copies of the weight to fill MB
+// megabytes (pass more than the L2 cache, e.g. 512), as a decode step's products do;
+// without it a weight smaller than L2 is read from L2 after the first launch.
 // Microseconds per product (mean over --reps launches back to back in one stream, after a
 // warm-up, timed with events) and GB/s of weight bytes read (the stored bytes: a path that
 // reads them more than once shows a figure above the copy bandwidth's reach only if it hit
@@ -18,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -121,11 +126,13 @@ int main(int argc, char** argv) {
   std::string types = "q4_k,q6_k";
   std::vector<int64_t> tokens = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
   int reps = 20;
+  int64_t rotate_mb = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i], v = argv[i + 1];
     if (f == "--types") types = v;
     else if (f == "--tokens") tokens = parse_list(v);
     else if (f == "--reps") reps = std::stoi(v);
+    else if (f == "--rotate") rotate_mb = std::stoll(v);
     else return std::fprintf(stderr, "cuda_matmul: unknown flag %s\n", f.c_str()), 2;
   }
   int device = 0, sms = 0;
@@ -176,6 +183,15 @@ int main(int argc, char** argv) {
     for (const auto& shape : shapes) {
       Matrix m(type, shape[0], shape[1]);
       const DevWeight& w = m.w;
+      std::vector<std::unique_ptr<Matrix>> copies;  // --rotate: distinct bytes for each launch
+      while (static_cast<int64_t>(copies.size() + 1) * m.bytes < rotate_mb * 1000000)
+        copies.push_back(std::make_unique<Matrix>(type, shape[0], shape[1]));
+      size_t turn = 0;
+      auto next_weight = [&](DevWeight& target) {
+        if (copies.empty()) return;
+        turn = (turn + 1) % (copies.size() + 1);
+        target = turn == 0 ? m.w : copies[turn - 1]->w;
+      };
       for (int64_t n : tokens) {
         QuantizeXParams qp{};
         qp.x = static_cast<float*>(x), qp.q = static_cast<int8_t*>(q), qp.d = static_cast<float*>(d);
@@ -187,7 +203,7 @@ int main(int argc, char** argv) {
           GemvParams p{};
           p.w = w, p.xq = qp.q, p.xd = qp.d, p.xs = qp.s, p.out = static_cast<float*>(out), p.n = n;
           p.rows_per_block = rows_per_block(w, sms), p.prefetch = 1;
-          t_dp4a = time_us([&] { launch_gemv(p, stream); }, reps, stream);
+          t_dp4a = time_us([&] { next_weight(p.w), launch_gemv(p, stream); }, reps, stream);
         }
         if (n <= kMmaMaxTokens) {
           MmaParams p{};
@@ -196,7 +212,7 @@ int main(int argc, char** argv) {
           p.splits = splits = mma_plan_splits(w, n, sms);
           blocks = mma_f16_applies(w) ? 0 : mma_blocks_per_sm(w.type, w.bits, n);
           if (const char* e = std::getenv("HEARTH_CUDA_MMA_SPLITS")) p.splits = splits = std::max(1, std::atoi(e));
-          t_mma = time_us([&] { launch_mma(p, stream); }, reps, stream);
+          t_mma = time_us([&] { next_weight(p.w), launch_mma(p, stream); }, reps, stream);
         }
         {
           TiledMatmulParams p{};

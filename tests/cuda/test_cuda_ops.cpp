@@ -84,8 +84,9 @@ TEST_F(CudaOps, MatmulEveryTypeAndSize) {
 // row lengths with a partial last 128-byte row of staged activations, and one token
 // (activations staged in shared memory) next to two (read from global memory). Three
 // weights of one input are merged into one launch, as q/k/v are. One token streams these
-// weights (matmul_stream.cu, sm_90): rows that end inside a stage, and MLX scales and
-// biases streamed beside their rows (row scale bytes a multiple of 16).
+// weights (matmul_stream.cu, sm_90): rows whose bytes are not 16-byte multiples (copied
+// with the aligned bytes around them), rows split into 2-4 chunks, and MLX scales and
+// biases streamed beside their rows.
 TEST_F(CudaOps, MatmulDecodeShapes) {
   struct Shape {
     WeightSpec spec;
@@ -97,6 +98,11 @@ TEST_F(CudaOps, MatmulDecodeShapes) {
       {{"q5_K", DType::Q5_K, 2304}, 3001},  {{"q6_K", DType::Q6_K, 9984}, 523},
       {{"q8_0", DType::Q8_0, 1056}, 4099},  {{"mlx4 g64", DType::MLX_AFFINE, 2048, 4, 64}, 6001},
       {{"mlx4 g32", DType::MLX_AFFINE, 1024, 4, 32}, 2001}, {{"mlx8 g64", DType::MLX_AFFINE, 4096, 8, 64}, 1003},
+      // One chunk a row with the activations in registers, or 2-4 chunks a row (q6_K
+      // 12288: 3) gathering them from shared memory.
+      {{"q4_0 4096", DType::Q4_0, 4096}, 3001}, {{"q4_0 12288", DType::Q4_0, 12288}, 777},
+      {{"q6_K 4096", DType::Q6_K, 4096}, 2999}, {{"q6_K 12288", DType::Q6_K, 12288}, 515},
+      {{"q8_0 4096", DType::Q8_0, 4096}, 1001}, {{"mlx4 g64 12288", DType::MLX_AFFINE, 12288, 4, 64}, 333},
   };
   for (const auto& sh : shapes) {
     const WeightSpec& spec = sh.spec;

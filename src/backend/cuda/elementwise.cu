@@ -16,7 +16,7 @@ __device__ __forceinline__ int64_t thread_index() {
 }
 
 __global__ void swiglu_kernel(const SwigluParams p) {
-  pdl_begin();
+  pdl_begin_before_product();
   const int64_t i = thread_index();
   if (i >= p.n) return;  // with q: n % 32 == 0, so whole warps leave together
   const float g = p.gate[i];

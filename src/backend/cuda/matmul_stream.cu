@@ -4,32 +4,39 @@
 // Why: the register-only kernel of matmul.cu keeps at most two units per thread in
 // flight, and with ~80 registers a thread only 6 blocks of 128 fit on a multiprocessor,
 // so the memory system saw too few outstanding bytes and the products stalled at 30-66%
-// of the DRAM bandwidth (ncu, 2026-11-25/26). Here the bytes in flight no longer depend on
-// registers: a weight's rows are contiguous, so each block takes a contiguous slice of
-// the matrix and one thread asks the copy engine for it in stages (rows_per_stage whole
-// rows, at most kStageBytesMax), kStages of them ahead, completing on an mbarrier per
-// ring slot. The warps decode the rows from shared memory with the same units as the
-// register kernel (quant_units.cuh), so the arithmetic and its rounding are the same; a
-// lane always takes the same units of a row, so it loads their activations (staged once
-// per block, gemv_x.cuh) into registers once and its inner loop reads only weights.
-// Measured (ncu, H200, 8B Q4_K_M layer): the merged gate/up product 25 -> 19 us (64% of
-// the DRAM peak), the Q6_K output head 179 -> 147 us; the 4-28 MB products stay at 30-40%:
-// with a few stages per block they are bound by the per-stage latency, not the stream.
-// Tried and dropped (docs/benchmarks_cuda.md): one block of 16 warps per multiprocessor, 3-6
-// smaller blocks, stages of 6-12 KiB, and warps finishing stages without a block barrier.
+// of the DRAM bandwidth (ncu, 2026-11-25/26). Here the bytes in flight do not depend on
+// registers: the copy engine brings the rows into shared memory, several chunks ahead.
 //
-// MLX weights keep their scales and biases in arrays beside the rows: a ring slot holds the
-// stage's rows, then their scales, then their biases (three bulk copies on one mbarrier),
-// so the units read them from shared memory too (rows whose scale bytes are a multiple of
-// 16; others go to the register kernel). H200, 8B MLX 4-bit: 261.5 -> 317.8 tok/s.
+// Every warp owns a run of whole rows and its own ring of `slots` chunk slots (an mbarrier
+// each; lane 0 asks the copy engine for the next chunk as soon as the warp is done with a
+// slot), so after the activations are staged no warp waits for another, and a row is
+// reduced and stored once. A chunk is a row, or an equal part of a long one
+// (chunks_per_row), so the ring stays small (3 slots of ~2.3 KB a warp for 4096-column
+// 4-bit rows): three blocks of 8 warps fit on a multiprocessor. Rows are dealt in equal
+// runs, rows_per_warp = ceil(rows / resident warps), to only as many warps as that needs:
+// o_proj's 4096 rows on 3168 resident warps would otherwise put 2 rows on some warps and 1
+// on others, and take the time of 2 anyway.
 //
-// A stage holds rows_per_stage rows; warps_per_row = 8 / rows_per_stage warps share a row
-// (long rows: fewer rows a stage) and add their sums through shared memory. Merged
-// products (q/k/v, gate/up: GemvParams' second and third weight) are segments of the
-// stage sequence; a stage never spans two weights.
+// The units are those of the register kernel (quant_units.cuh), so the arithmetic and its
+// rounding are the same. A one-chunk row's lane always takes the same units, so their
+// activations (staged once per block, gemv_x.cuh) sit in registers for the whole kernel;
+// chunked rows gather them from shared memory per unit. MLX weights keep their scales and
+// biases in arrays beside the rows: a slot holds the chunk's bytes, then its scales, then
+// its biases (three bulk copies on one mbarrier).
 //
-// The weight's first stages are requested before pdl_wait(): weights are constant, so
-// their stream starts while the previous kernel finishes.
+// Bulk copies need 16-byte aligned ends, which rows of Q4_0, Q8_0 and Q6_K (18, 34, 210
+// bytes a unit) need not have: a copy takes the aligned bytes around its range (at most 15
+// more on each side, within the 16 bytes of padding after every device weight) and the
+// units read from the range's offset in the slot (their loads take any address).
+//
+// The first chunks are requested before pdl_wait(): weights are constant, so their stream
+// starts while the previous kernel finishes.
+//
+// Measured (docs/benchmarks_cuda.md): against the block-ring kernel this replaced (8 rows
+// a stage, a block barrier each stage), 8B tg128 on an H200 Q4_K_M 357 -> 381 tok/s, Q4_0
+// 389 -> 402, MLX 4-bit 332 -> 346; on an H100 326 -> 333, 344 -> 354, 316 -> 327.
+// HEARTH_CUDA_WSLOTS / HEARTH_CUDA_WBLOCKS (experiments) change the ring's slots and the
+// blocks a multiprocessor.
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -45,155 +52,215 @@
 namespace hearth::cuda {
 namespace {
 
-constexpr int kStages = 4;
 constexpr int kWarps = 8;
-constexpr int kBlocksPerSm = 2;  // with 20 KiB stages: measured best against 1 or 3-4 blocks of other sizes
-constexpr int64_t kStageBytesMax = 20 * 1024;
+constexpr int kMaxSlots = 8;
+constexpr int kDefaultSlots = 3;         // H200 Q4_K_M tg128: 3 slots x 3 blocks 380, 4 x 2 323, 6 x 1 308
+constexpr int kDefaultBlocksPerSm = 3;
+constexpr int32_t kSlotBytesMax = 3600;  // a Q6_K row of 4096 (3360 bytes) is one chunk
 
-// Units a lane keeps activations for, in registers (40 of them): 128 elements. A row of
-// more units than kMaxUnits * 32 * warps_per_row goes to the register kernel instead.
+// Units a lane keeps activations for, in registers (40 of them): 128 elements.
 template <class U>
 constexpr int kMaxUnits = 128 / U::kElems;
-
-struct StreamParams {
-  GemvParams p;
-  int64_t row_bytes;
-  int64_t stage_bytes;      // rows_per_stage * row_bytes, a multiple of 16
-  int64_t aux_row_bytes;    // MLX: a row's scales (and as many biases) bytes, a multiple of 16; else 0
-  int64_t slot_bytes;       // a ring slot: the stage's rows, then its scales, then its biases
-  int64_t seg_end[3];       // cumulative stage counts of the (up to) three weights
-  int64_t n_stages;
-  int32_t n_segments;
-  int32_t rows_per_stage;   // 8, 4, 2 or 1
-  int32_t warps_per_row;    // warps per block / rows_per_stage
-  int32_t pad;
-};
-
-// One weight of the product: where its rows are and where its outputs go.
-struct Segment {
-  const uint8_t* data;
-  const void* scales;
-  const void* biases;
-  float* out;
-  int64_t rows, first_stage;
-};
-
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900  // (only the sm_90 code launches this kernel)
-__device__ __forceinline__ Segment segment_of(const StreamParams& s, int64_t stage) {
-  const GemvParams& p = s.p;
-  if (s.n_segments > 1 && stage >= s.seg_end[0]) {
-    if (s.n_segments > 2 && stage >= s.seg_end[1]) return Segment{p.data3, p.scales3, p.biases3, p.out3, p.rows3, s.seg_end[1]};
-    return Segment{p.data2, p.scales2, p.biases2, p.out2, p.rows2, s.seg_end[0]};
-  }
-  return Segment{p.w.data, p.w.scales, p.w.biases, p.out, p.w.rows, 0};
-}
-
-// Thread 0 only: stage `stage` of the sequence into `dst`, completing on `bar`. The last
-// stage of a weight may hold fewer rows; its size is rounded up to 16 bytes, which the 16
-// bytes of padding after every device weight cover.
-__device__ __forceinline__ void issue_stage(const StreamParams& s, int64_t stage, uint8_t* dst, uint64_t* bar) {
-  const Segment seg = segment_of(s, stage);
-  const int64_t row0 = (stage - seg.first_stage) * s.rows_per_stage;
-  const int64_t rows = min(static_cast<int64_t>(s.rows_per_stage), seg.rows - row0);
-  const auto bytes = static_cast<uint32_t>((rows * s.row_bytes + 15) / 16 * 16);
-  const auto aux_bytes = static_cast<uint32_t>(rows * s.aux_row_bytes);
-  mbar_expect_tx(bar, bytes + 2 * aux_bytes);
-  bulk_copy(dst, seg.data + row0 * s.row_bytes, bytes, bar);
-  if (aux_bytes > 0) {  // MLX: the rows' scales and biases into the rest of the slot
-    const int64_t aux_stage = s.rows_per_stage * s.aux_row_bytes;
-    bulk_copy(dst + s.stage_bytes, static_cast<const uint8_t*>(seg.scales) + row0 * s.aux_row_bytes, aux_bytes, bar);
-    bulk_copy(dst + s.stage_bytes + aux_stage, static_cast<const uint8_t*>(seg.biases) + row0 * s.aux_row_bytes,
-              aux_bytes, bar);
-  }
-}
-#endif
-
-template <class U>
-__global__ void __launch_bounds__(kWarps * kWarp) gemv_stream_kernel(const StreamParams s) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  extern __shared__ __align__(128) int4 smem[];  // kStages stages, then the activations
-  __shared__ uint64_t full[kStages];
-  __shared__ float partial[2][kWarps];  // by stage parity: the next stage's sums may land first
-  const GemvParams& p = s.p;
-  auto* ring = reinterpret_cast<uint8_t*>(smem);
-  const int64_t begin = blockIdx.x * s.n_stages / gridDim.x;
-  const int64_t end = (blockIdx.x + 1) * s.n_stages / gridDim.x;
-  if (threadIdx.x == 0) {
-    for (int i = 0; i < kStages; ++i) mbar_init(&full[i], 1);
-    mbar_fence_init();
-    for (int64_t j = begin; j < end && j < begin + kStages; ++j)
-      issue_stage(s, j, ring + (j - begin) * s.slot_bytes, &full[j - begin]);
-  }
-  pdl_begin();
-  const XShared xs = stage_x(p, reinterpret_cast<int4*>(ring + kStages * s.slot_bytes));
-  __syncthreads();  // activations staged, barriers initialised
-
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  const int wpr = s.warps_per_row;
-  const int slot_row = warp / wpr, wsub = warp % wpr;
-  const int n_units = static_cast<int>(p.w.cols / U::kElems);
-  // This lane's units of every row (the same for all rows) and their activations, held
-  // in registers for the whole kernel: the inner loop reads only weight bytes.
-  constexpr int kMax = kMaxUnits<U>;
-  XBlocks<U::kBlocks> xb[kMax];
-#pragma unroll
-  for (int k = 0; k < kMax; ++k) {
-    const int u = lane + kWarp * (wsub + wpr * k);
-    if (u < n_units) xb[k] = gather_x<U>(xs, u);
-  }
-  for (int64_t j = begin; j < end; ++j) {
-    const int64_t i = j - begin;
-    const int slot = static_cast<int>(i % kStages);
-    const Segment seg = segment_of(s, j);
-    const int64_t row0 = (j - seg.first_stage) * s.rows_per_stage;
-    const int rows_here = static_cast<int>(min(static_cast<int64_t>(s.rows_per_stage), seg.rows - row0));
-    mbar_wait(&full[slot], static_cast<uint32_t>((i / kStages) & 1));
-    float acc = 0.0f;
-    if (slot_row < rows_here) {
-      const uint8_t* slot_data = ring + slot * s.slot_bytes;
-      const uint8_t* row = slot_data + slot_row * s.row_bytes;
-      // MLX units find their row's scales and biases in the slot (row slot_row of the stage).
-      const uint8_t* aux_scales = slot_data + s.stage_bytes;
-      const WAux aux{aux_scales, aux_scales + s.rows_per_stage * s.aux_row_bytes, p.w.scale_kind, p.w.group_size,
-                     p.w.groups_per_row};
-      const int64_t r = slot_row;
-#pragma unroll
-      for (int k = 0; k < kMax; ++k) {
-        const int u = lane + kWarp * (wsub + wpr * k);
-        if (u < n_units) {
-          U w;
-          w.load(row, r, u, aux);
-          acc += w.dot(xb[k]);
-        }
-      }
-    }
-    acc = warp_sum(acc);
-    if (wpr == 1) {
-      if (lane == 0 && slot_row < rows_here) seg.out[row0 + slot_row] = acc;
-    } else if (lane == 0) {
-      partial[i & 1][warp] = acc;
-    }
-    __syncthreads();  // the slot is read by every warp; the partial sums are complete
-    if (wpr > 1 && threadIdx.x < rows_here) {
-      float sum = 0.0f;
-      for (int k = 0; k < wpr; ++k) sum += partial[i & 1][threadIdx.x * wpr + k];
-      seg.out[row0 + threadIdx.x] = sum;
-    }
-    if (threadIdx.x == 0 && j + kStages < end) issue_stage(s, j + kStages, ring + slot * s.slot_bytes, &full[slot]);
-  }
-#endif
-}
 
 template <class U>
 constexpr bool kMlx = std::is_same_v<U, UnitMlx4> || std::is_same_v<U, UnitMlx8>;
 
-// Units whose loads need 16-byte aligned rows (ld_words16); the others read any address.
+// Units whose loads need 16-byte aligned addresses (ld_words16); the others read any.
 template <class U>
-constexpr bool kAlignedRows = !(std::is_same_v<U, UnitQ4_0> || std::is_same_v<U, UnitQ8_0> || std::is_same_v<U, UnitQ6_K>);
+constexpr bool kAlignedUnits = !(std::is_same_v<U, UnitQ4_0> || std::is_same_v<U, UnitQ8_0> || std::is_same_v<U, UnitQ6_K>);
 
-// The dynamic shared memory a block of gemv_stream_kernel<U> may have (the attribute is
-// raised once, to the card's opt-in maximum less the kernel's static shared memory).
-template <class U>
+// Bytes of a slot region that holds `bytes` copied from any address: the aligned bytes
+// around them.
+__host__ __device__ constexpr int32_t region_bytes(int32_t bytes) { return bytes > 0 ? (bytes + 15 + 15) / 16 * 16 : 0; }
+
+struct WarpStreamParams {
+  GemvParams p;
+  int32_t row_bytes;        // bytes of one row (the same for the merged weights)
+  int32_t chunk_bytes;      // row_bytes / chunks_per_row
+  int32_t aux_row_bytes;    // MLX: a row's scales bytes (as many biases); else 0
+  int32_t aux_chunk_bytes;  // aux_row_bytes / chunks_per_row
+  int32_t data_region;      // a slot's bytes for the chunk: chunk_bytes if aligned, else region_bytes
+  int32_t aux_region;       // the same for its scales, and again for its biases (0 without)
+  int32_t slot_bytes;       // data_region + 2 * aux_region
+  int32_t aligned;          // every chunk's copies start and end 16-byte aligned: no leads
+  int32_t chunks_per_row;
+  int32_t chunk_units;      // units of a chunk
+  int32_t slots;            // ring slots per warp, <= kMaxSlots
+  int32_t rows_per_warp;
+  int32_t n_rows;           // all weights' rows together
+  int32_t seg_end[3];       // cumulative rows of the (up to) three weights
+  int32_t n_segments;
+};
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// Where chunk c of a row is in memory, and where its sum goes.
+struct ChunkRef {
+  const uint8_t* data;
+  const uint8_t* scales;  // MLX
+  const uint8_t* biases;
+  float* out;
+};
+
+__device__ __forceinline__ ChunkRef chunk_ref(const WarpStreamParams& s, int32_t row, int32_t c) {
+  const GemvParams& p = s.p;
+  const uint8_t* data = p.w.data;
+  const void *scales = p.w.scales, *biases = p.w.biases;
+  float* out = p.out;
+  if (s.n_segments > 1 && row >= s.seg_end[0]) {
+    if (s.n_segments > 2 && row >= s.seg_end[1]) {
+      row -= s.seg_end[1], data = p.data3, scales = p.scales3, biases = p.biases3, out = p.out3;
+    } else {
+      row -= s.seg_end[0], data = p.data2, scales = p.scales2, biases = p.biases2, out = p.out2;
+    }
+  }
+  const int64_t aux = static_cast<int64_t>(row) * s.aux_row_bytes + c * s.aux_chunk_bytes;
+  return ChunkRef{data + static_cast<int64_t>(row) * s.row_bytes + c * s.chunk_bytes,
+                  static_cast<const uint8_t*>(scales) + aux, static_cast<const uint8_t*>(biases) + aux, out + row};
+}
+
+__device__ __forceinline__ int32_t lead(const void* p) { return static_cast<int32_t>(reinterpret_cast<uintptr_t>(p) & 15); }
+
+// `bytes` from `src` (any address) into dst from offset lead(src); returns the bytes asked.
+__device__ __forceinline__ uint32_t copy_around(uint8_t* dst, const uint8_t* src, int32_t bytes, uint64_t* bar) {
+  const uint8_t* begin = src - lead(src);
+  const auto n = static_cast<uint32_t>((lead(src) + bytes + 15) / 16 * 16);
+  bulk_copy(dst, begin, n, bar);
+  return n;
+}
+
+// Lane 0 only: chunk c of row `row` into slot `dst`, completing on `bar`.
+__device__ __forceinline__ void issue_chunk(const WarpStreamParams& s, int32_t row, int32_t c, uint8_t* dst,
+                                            uint64_t* bar) {
+  const ChunkRef r = chunk_ref(s, row, c);
+  const auto around = [](const uint8_t* src, int32_t bytes) {
+    return static_cast<uint32_t>((lead(src) + bytes + 15) / 16 * 16);
+  };
+  uint32_t total = around(r.data, s.chunk_bytes);
+  if (s.aux_chunk_bytes > 0) total += around(r.scales, s.aux_chunk_bytes) + around(r.biases, s.aux_chunk_bytes);
+  mbar_expect_tx(bar, total);  // before the copies, so no completion can run ahead of it
+  copy_around(dst, r.data, s.chunk_bytes, bar);
+  if (s.aux_chunk_bytes > 0) {
+    copy_around(dst + s.data_region, r.scales, s.aux_chunk_bytes, bar);
+    copy_around(dst + s.data_region + s.aux_region, r.biases, s.aux_chunk_bytes, bar);
+  }
+}
+#endif
+
+// One warp's rows [row_begin, row_begin + n_chunks / chunks_per_row) through its ring,
+// whose first min(slots, n_chunks) chunks are already requested.
+template <class U, bool kXRegs>
+__device__ __forceinline__ void warp_rows(const WarpStreamParams& s, const XShared& xs, uint8_t* ring, uint64_t* bars,
+                                          int32_t row_begin, int32_t n_chunks) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  const GemvParams& p = s.p;
+  const int lane = threadIdx.x % kWarp;
+  const int32_t row_end = row_begin + n_chunks / s.chunks_per_row;
+  constexpr int kMax = kMaxUnits<U>;
+  XBlocks<U::kBlocks> xb[kXRegs ? kMax : 1];
+  if constexpr (kXRegs) {
+#pragma unroll
+    for (int k = 0; k < kMax; ++k) {
+      const int u = lane + kWarp * k;
+      if (u < s.chunk_units) xb[k] = gather_x<U>(xs, u);
+    }
+  }
+  const int per_lane = (s.chunk_units + kWarp - 1) / kWarp;
+  const int esize = p.w.scale_kind == 0 ? 4 : 2;
+  int32_t row = row_begin, c = 0;            // the chunk being computed
+  int32_t next_row = row_begin, next_c = 0;  // the chunk the next refill asks for
+  for (int i = 0; i < s.slots; ++i)
+    if (++next_c == s.chunks_per_row) next_c = 0, ++next_row;
+  int slot = 0;
+  uint32_t parity = 0;
+  float acc = 0.0f;
+  for (int32_t j = 0; j < n_chunks; ++j) {
+    int32_t lead_data = 0, lead_scales = 0, lead_biases = 0;  // where the copies began
+    if (!s.aligned) {
+      const ChunkRef r = chunk_ref(s, row, c);
+      lead_data = lead(r.data);
+      if constexpr (kMlx<U>) lead_scales = lead(r.scales), lead_biases = lead(r.biases);
+    }
+    const uint8_t* at = ring + slot * s.slot_bytes;
+    // The units index the whole row (unit u, scale group 32u / group_size): the bases
+    // below sit before the slot by the chunk's first unit so that its units land in it
+    // (chunks start on whole superblocks and scale groups).
+    const int32_t u0 = c * s.chunk_units;
+    const int64_t g0 = kMlx<U> ? static_cast<int64_t>(u0) * U::kElems / p.w.group_size : 0;
+    const uint8_t* row_base = at + lead_data - static_cast<int64_t>(c) * s.chunk_bytes;
+    const uint8_t* scales = at + s.data_region + lead_scales - g0 * esize;
+    const uint8_t* biases = at + s.data_region + s.aux_region + lead_biases - g0 * esize;
+    const WAux aux{scales, biases, p.w.scale_kind, p.w.group_size, 0};
+    mbar_wait(&bars[slot], parity);
+    if constexpr (kXRegs) {  // one chunk a row: u0 = 0
+#pragma unroll
+      for (int k = 0; k < kMax; ++k) {
+        const int u = lane + kWarp * k;
+        if (u < s.chunk_units) {
+          U w;
+          w.load(row_base, 0, u, aux);
+          acc += w.dot(xb[k]);
+        }
+      }
+    } else {
+      for (int k = 0; k < per_lane; ++k) {
+        const int u = u0 + lane + kWarp * k;
+        if (u < u0 + s.chunk_units) {
+          U w;
+          w.load(row_base, 0, u, aux);
+          acc += w.dot(gather_x<U>(xs, u));
+        }
+      }
+    }
+    __syncwarp();  // every lane is done with the slot
+    if (next_row < row_end) {
+      if (lane == 0) issue_chunk(s, next_row, next_c, ring + slot * s.slot_bytes, &bars[slot]);
+      if (++next_c == s.chunks_per_row) next_c = 0, ++next_row;
+    }
+    if (++c == s.chunks_per_row) {
+      acc = warp_sum(acc);
+      if (lane == 0) *chunk_ref(s, row, 0).out = acc;
+      acc = 0.0f, c = 0, ++row;
+    }
+    if (++slot == s.slots) slot = 0, parity ^= 1u;
+  }
+#endif
+}
+
+// kXRegs: a row is one chunk and a lane's units of it keep their activations in
+// registers; otherwise each unit gathers its activations from shared memory.
+template <class U, bool kXRegs>
+__global__ void __launch_bounds__(kWarps * kWarp) gemv_warp_kernel(const WarpStreamParams s) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  extern __shared__ __align__(128) int4 smem[];  // the activations, then each warp's ring
+  __shared__ uint64_t full[kWarps][kMaxSlots];
+  const GemvParams& p = s.p;
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const auto x_bytes = static_cast<int32_t>((stage_bytes(p.w.cols) + 127) / 128 * 128);
+  uint8_t* ring = reinterpret_cast<uint8_t*>(smem) + x_bytes + warp * s.slots * s.slot_bytes;
+  const int32_t gw = blockIdx.x * kWarps + warp;
+  const int32_t row_begin = min(gw * s.rows_per_warp, s.n_rows);
+  const int32_t row_end = min(row_begin + s.rows_per_warp, s.n_rows);
+  const int32_t n_chunks = (row_end - row_begin) * s.chunks_per_row;
+  uint64_t* bars = full[warp];
+  if (lane == 0) {
+    for (int i = 0; i < s.slots; ++i) mbar_init(&bars[i], 1);
+    mbar_fence_init();
+    int32_t row = row_begin, c = 0;
+    for (int i = 0; i < s.slots && i < n_chunks; ++i) {
+      issue_chunk(s, row, c, ring + i * s.slot_bytes, &bars[i]);
+      if (++c == s.chunks_per_row) c = 0, ++row;
+    }
+  }
+  pdl_begin();
+  const XShared xs = stage_x(p, smem);
+  __syncthreads();  // activations staged, every warp's barriers initialised
+  if (n_chunks > 0) warp_rows<U, kXRegs>(s, xs, ring, bars, row_begin, n_chunks);
+#endif
+}
+
+// The dynamic shared memory a block of `kernel` may have (the attribute is raised once, to
+// the card's opt-in maximum less the kernel's static shared memory).
+template <auto kernel>
 size_t smem_limit() {
   static const size_t limit = [] {
     int device = 0, max_optin = 0;
@@ -201,74 +268,114 @@ size_t smem_limit() {
     check_cuda(cudaDeviceGetAttribute(&max_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
                "cudaDeviceGetAttribute", __FILE__, __LINE__);
     cudaFuncAttributes attr{};
-    check_cuda(cudaFuncGetAttributes(&attr, gemv_stream_kernel<U>), "cudaFuncGetAttributes", __FILE__, __LINE__);
+    check_cuda(cudaFuncGetAttributes(&attr, kernel), "cudaFuncGetAttributes", __FILE__, __LINE__);
     const int dynamic_max = max_optin - static_cast<int>(attr.sharedSizeBytes);
-    check_cuda(cudaFuncSetAttribute(gemv_stream_kernel<U>, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic_max),
+    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic_max),
                "cudaFuncSetAttribute", __FILE__, __LINE__);
     return static_cast<size_t>(dynamic_max);
   }();
   return limit;
 }
 
-// The stream plan of p for unit type U, or false where this kernel does not apply.
+int sm_count() {
+  static const int n = [] {
+    int device = 0, sms = 1;
+    check_cuda(cudaGetDevice(&device), "cudaGetDevice", __FILE__, __LINE__);
+    check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute",
+               __FILE__, __LINE__);
+    return sms;
+  }();
+  return n;
+}
+
+int env_int(const char* name, int fallback) {
+  const char* e = std::getenv(name);
+  return e && *e ? std::atoi(e) : fallback;
+}
+
+// Units of a row that a chunk boundary may not split: a K-quant superblock (256 elements),
+// an MLX scale group.
 template <class U>
-bool plan_for_unit(const GemvParams& p, StreamParams* out) {
+int64_t unit_granule(const GemvParams& p) {
+  if constexpr (kMlx<U>) return std::max<int64_t>(1, p.w.group_size / U::kElems);
+  return U::kElems == 64 ? 4 : 1;
+}
+
+// The plan of p for unit type U, or false where this kernel does not apply.
+template <class U>
+bool plan_for_unit(const GemvParams& p, WarpStreamParams* out, bool* x_regs) {
   const int64_t row_bytes = p.w.row_bytes;
-  if (p.w.cols % U::kElems != 0 || row_bytes > kStageBytesMax) return false;
-  if (kAlignedRows<U> && row_bytes % 16 != 0) return false;
-  const int64_t n_units = p.w.cols / U::kElems;
-  int rps = kWarps;
-  while (rps > 1 && (rps * row_bytes > kStageBytesMax || n_units > kMaxUnits<U> * kWarp * (kWarps / rps))) rps /= 2;
-  if (n_units > kMaxUnits<U> * kWarp * (kWarps / rps)) return false;
-  while (rps > 1 && (rps * row_bytes) % 16 != 0) rps /= 2;
-  if ((rps * row_bytes) % 16 != 0) return false;
-  if (reinterpret_cast<uintptr_t>(p.w.data) % 16 != 0) return false;
-  auto s = zeroed<StreamParams>();
-  s.p = p;
-  s.row_bytes = row_bytes;
-  s.rows_per_stage = rps;
-  s.warps_per_row = kWarps / rps;
-  s.stage_bytes = rps * row_bytes;
-  if constexpr (kMlx<U>) {
-    s.aux_row_bytes = p.w.groups_per_row * (p.w.scale_kind == 0 ? 4 : 2);
-    if (s.aux_row_bytes % 16 != 0) return false;
-    for (const void* a : {p.w.scales, p.w.biases, p.scales2, p.biases2, p.scales3, p.biases3})
-      if (reinterpret_cast<uintptr_t>(a) % 16 != 0) return false;
+  if (p.w.cols % U::kElems != 0) return false;
+  const int64_t n_units = p.w.cols / U::kElems, granule = unit_granule<U>(p);
+  const int64_t aux_row = kMlx<U> ? p.w.groups_per_row * (p.w.scale_kind == 0 ? 4 : 2) : 0;
+  int64_t cpr = 1;
+  for (; cpr <= 16; ++cpr) {
+    if (n_units % (cpr * granule) != 0 || row_bytes % cpr != 0 || aux_row % cpr != 0) continue;
+    if (kAlignedUnits<U> && (row_bytes / cpr) % 16 != 0) continue;
+    const int64_t slot = region_bytes(static_cast<int32_t>(row_bytes / cpr)) +
+                         2 * region_bytes(static_cast<int32_t>(aux_row / cpr));
+    if (slot <= kSlotBytesMax) break;
   }
-  s.slot_bytes = s.stage_bytes + 2 * rps * s.aux_row_bytes;
-  const auto stages = [&](int64_t rows) { return (rows + rps - 1) / rps; };
-  s.seg_end[0] = stages(p.w.rows);
+  if (cpr > 16) return false;
+  // 16-byte aligned weights, so that a copy's aligned bytes around a row stay inside the
+  // weight and its padding.
+  for (const void* a : {static_cast<const void*>(p.w.data), static_cast<const void*>(p.data2),
+                        static_cast<const void*>(p.data3), p.w.scales, p.w.biases, p.scales2, p.biases2, p.scales3,
+                        p.biases3})
+    if (reinterpret_cast<uintptr_t>(a) % 16 != 0) return false;
+  const int64_t n_rows = p.w.rows + (p.blocks1 > 0 ? p.rows2 + (p.data3 ? p.rows3 : 0) : 0);
+  if (n_rows >= (int64_t{1} << 30) || row_bytes * 16 >= (int64_t{1} << 31)) return false;
+  auto s = zeroed<WarpStreamParams>();
+  s.p = p;
+  s.row_bytes = static_cast<int32_t>(row_bytes);
+  s.chunks_per_row = static_cast<int32_t>(cpr);
+  s.chunk_bytes = static_cast<int32_t>(row_bytes / cpr);
+  s.aux_row_bytes = static_cast<int32_t>(aux_row);
+  s.aux_chunk_bytes = static_cast<int32_t>(aux_row / cpr);
+  // Weights are 16-byte aligned (above), so every copy is where the row and chunk sizes are.
+  s.aligned = s.row_bytes % 16 == 0 && s.chunk_bytes % 16 == 0 && s.aux_row_bytes % 16 == 0 &&
+              s.aux_chunk_bytes % 16 == 0;
+  s.data_region = s.aligned ? s.chunk_bytes : region_bytes(s.chunk_bytes);
+  s.aux_region = s.aligned ? s.aux_chunk_bytes : region_bytes(s.aux_chunk_bytes);
+  s.slot_bytes = s.data_region + 2 * s.aux_region;
+  s.chunk_units = static_cast<int32_t>(n_units / cpr);
+  s.slots = std::clamp(env_int("HEARTH_CUDA_WSLOTS", kDefaultSlots), 1, kMaxSlots);
+  s.n_rows = static_cast<int32_t>(n_rows);
+  s.seg_end[0] = static_cast<int32_t>(p.w.rows);
   s.n_segments = 1;
   if (p.blocks1 > 0) {
-    if (reinterpret_cast<uintptr_t>(p.data2) % 16 != 0 || (p.data3 && reinterpret_cast<uintptr_t>(p.data3) % 16 != 0))
-      return false;
-    s.seg_end[1] = s.seg_end[0] + stages(p.rows2);
+    s.seg_end[1] = static_cast<int32_t>(s.seg_end[0] + p.rows2);
     s.n_segments = 2;
-    if (p.data3) {
-      s.seg_end[2] = s.seg_end[1] + stages(p.rows3);
-      s.n_segments = 3;
-    }
+    if (p.data3) s.seg_end[2] = static_cast<int32_t>(s.seg_end[1] + p.rows3), s.n_segments = 3;
   }
-  s.n_stages = s.seg_end[s.n_segments - 1];
-  if (static_cast<size_t>(kStages * s.slot_bytes + stage_bytes(p.w.cols)) > smem_limit<U>()) return false;
+  *x_regs = cpr == 1 && s.chunk_units <= kMaxUnits<U> * kWarp;
   *out = s;
   return true;
 }
 
-template <class U>
-void launch_for_unit(const StreamParams& s, cudaStream_t stream) {
-  const size_t smem = static_cast<size_t>(kStages * s.slot_bytes + stage_bytes(s.p.w.cols));
-  const auto kernel = gemv_stream_kernel<U>;
-  int device = 0, sms = 1, per_sm = 1;
-  check_cuda(cudaGetDevice(&device), "cudaGetDevice", __FILE__, __LINE__);
-  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute", __FILE__,
-             __LINE__);
+// The activations, the rings, and 16 bytes that the units' word loads may read past the
+// last slot (ld_words_any reads the aligned word after an unaligned run).
+size_t smem_bytes(const WarpStreamParams& s) {
+  return static_cast<size_t>((stage_bytes(s.p.w.cols) + 127) / 128 * 128) +
+         static_cast<size_t>(kWarps) * s.slots * s.slot_bytes + 16;
+}
+
+template <class U, bool kXRegs>
+bool launch_for_unit(WarpStreamParams s, cudaStream_t stream) {
+  constexpr auto kernel = gemv_warp_kernel<U, kXRegs>;
+  const size_t smem = smem_bytes(s);
+  if (smem > smem_limit<kernel>()) return false;
+  int per_sm = 1;
   check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * kWarp, smem),
              "cudaOccupancyMaxActiveBlocksPerMultiprocessor", __FILE__, __LINE__);
-  HEARTH_ASSERT(per_sm >= 1);
-  per_sm = std::min(per_sm, kBlocksPerSm);
-  const int64_t grid = std::min<int64_t>(s.n_stages, static_cast<int64_t>(per_sm) * sms);
+  if (per_sm < 1) return false;
+  per_sm = std::min(per_sm, std::max(1, env_int("HEARTH_CUDA_WBLOCKS", kDefaultBlocksPerSm)));
+  const int64_t resident = static_cast<int64_t>(per_sm) * sm_count() * kWarps;
+  s.rows_per_warp = static_cast<int32_t>((s.n_rows + resident - 1) / resident);
+  const int64_t warps = (s.n_rows + s.rows_per_warp - 1) / s.rows_per_warp;
+  const int64_t grid = (warps + kWarps - 1) / kWarps;
   HEARTH_LAUNCH(kernel, dim3(static_cast<unsigned>(grid)), dim3(kWarps * kWarp), smem, stream, s);
+  return true;
 }
 
 bool stream_gemv_available() {
@@ -289,10 +396,10 @@ bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream) {
   if (p.n != 1 || !p.xq || !stream_gemv_available()) return false;
   return with_quant_unit(p.w.type, p.w.bits, [&](auto u) {
     using U = decltype(u);
-    StreamParams s;
-    if (!plan_for_unit<U>(p, &s)) return false;
-    launch_for_unit<U>(s, stream);
-    return true;
+    WarpStreamParams s;
+    bool x_regs = false;
+    if (!plan_for_unit<U>(p, &s, &x_regs)) return false;
+    return x_regs ? launch_for_unit<U, true>(s, stream) : launch_for_unit<U, false>(s, stream);
   });
 }
 

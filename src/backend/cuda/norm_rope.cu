@@ -37,7 +37,7 @@ __device__ __forceinline__ float norm_load(const RmsNormParams& p, int64_t row, 
 }
 
 __global__ void rms_norm_warp_kernel(const RmsNormParams p) {
-  pdl_begin();
+  pdl_begin_before_product();
   const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (row >= p.rows) return;  // uniform per warp
@@ -64,7 +64,7 @@ __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const RmsNormParam
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
     wv[j] = i < p.dim ? p.w[i] : 0.0f;
   }
-  pdl_begin();
+  pdl_begin_before_product();
   float ss = 0;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const RmsNormParam
 
 // Rows too long for registers: the same in two passes over memory.
 __global__ void rms_norm_long_kernel(const RmsNormParams p) {
-  pdl_begin();
+  pdl_begin_before_product();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   float ss = 0;

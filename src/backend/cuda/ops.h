@@ -80,9 +80,10 @@ void launch_gemv(const GemvParams& p, cudaStream_t stream);
 constexpr int64_t kGemvMaxTokens = 8;
 
 // matmul_stream.cu: the same product for one token (n == 1) with the weight streamed
-// through shared memory by the bulk copy engine; launch_gemv takes this path where it
-// applies (compute capability 9.0, quantized types incl. MLX, rows of at most 20 KiB) and returns
-// false otherwise. HEARTH_CUDA_STREAM=0 turns it off.
+// through shared memory by the bulk copy engine, a ring per warp; launch_gemv takes this
+// path where it applies (compute capability 9.0, quantized types incl. MLX, rows that
+// split into chunks of at most ~3.5 KB) and returns false otherwise. HEARTH_CUDA_STREAM=0
+// turns it off.
 bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream);
 
 // The same for any n through cuBLAS: x is converted to f16 (xh, n * cols), the weight is
