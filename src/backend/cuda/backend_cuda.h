@@ -143,10 +143,11 @@ class CudaBackend final : public Backend {
   int attn_keys_ = 0;           // HEARTH_CUDA_ATTN_KEYS=2: keys in flight per warp of decode attention (experiments)
   // HEARTH_CUDA_DECODE_ATTN: the tensor-core decode kernel (decode_attention.cu) for steps of
   // 2-64 tokens, one or two a sequence: 1 on compute capability 9.0 (default), 0 never, 2 on
-  // any card and for single tokens too. Its tiles in flight per warp, target blocks an SM
-  // and fewest keys a split: HEARTH_CUDA_DECODE_STAGES, _BLOCKS, _KEYS (experiments).
+  // any card and for single tokens too. Its tiles in flight per warp, blocks an SM its
+  // splits aim for (0: those resident at once) and fewest keys a split:
+  // HEARTH_CUDA_DECODE_STAGES, _BLOCKS, _KEYS (experiments).
   int decode_attn_ = 0;
-  int decode_stages_ = 3, decode_blocks_ = 4, decode_min_keys_ = 64;
+  int decode_stages_ = 3, decode_blocks_ = 0, decode_min_keys_ = 64;
   int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows
