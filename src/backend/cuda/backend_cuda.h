@@ -148,6 +148,7 @@ class CudaBackend final : public Backend {
   // HEARTH_CUDA_DECODE_STAGES, _BLOCKS, _KEYS (experiments).
   int decode_attn_ = 0;
   int decode_stages_ = 3, decode_blocks_ = 0, decode_min_keys_ = 64;
+  int decode_prefetch_ = 0;  // HEARTH_CUDA_DECODE_PREFETCH: tiles ahead into L2 (experiments)
   int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows

@@ -374,7 +374,7 @@ bool CudaBackend::decode_attention_on(int64_t n_heads) const {
   if (decode_attn_ == 0 || n > kMmaMaxTokens || (n < 2 && decode_attn_ < 2)) return false;
   if (n > kGemvMaxTokens && n > 2 * seqs) return false;  // prompts: flash attention
   return decode_attention_applies(n_heads, kv_config_.n_kv_heads, kv_config_.head_dim, kv_kind()) &&
-         decode_attention_smem(kv_config_.head_dim, kv_config_.n_kv_heads, kv_kind(), decode_stages_) <= smem_optin_;
+         decode_attention_smem(kv_config_.head_dim, kv_kind(), decode_stages_) <= smem_optin_;
 }
 
 // Query tiles for flash attention: runs of consecutive tokens of one sequence, at most
@@ -456,9 +456,10 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
     const auto bucket = static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::max(max_ctx_, 1))));
     p.tensor_cores = 1;
     p.stages = decode_stages_;
+    p.prefetch = decode_prefetch_;
     // As many blocks as are resident at once (a second wave would start with empty
     // pipelines): by shared memory, 2 an SM at head_dim 128 and 3 stages.
-    const int64_t smem = decode_attention_smem(hd, kv_config_.n_kv_heads, p.kind, p.stages);
+    const int64_t smem = decode_attention_smem(hd, p.kind, p.stages);
     const int64_t per_sm = decode_blocks_ > 0 ? decode_blocks_ : std::max<int64_t>(1, (smem_optin_ + 1024) / (smem + 1024));
     p.n_splits = decode_attention_splits(n, kv_config_.n_kv_heads, bucket, per_sm * sm_count_, decode_min_keys_);
   } else {

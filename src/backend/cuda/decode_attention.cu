@@ -1,29 +1,26 @@
 // Decode attention for steps of a few tokens per sequence and several sequences, on the
 // tensor cores, reading the paged f16 or q8_0 cache near the memory bandwidth.
 //
-// One warp per (token, kv head, key split), W = 4 (or 2, 1: what divides n_kv_heads)
-// warps a block, the kv heads g = W * blockIdx.x + warp of one token and split: together a
-// block's warps request the same cache rows at the same time, W * head_dim contiguous
-// elements of each, instead of one head's slice of rows that other blocks read at other
-// times. A warp's 16 query rows are its GQA group's heads (group <= 16; rows past it are
-// zero and never written), so each key and value row is loaded once for all heads that
-// share it. Keys are cut into 16-key tiles counted from key 0 (only the sequence's last
-// tile is partial); a split is a run of tiles. Each warp is its own pipeline: it gathers
-// its tiles from the paged cache into its own shared-memory stages with cp.async
-// (AttentionParams::stages in flight, 16-byte chunks, zero-filled past the last key) and
-// waits on its own copy groups: no block barrier anywhere. Per tile, S = Q K^T and
-// O += P V are mma.sync m16n8k16 (f16 in, f32 accumulate; Q's fragments stay in
-// registers, K and V fragments by ldmatrix from rows padded by 16 bytes, as in
+// One block of 4 warps per (token, kv head, key split). The block's 16 query rows are the
+// GQA group's heads of that token (group <= 16; rows past it are zero and never written),
+// so every key and value row is loaded once for all heads that share it. Keys are cut into
+// 16-key tiles counted from key 0 (only the sequence's last tile is partial); a split takes
+// a run of tiles and its warps take every 4th of them. Each warp is its own pipeline: it
+// gathers its tiles from the paged cache into its own shared-memory stages with cp.async
+// (AttentionParams::stages of them in flight, 16-byte chunks, zero-filled past the last
+// key), waits on its own copy groups and meets the other warps only at the end, so no block
+// barrier stalls a warp's loads. Per tile, S = Q K^T and O += P V are mma.sync m16n8k16
+// (f16 in, f32 accumulate, fragments by ldmatrix from rows padded by 16 bytes, as in
 // flash_attention.cu), with an online softmax per row (base 2, log2(e) folded into the
-// query scale). An 8-bit tile is staged raw (int8 values and f16 scales) and converted by
-// its warp into an f16 tile before the products: 1.06 bytes an element cross the bus.
+// query scale). An 8-bit tile is staged raw (int8 values and f16 scales) and converted
+// by its warp into an f16 tile before the products: 1.06 bytes an element cross the bus.
 //
-// With one split the warp writes the output (and optionally its 8-bit quantization for
-// o_proj, AttentionParams::out_q); otherwise (max, sum, acc) go to the partial buffers and
-// the last warp of a (token, kv head) to finish combines the splits (the scheme of
-// attention.cu, in the same launch). The split count is a function of the batch shape and
-// the context's power-of-two bucket only (decode_attention_splits), so decode steps keep
-// their launch and CUDA graph.
+// The warps' states are merged in shared memory; with one split that is the output (and
+// optionally its 8-bit quantization for o_proj, AttentionParams::out_q), otherwise (max,
+// sum, acc) go to the partial buffers and the last block of a (token, kv head) to finish
+// combines the splits (the scheme of attention.cu, in the same launch). The split count is
+// a function of the batch shape and the context's power-of-two bucket only
+// (decode_attention_splits), so decode steps keep their launch and CUDA graph.
 //
 // Cache rows that predate the step are requested before pdl_wait (the argument of
 // attention.cu: a sequence has at most n tokens in the step, so keys below position + 1 - n
@@ -41,33 +38,34 @@
 namespace hearth::cuda {
 namespace {
 
-constexpr int kMaxWarps = 4;  // a block: the warps of up to 4 kv heads
-constexpr int kRows = 16;     // query rows of a warp: the group's heads, zero-padded
-constexpr int kTile = 16;     // keys a warp takes at a time
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * kWarp;
+constexpr int kRows = 16;  // query rows of a block: the group's heads, zero-padded
+constexpr int kTile = 16;  // keys a warp takes at a time
 constexpr float kLog2e = 1.4426950408889634f;
 
 std::atomic<int64_t> g_launches{0};
 
-// The shared memory of one warp: f16 stages [stages][K, V][kTile][kStride] halves; Q8: raw
-// stages [stages][K, V][kTile][HD] int8 and [stages][K, V][kTile][HD / 32] f16 scales,
-// then one f16 tile pair [K, V][kTile][kStride] a raw stage is converted into. After the
-// loop the area holds the warp's result: o [kRows][HD] floats, then (max, sum) [kRows][2].
+// The shared memory of one kernel shape: the Q tile [kRows][kStride] halves, then each
+// warp's area: f16 stages [stages][K, V][kTile][kStride] halves; Q8: raw stages
+// [stages][K, V][kTile][HD] int8, [stages][K, V][kTile][HD / 32] f16 scales, then one f16
+// tile pair [K, V][kTile][kStride] the raw stage is converted into. After the loop the
+// warp areas hold the merge: o [kWarps][kRows][HD] floats, then (max, sum) [kWarps][kRows][2].
 template <int HD, bool Q8>
 struct Layout {
   static constexpr int kStride = HD + 8;                     // halves: 8 rows hit distinct banks
+  static constexpr int kQ = kRows * kStride * 2;             // bytes
   static constexpr int kF16Tiles = 2 * kTile * kStride * 2;  // bytes of a K and a V tile in f16
   static constexpr int kRawValues = 2 * kTile * HD;          // bytes
   static constexpr int kRawScales = 2 * kTile * (HD / 32) * 2;
   static constexpr int kStage = Q8 ? kRawValues + kRawScales : kF16Tiles;
-  static constexpr int kResult = kRows * (HD + 2) * 4;
-  __host__ __device__ static constexpr int warp_bytes(int stages) {
-    const int b = stages * kStage + (Q8 ? kF16Tiles : 0);
-    return b > kResult ? b : kResult;
+  __host__ __device__ static constexpr int warp_bytes(int stages) { return stages * kStage + (Q8 ? kF16Tiles : 0); }
+  static constexpr int kMerge = kWarps * kRows * (HD + 2) * 4;
+  __host__ __device__ static constexpr int smem(int stages) {
+    const int warps = kWarps * warp_bytes(stages);
+    return kQ + (warps > kMerge ? warps : kMerge);
   }
 };
-
-// Warps a block: the kv heads of one token taken together.
-inline int block_warps(int64_t n_kv_heads) { return n_kv_heads % 4 == 0 ? 4 : n_kv_heads % 2 == 0 ? 2 : 1; }
 
 // 16 bytes global -> shared, bypassing L1; zero-filled when !valid (src is not read).
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
@@ -78,6 +76,7 @@ template <int N>
 __device__ __forceinline__ void cp_async_small(uint32_t dst, const void* src, bool valid) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(src), "n"(N), "r"(valid ? N : 0));
 }
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -126,24 +125,25 @@ __device__ __forceinline__ float quad_sum(float v) {
 }
 
 template <int HD, bool Q8>
-__global__ void __launch_bounds__(kMaxWarps * kWarp) decode_attention_kernel(const AttentionParams p) {
+__global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttentionParams p) {
   using L = Layout<HD, Q8>;
   constexpr int S = L::kStride, kChunks = HD / 8;
   extern __shared__ __align__(16) unsigned char smem[];
+  __half* q_s = reinterpret_cast<__half*>(smem);  // [kRows][S]
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int stages = p.stages;
-  unsigned char* area = smem + warp * L::warp_bytes(stages);
+  unsigned char* area = smem + L::kQ + warp * L::warp_bytes(stages);
 
-  const int g = blockIdx.x * (blockDim.x / kWarp) + warp;  // kv head
+  const int g = blockIdx.x, split = blockIdx.z;  // x: kv heads, so that the blocks of a token start together
   const int64_t t = blockIdx.y;
-  const int split = blockIdx.z;
   const int group = p.n_heads / p.n_kv_heads;
   const int h0 = g * group;
   const int n_keys = p.positions[t] + 1;
   const int n_tiles = (n_keys + kTile - 1) / kTile;
   const int per = (n_tiles + p.n_splits - 1) / p.n_splits;
-  const int tile_begin = split * per;
-  const int count = max(0, min(n_tiles, tile_begin + per) - tile_begin);  // tiles tile_begin + i
+  const int tile_begin = split * per, tile_end = min(n_tiles, tile_begin + per);
+  // This warp's tiles: tile_begin + warp + kWarps * i for i < count.
+  const int count = tile_end - tile_begin > warp ? (tile_end - tile_begin - warp + kWarps - 1) / kWarps : 0;
 
   const int32_t* table = p.block_tables + p.table_offset[t];
   const int64_t kv_row = static_cast<int64_t>(p.n_kv_heads) * HD;
@@ -152,18 +152,35 @@ __global__ void __launch_bounds__(kMaxWarps * kWarp) decode_attention_kernel(con
     return static_cast<int64_t>(table[key / p.block_size]) * p.block_size + key % p.block_size;
   };
 
-  // Requests tile i into stage i % stages and commits one copy group (empty past the
-  // warp's last tile, so that group i is always the i-th committed).
+  // Requests the warp's tile i into stage i % stages and commits one copy group (empty
+  // past the warp's last tile, so that group i is always the i-th committed).
   auto load_tile = [&](int i) {
+    // Tile i + prefetch into L2 (AttentionParams::prefetch): more bytes in flight than the
+    // stages hold. Lanes 0-15 take a key row, 16-31 its value row: its lines of this head.
+    if (p.prefetch > 0 && i + p.prefetch < count) {
+      const int key = (tile_begin + warp + kWarps * (i + p.prefetch)) * kTile + lane % 16;
+      if (key < n_keys) {
+        const auto* base = static_cast<const uint8_t*>(lane < 16 ? p.k_cache : p.v_cache);
+        if constexpr (Q8) {
+          const uint8_t* row = base + slot_of(key) * q8_row;
+          prefetch_l2(row + g * HD);
+          prefetch_l2(row + kv_row + g * (HD / 16));  // the head's scales
+        } else {
+          const uint8_t* row = base + (slot_of(key) * kv_row + g * HD) * 2;
+#pragma unroll
+          for (int b = 0; b < HD * 2; b += 128) prefetch_l2(row + b);
+        }
+      }
+    }
     if (i < count) {
-      const int kb = (tile_begin + i) * kTile;
+      const int kb = (tile_begin + warp + kWarps * i) * kTile;
       unsigned char* st = area + (i % stages) * L::kStage;
       if constexpr (Q8) {
         const auto* kq = static_cast<const uint8_t*>(p.k_cache) + g * HD;
         const auto* vq = static_cast<const uint8_t*>(p.v_cache) + g * HD;
-        constexpr int kQChunks = HD / 16;                           // 16-byte chunks of a row's values
-        constexpr int kPieces = kTile * (kQChunks + 1);             // a row's value chunks, then its scales
+        constexpr int kQChunks = HD / 16;  // 16-byte chunks of a row's values
         const int64_t scale_at = kv_row + g * (HD / 16) - g * HD;  // a row's scales, from its values
+        constexpr int kPieces = kTile * (kQChunks + 1);  // a row's value chunks, then its scales
 #pragma unroll
         for (int it = 0; it < (kPieces + kWarp - 1) / kWarp; ++it) {
           const int j = lane + it * kWarp;
@@ -203,32 +220,31 @@ __global__ void __launch_bounds__(kMaxWarps * kWarp) decode_attention_kernel(con
   // The first stages' rows are requested before pdl_wait unless one of them may have been
   // written in this step (at or past old_end).
   const int old_end = n_keys - static_cast<int>(p.n);
-  const bool late = count > 0 && (tile_begin + min(count, stages)) * kTile > old_end;
+  const int first_n = min(count, stages);
+  const bool late = first_n > 0 && (tile_begin + warp + kWarps * (first_n - 1) + 1) * kTile > old_end;
   if (!late)
     for (int i = 0; i < stages; ++i) load_tile(i);
   pdl_begin();
   if (late)
     for (int i = 0; i < stages; ++i) load_tile(i);
 
-  // The queries as f16 A fragments, scaled, kept in registers: qa[kk] holds rows lane / 4
-  // (+ 8) and columns 16 kk + 2 (lane % 4) (+ 8) in the order of mma_16816's a; rows past
-  // the group are zero.
+  // The queries as f16, scaled; rows past the group are zero.
   const float qscale = p.scale * kLog2e;
-  uint32_t qa[HD / 16][4];
-#pragma unroll
-  for (int kk = 0; kk < HD / 16; ++kk)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int r = lane / 4 + 8 * (e % 2), c = kk * 16 + 2 * (lane % 4) + 8 * (e / 2);
-      float2 v = make_float2(0.0f, 0.0f);
-      if (r < group) v = *reinterpret_cast<const float2*>(p.q + (t * p.n_heads + h0 + r) * HD + c);
-      qa[kk][e] = pack_half2(v.x * qscale, v.y * qscale);
-    }
+  for (int i = threadIdx.x; i < kRows * (HD / 4); i += kThreads) {
+    const int r = i / (HD / 4), c = (i % (HD / 4)) * 4;
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (r < group) v = *reinterpret_cast<const float4*>(p.q + (t * p.n_heads + h0 + r) * HD + c);
+    auto* dst = reinterpret_cast<uint32_t*>(q_s + r * S + c);
+    dst[0] = pack_half2(v.x * qscale, v.y * qscale);
+    dst[1] = pack_half2(v.z * qscale, v.w * qscale);
+  }
+  __syncthreads();
 
-  // This lane's rows: lane / 4 + 8 * h; [d][2 * h + e] indexes the accumulators of row h.
+  // This lane's rows: lane / 4 + 8 * h; [i][2 * h + e] indexes the accumulators of row h.
   float o[HD / 8][4], mx[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 #pragma unroll
-  for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+  for (int i = 0; i < HD / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  const uint32_t q_addr = smem_addr(q_s + (lane % 16) * S + (lane / 16) * 8);
 
   for (int i = 0; i < count; ++i) {
     cp_async_wait_pending(stages - 1);  // group i has landed (this lane's copies)
@@ -268,12 +284,13 @@ __global__ void __launch_bounds__(kMaxWarps * kWarp) decode_attention_kernel(con
     const uint32_t k_addr = smem_addr(kt + (lane % 8 + (lane / 16) * 8) * S + ((lane / 8) % 2) * 8);
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
-      uint32_t b[4];
+      uint32_t a[4], b[4];
+      ldmatrix_x4(a, q_addr + kk * 32);
       ldmatrix_x4(b, k_addr + kk * 32);
-      mma_16816(s[0], qa[kk], b[0], b[1]);
-      mma_16816(s[1], qa[kk], b[2], b[3]);
+      mma_16816(s[0], a, b[0], b[1]);
+      mma_16816(s[1], a, b[2], b[3]);
     }
-    const int kb = (tile_begin + i) * kTile;
+    const int kb = (tile_begin + warp + kWarps * i) * kTile;
     if (kb + kTile > n_keys) {  // the sequence's last tile: keys past it are zero rows
 #pragma unroll
       for (int j = 0; j < 2; ++j)
@@ -317,62 +334,75 @@ __global__ void __launch_bounds__(kMaxWarps * kWarp) decode_attention_kernel(con
     load_tile(i + stages);
   }
   cp_async_wait<0>();
-  __syncwarp();
 
-  // The result through the warp's area, so that a warp's 32 lanes hold 32 consecutive
-  // elements of one head (the 8-bit quantization's block).
-  float* res_o = reinterpret_cast<float*>(area);  // [kRows][HD]
-  float* res_ml = res_o + kRows * HD;              // [kRows][2]
+  // Merge the warps' states (over the stages: every warp must be done with them).
+  __syncthreads();
+  float* red_o = reinterpret_cast<float*>(smem + L::kQ);  // [kWarps][kRows][HD]
+  float* red_ml = red_o + kWarps * kRows * HD;             // [kWarps][kRows][2]
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int r = lane / 4 + 8 * h;
     const float sum = quad_sum(l[h]);
-    if (lane % 4 == 0) res_ml[2 * r] = mx[h], res_ml[2 * r + 1] = sum;
+    if (lane % 4 == 0) red_ml[(warp * kRows + r) * 2] = mx[h], red_ml[(warp * kRows + r) * 2 + 1] = sum;
 #pragma unroll
     for (int d = 0; d < HD / 8; ++d)
-      *reinterpret_cast<float2*>(res_o + r * HD + d * 8 + 2 * (lane % 4)) = make_float2(o[d][2 * h], o[d][2 * h + 1]);
+      *reinterpret_cast<float2*>(red_o + (warp * kRows + r) * HD + d * 8 + 2 * (lane % 4)) =
+          make_float2(o[d][2 * h], o[d][2 * h + 1]);
   }
-  __syncwarp();
-  for (int i = lane; i < group * HD; i += kWarp) {
+  __syncthreads();
+  // A warp is 32 elements of one head (HD % 32 == 0): one 32-block to quantize.
+  for (int i = threadIdx.x; i < group * HD; i += kThreads) {
     const int j = i / HD, d = i % HD;
-    const float a = res_o[j * HD + d], sum = res_ml[2 * j + 1];
+    float m = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, red_ml[(w * kRows + j) * 2]);
+    float sum = 0.0f, a = 0.0f;
+    if (m != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        const float f = fast_exp2(red_ml[(w * kRows + j) * 2] - m);  // 0 for a warp without tiles
+        sum += red_ml[(w * kRows + j) * 2 + 1] * f;
+        a += red_o[(w * kRows + j) * HD + d] * f;
+      }
+    }
     const int64_t oh = t * p.n_heads + h0 + j;
-    if (p.n_splits == 1) {  // count >= 1: sum > 0
+    if (p.n_splits == 1) {
       p.out[oh * HD + d] = a / sum;
       if (p.out_q) warp_quantize(a / sum, oh * HD + d, p.out_q, p.out_qd, p.out_qs);
-    } else {  // an empty split leaves max -inf, sum 0, acc 0
+    } else {
       const int64_t ps = oh * p.n_splits + split;
       p.part_acc[ps * HD + d] = a;
-      if (d == 0) p.part_ml[2 * ps] = res_ml[2 * j], p.part_ml[2 * ps + 1] = sum;
+      if (d == 0) p.part_ml[2 * ps] = m, p.part_ml[2 * ps + 1] = sum;
     }
   }
   if (p.n_splits == 1) return;
 
-  // The last warp of this (token, kv head) to finish combines all splits: its partials
-  // are visible to it after the other warps' fences and their count.
+  // The last split block of this (token, kv head) to finish combines all splits: its
+  // partials are visible to it after the other blocks' fences and their count.
+  __shared__ bool last;
   __threadfence();
-  __syncwarp();
-  int last = 0;
-  if (lane == 0) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
     int32_t* counter = p.split_count + t * p.n_kv_heads + g;
     last = atomicAdd(counter, 1) == p.n_splits - 1;
     if (last) *counter = 0;  // every split has counted: ready for the next launch
   }
-  if (!__shfl_sync(0xffffffffu, last, 0)) return;
+  __syncthreads();
+  if (!last) return;
   __threadfence();
-  for (int i = lane; i < group * HD; i += kWarp) {
+  for (int i = threadIdx.x; i < group * HD; i += kThreads) {
     const int64_t oh = t * p.n_heads + h0 + i / HD;
     const int d = i % HD;
     const float* ml = p.part_ml + 2 * oh * p.n_splits;
     float m = -INFINITY;
-    for (int k = 0; k < p.n_splits; ++k) m = fmaxf(m, __ldcg(ml + 2 * k));
+    for (int s = 0; s < p.n_splits; ++s) m = fmaxf(m, __ldcg(ml + 2 * s));
     float sum = 0.0f, a = 0.0f;
-    for (int k = 0; k < p.n_splits; ++k) {
-      const float mk = __ldcg(ml + 2 * k);
-      if (mk == -INFINITY) continue;  // an empty split
-      const float f = fast_exp2(mk - m);
-      sum += __ldcg(ml + 2 * k + 1) * f;
-      a += __ldcg(p.part_acc + (oh * p.n_splits + k) * HD + d) * f;
+    for (int s = 0; s < p.n_splits; ++s) {
+      const float ms = __ldcg(ml + 2 * s);
+      if (ms == -INFINITY) continue;  // an empty split
+      const float f = fast_exp2(ms - m);
+      sum += __ldcg(ml + 2 * s + 1) * f;
+      a += __ldcg(p.part_acc + (oh * p.n_splits + s) * HD + d) * f;
     }
     p.out[oh * HD + d] = a / sum;
     if (p.out_q) warp_quantize(a / sum, oh * HD + d, p.out_q, p.out_qd, p.out_qs);
@@ -381,8 +411,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarp) decode_attention_kernel(con
 
 template <int HD, bool Q8>
 void launch_for(const AttentionParams& p, cudaStream_t stream) {
-  const int warps = block_warps(p.n_kv_heads);
-  const int smem = warps * Layout<HD, Q8>::warp_bytes(p.stages);
+  const int smem = Layout<HD, Q8>::smem(p.stages);
   const auto kernel = decode_attention_kernel<HD, Q8>;
   static int smem_set = 0;  // the opt-in already granted to this kernel (host side, one device)
   if (smem > smem_set) {
@@ -390,9 +419,8 @@ void launch_for(const AttentionParams& p, cudaStream_t stream) {
                "cudaFuncSetAttribute (decode attention)", __FILE__, __LINE__);
     smem_set = smem;
   }
-  const dim3 grid(static_cast<unsigned>(p.n_kv_heads / warps), static_cast<unsigned>(p.n),
-                  static_cast<unsigned>(p.n_splits));
-  HEARTH_LAUNCH(kernel, grid, dim3(warps * kWarp), static_cast<size_t>(smem), stream, p);
+  const dim3 grid(static_cast<unsigned>(p.n_kv_heads), static_cast<unsigned>(p.n), static_cast<unsigned>(p.n_splits));
+  HEARTH_LAUNCH(kernel, grid, dim3(kThreads), static_cast<size_t>(smem), stream, p);
   HEARTH_CUDA_LAUNCHED();
 }
 
@@ -403,18 +431,16 @@ bool decode_attention_applies(int64_t n_heads, int64_t n_kv_heads, int64_t head_
   return (kind == 1 || kind == 2) && (head_dim == 64 || head_dim == 128) && group >= 1 && group <= kRows;
 }
 
-int64_t decode_attention_smem(int64_t head_dim, int64_t n_kv_heads, int32_t kind, int stages) {
+int64_t decode_attention_smem(int64_t head_dim, int32_t kind, int stages) {
   const bool q8 = kind == 2;
-  int64_t warp = 0;
-  if (head_dim == 64) warp = q8 ? Layout<64, true>::warp_bytes(stages) : Layout<64, false>::warp_bytes(stages);
-  if (head_dim == 128) warp = q8 ? Layout<128, true>::warp_bytes(stages) : Layout<128, false>::warp_bytes(stages);
-  return warp * block_warps(n_kv_heads);
+  if (head_dim == 64) return q8 ? Layout<64, true>::smem(stages) : Layout<64, false>::smem(stages);
+  if (head_dim == 128) return q8 ? Layout<128, true>::smem(stages) : Layout<128, false>::smem(stages);
+  return 0;
 }
 
 int32_t decode_attention_splits(int64_t n_tokens, int64_t n_kv_heads, int64_t ctx_bucket, int64_t slots,
                                 int min_keys) {
-  const int64_t blocks = std::max<int64_t>(1, n_tokens * (n_kv_heads / block_warps(n_kv_heads)));
-  int64_t s = slots / blocks;
+  int64_t s = slots / std::max<int64_t>(1, n_tokens * n_kv_heads);
   s = std::min({s, std::max<int64_t>(1, ctx_bucket / std::max(min_keys, kTile)), int64_t{64}});
   return static_cast<int32_t>(std::max<int64_t>(s, 1));
 }

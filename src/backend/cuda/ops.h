@@ -232,19 +232,21 @@ struct AttentionParams {
   // split_count [n, n_kv_heads]; the other fields as above.
   int32_t tensor_cores;
   int32_t stages;
+  int32_t prefetch;  // decode kernel: a warp's tiles requested into L2 this far ahead (0: none)
+  int32_t pad;
 };
 void launch_attention(const AttentionParams& p, cudaStream_t stream);
 bool attention_head_dim_supported(int64_t head_dim);
 
 // ---- decode_attention.cu -----------------------------------------------------------------
-// AttentionParams with tensor_cores = 1 (launch_attention calls it): one warp per (token,
+// AttentionParams with tensor_cores = 1 (launch_attention calls it): one block per (token,
 // kv head, key split) with the whole GQA group (at most 16 heads), head_dim 64 or 128.
 void launch_decode_attention(const AttentionParams& p, cudaStream_t stream);
 bool decode_attention_applies(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int32_t kind);
-int64_t decode_attention_smem(int64_t head_dim, int64_t n_kv_heads, int32_t kind, int stages);  // bytes a block
-// Key splits: about `slots` blocks (those resident on the GPU at once), at least min_keys
-// keys a split of the context's power-of-two bucket, at most 64; a function of the batch
-// shape and the bucket only.
+int64_t decode_attention_smem(int64_t head_dim, int32_t kind, int stages);  // bytes a block
+// Key splits: at most `slots` blocks (those resident on the GPU at once), at least
+// min_keys keys a split of the context's power-of-two bucket, at most 64 splits; a
+// function of the batch shape and the bucket only.
 int32_t decode_attention_splits(int64_t n_tokens, int64_t n_kv_heads, int64_t ctx_bucket, int64_t slots,
                                 int min_keys);
 int64_t decode_attention_launches();  // launches so far in this process (tests check the kernel ran)
