@@ -21,7 +21,8 @@
 // launches per layer to 9; every kernel is launched for programmatic dependent launch on
 // sm_90 (common.cuh), so each overlaps the end of the one before. Prompt steps (more than
 // 8 tokens) with an f16 or q8_0 cache take attention from the tensor-core kernel of
-// flash_attention.cu (HEARTH_CUDA_FLASH=0: the per-token kernel of decode). read_rows() and
+// flash_attention.cu (HEARTH_CUDA_FLASH=0: the per-token kernel of decode); decode steps of
+// 2-64 tokens, at most two a sequence, from decode_attention.cu on sm_90. read_rows() and
 // sync() wait; CUDA errors surface as hearth::Error at the launch or there.
 #pragma once
 
@@ -148,7 +149,6 @@ class CudaBackend final : public Backend {
   // HEARTH_CUDA_DECODE_STAGES, _BLOCKS, _KEYS (experiments).
   int decode_attn_ = 0;
   int decode_stages_ = 3, decode_blocks_ = 0, decode_min_keys_ = 64;
-  int decode_prefetch_ = 0;  // HEARTH_CUDA_DECODE_PREFETCH: tiles ahead into L2 (experiments)
   int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows

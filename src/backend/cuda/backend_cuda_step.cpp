@@ -456,7 +456,6 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
     const auto bucket = static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::max(max_ctx_, 1))));
     p.tensor_cores = 1;
     p.stages = decode_stages_;
-    p.prefetch = decode_prefetch_;
     // As many blocks as are resident at once (a second wave would start with empty
     // pipelines): by shared memory, 2 an SM at head_dim 128 and 3 stages.
     const int64_t smem = decode_attention_smem(hd, p.kind, p.stages);

@@ -1,7 +1,9 @@
 // Decode attention for steps of a few tokens per sequence and several sequences, on the
-// tensor cores, reading the paged f16 or q8_0 cache near the memory bandwidth.
+// tensor cores, from the paged f16 or q8_0 cache (the backend's choice on sm_90 for steps of
+// 2-64 tokens, at most two a sequence; docs/benchmarks_cuda_attention.md has its figures).
 //
-// One block of 4 warps per (token, kv head, key split). The block's 16 query rows are the
+// One block of 4 warps per (token, kv head, key split); grid x is the kv head, so the blocks
+// of one token, which read the same cache rows, start together. The block's 16 query rows are the
 // GQA group's heads of that token (group <= 16; rows past it are zero and never written),
 // so every key and value row is loaded once for all heads that share it. Keys are cut into
 // 16-key tiles counted from key 0 (only the sequence's last tile is partial); a split takes
@@ -20,7 +22,11 @@
 // sum, acc) go to the partial buffers and the last block of a (token, kv head) to finish
 // combines the splits (the scheme of attention.cu, in the same launch). The split count is
 // a function of the batch shape and the context's power-of-two bucket only
-// (decode_attention_splits), so decode steps keep their launch and CUDA graph.
+// (decode_attention_splits), so decode steps keep their launch and CUDA graph. The backend
+// asks for as many blocks as are resident at once (2 an SM at head_dim 128, 3 stages): a
+// second wave starts with empty pipelines, and each split adds partials and a combine
+// (H200, 8B shape, 576 keys, each launch timed alone, its launch gap included: 32 sequences 33.5 us at 1 split, 43.4 at 2, 48.3 at
+// 3; 8 sequences 22.5 us at 3 splits, 32.4 at 9, 38.7 at 16).
 //
 // Cache rows that predate the step are requested before pdl_wait (the argument of
 // attention.cu: a sequence has at most n tokens in the step, so keys below position + 1 - n
@@ -76,7 +82,6 @@ template <int N>
 __device__ __forceinline__ void cp_async_small(uint32_t dst, const void* src, bool valid) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(src), "n"(N), "r"(valid ? N : 0));
 }
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -155,23 +160,6 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const Attent
   // Requests the warp's tile i into stage i % stages and commits one copy group (empty
   // past the warp's last tile, so that group i is always the i-th committed).
   auto load_tile = [&](int i) {
-    // Tile i + prefetch into L2 (AttentionParams::prefetch): more bytes in flight than the
-    // stages hold. Lanes 0-15 take a key row, 16-31 its value row: its lines of this head.
-    if (p.prefetch > 0 && i + p.prefetch < count) {
-      const int key = (tile_begin + warp + kWarps * (i + p.prefetch)) * kTile + lane % 16;
-      if (key < n_keys) {
-        const auto* base = static_cast<const uint8_t*>(lane < 16 ? p.k_cache : p.v_cache);
-        if constexpr (Q8) {
-          const uint8_t* row = base + slot_of(key) * q8_row;
-          prefetch_l2(row + g * HD);
-          prefetch_l2(row + kv_row + g * (HD / 16));  // the head's scales
-        } else {
-          const uint8_t* row = base + (slot_of(key) * kv_row + g * HD) * 2;
-#pragma unroll
-          for (int b = 0; b < HD * 2; b += 128) prefetch_l2(row + b);
-        }
-      }
-    }
     if (i < count) {
       const int kb = (tile_begin + warp + kWarps * i) * kTile;
       unsigned char* st = area + (i % stages) * L::kStage;

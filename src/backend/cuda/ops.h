@@ -232,8 +232,6 @@ struct AttentionParams {
   // split_count [n, n_kv_heads]; the other fields as above.
   int32_t tensor_cores;
   int32_t stages;
-  int32_t prefetch;  // decode kernel: a warp's tiles requested into L2 this far ahead (0: none)
-  int32_t pad;
 };
 void launch_attention(const AttentionParams& p, cudaStream_t stream);
 bool attention_head_dim_supported(int64_t head_dim);
