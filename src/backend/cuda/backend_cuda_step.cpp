@@ -367,8 +367,9 @@ int CudaBackend::flash_attention_row_tiles(int64_t n_heads) const {
   return fits(1) ? 1 : 0;
 }
 
-// Decode steps (2-64 tokens, at most two a sequence; 8 tokens of any kind) with an f16 or
-// q8_0 cache go to the tensor-core decode kernel where it has the shape (decode_attn_).
+// Steps of 2-8 tokens, and of 9-64 with at most two a sequence (decode, not prompts), with
+// an f16 or q8_0 cache go to the tensor-core decode kernel where it has the shape
+// (decode_attn_; 2 takes single tokens too).
 bool CudaBackend::decode_attention_on(int64_t n_heads) const {
   const int64_t n = step_.n_tokens(), seqs = static_cast<int64_t>(step_.seqs.size());
   if (decode_attn_ == 0 || n > kMmaMaxTokens || (n < 2 && decode_attn_ < 2)) return false;

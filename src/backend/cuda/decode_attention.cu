@@ -25,8 +25,9 @@
 // (decode_attention_splits), so decode steps keep their launch and CUDA graph. The backend
 // asks for as many blocks as are resident at once (2 an SM at head_dim 128, 3 stages): a
 // second wave starts with empty pipelines, and each split adds partials and a combine
-// (H200, 8B shape, 576 keys, each launch timed alone, its launch gap included: 32 sequences 33.5 us at 1 split, 43.4 at 2, 48.3 at
-// 3; 8 sequences 22.5 us at 3 splits, 32.4 at 9, 38.7 at 16).
+// (H200, 8B shape, 576 keys, this kernel with grid x = token, each launch timed alone, its
+// launch gap included: 32 sequences 33.5 us at 1 split, 43.4 at 2, 48.3 at 3; 8 sequences
+// 22.5 us at 3 splits, 32.4 at 9, 38.7 at 16).
 //
 // Cache rows that predate the step are requested before pdl_wait (the argument of
 // attention.cu: a sequence has at most n tokens in the step, so keys below position + 1 - n
