@@ -355,6 +355,7 @@ bool attention_head_dim_supported(int64_t head_dim) {
 
 void launch_attention(const AttentionParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
+  if (p.tensor_cores) return launch_decode_attention(p, stream);
   if (p.kind == 2) attention_for<Q8>(p, stream);
   else if (p.kind == 1) attention_for<__half>(p, stream);
   else attention_for<float>(p, stream);

@@ -77,6 +77,11 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     if (keys == 2) attn_keys_ = keys;
   }
   smem_optin_ = static_cast<int64_t>(prop.sharedMemPerBlockOptin);
+  const char* da = std::getenv("HEARTH_CUDA_DECODE_ATTN");
+  decode_attn_ = da ? std::clamp(std::atoi(da), 0, 2) : (prop.major == 9 && prop.minor == 0 ? 1 : 0);
+  if (const char* e = std::getenv("HEARTH_CUDA_DECODE_STAGES")) decode_stages_ = std::clamp(std::atoi(e), 1, 4);
+  if (const char* e = std::getenv("HEARTH_CUDA_DECODE_BLOCKS")) decode_blocks_ = std::clamp(std::atoi(e), 1, 64);
+  if (const char* e = std::getenv("HEARTH_CUDA_DECODE_KEYS")) decode_min_keys_ = std::clamp(std::atoi(e), 16, 4096);
   const char* prof = std::getenv("HEARTH_CUDA_PROFILE");
   if (prof && std::string(prof) == "1") {
     profile_ = std::make_unique<LaunchProfile>();

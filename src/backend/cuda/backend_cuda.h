@@ -21,7 +21,8 @@
 // launches per layer to 9; every kernel is launched for programmatic dependent launch on
 // sm_90 (common.cuh), so each overlaps the end of the one before. Prompt steps (more than
 // 8 tokens) with an f16 or q8_0 cache take attention from the tensor-core kernel of
-// flash_attention.cu (HEARTH_CUDA_FLASH=0: the per-token kernel of decode). read_rows() and
+// flash_attention.cu (HEARTH_CUDA_FLASH=0: the per-token kernel of decode); decode steps of
+// 2-64 tokens, at most two a sequence, from decode_attention.cu on sm_90. read_rows() and
 // sync() wait; CUDA errors surface as hearth::Error at the launch or there.
 #pragma once
 
@@ -97,6 +98,7 @@ class CudaBackend final : public Backend {
   const float* rope_freqs(const RopeTable& table);
   int attention_splits(int64_t n_tokens, int64_t n_heads) const;
   int flash_attention_row_tiles(int64_t n_heads) const;
+  bool decode_attention_on(int64_t n_heads) const;
   int32_t flash_attention_tiles(int64_t group, int row_tiles);
   int gemv_rows_per_block(const Weight& w) const;
   int gemv_rows_per_block(const DevWeight& w, int64_t rows) const;
@@ -140,6 +142,13 @@ class CudaBackend final : public Backend {
   int flash_row_tiles_ = 0;     // HEARTH_CUDA_FLASH_TILES=1|2: row tiles per warp of every launch (experiments)
   int flash_key_tile_ = 0;      // HEARTH_CUDA_FLASH_KEYS=32|64: keys per tile at 2 row tiles (experiments)
   int attn_keys_ = 0;           // HEARTH_CUDA_ATTN_KEYS=2: keys in flight per warp of decode attention (experiments)
+  // HEARTH_CUDA_DECODE_ATTN: the tensor-core decode kernel (decode_attention.cu) for steps of
+  // 2-64 tokens, one or two a sequence: 1 on compute capability 9.0 (default), 0 never, 2 on
+  // any card and for single tokens too. Its tiles in flight per warp, blocks an SM its
+  // splits aim for (0: those resident at once) and fewest keys a split:
+  // HEARTH_CUDA_DECODE_STAGES, _BLOCKS, _KEYS (experiments).
+  int decode_attn_ = 0;
+  int decode_stages_ = 3, decode_blocks_ = 0, decode_min_keys_ = 64;
   int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows

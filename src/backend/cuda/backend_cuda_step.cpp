@@ -367,6 +367,17 @@ int CudaBackend::flash_attention_row_tiles(int64_t n_heads) const {
   return fits(1) ? 1 : 0;
 }
 
+// Steps of 2-8 tokens, and of 9-64 with at most two a sequence (decode, not prompts), with
+// an f16 or q8_0 cache go to the tensor-core decode kernel where it has the shape
+// (decode_attn_; 2 takes single tokens too).
+bool CudaBackend::decode_attention_on(int64_t n_heads) const {
+  const int64_t n = step_.n_tokens(), seqs = static_cast<int64_t>(step_.seqs.size());
+  if (decode_attn_ == 0 || n > kMmaMaxTokens || (n < 2 && decode_attn_ < 2)) return false;
+  if (n > kGemvMaxTokens && n > 2 * seqs) return false;  // prompts: flash attention
+  return decode_attention_applies(n_heads, kv_config_.n_kv_heads, kv_config_.head_dim, kv_kind()) &&
+         decode_attention_smem(kv_config_.head_dim, kv_kind(), decode_stages_) <= smem_optin_;
+}
+
 // Query tiles for flash attention: runs of consecutive tokens of one sequence, at most
 // 64 * row_tiles / group long, as {first token, tokens, min position, max position}; the
 // tiles with the most keys first, so that the longest blocks start early and the short
@@ -425,7 +436,8 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
     p.block_size = kv_config_.block_size;
     p.scale = scale;
   };
-  if (const int row_tiles = flash_attention_row_tiles(n_heads)) {
+  const bool tc = decode_attention_on(n_heads);
+  if (const int row_tiles = tc ? 0 : flash_attention_row_tiles(n_heads)) {
     auto f = zeroed<FlashAttentionParams>();
     common(f);
     f.n_tiles = flash_attention_tiles(n_heads / kv_config_.n_kv_heads, row_tiles);
@@ -439,9 +451,20 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
   }
   auto p = zeroed<AttentionParams>();
   common(p);
-  p.n_splits = attention_splits(n, n_heads);
   p.kind = kv_kind();
   p.keys_in_flight = attn_keys_;
+  if (tc) {
+    const auto bucket = static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::max(max_ctx_, 1))));
+    p.tensor_cores = 1;
+    p.stages = decode_stages_;
+    // As many blocks as are resident at once (a second wave would start with empty
+    // pipelines): by shared memory, 2 an SM at head_dim 128 and 3 stages.
+    const int64_t smem = decode_attention_smem(hd, p.kind, p.stages);
+    const int64_t per_sm = decode_blocks_ > 0 ? decode_blocks_ : std::max<int64_t>(1, (smem_optin_ + 1024) / (smem + 1024));
+    p.n_splits = decode_attention_splits(n, kv_config_.n_kv_heads, bucket, per_sm * sm_count_, decode_min_keys_);
+  } else {
+    p.n_splits = attention_splits(n, n_heads);
+  }
   if (p.n_splits > 1) {
     const int64_t parts = n * n_heads * p.n_splits;
     auto* part = static_cast<float*>(scratch(attn_part_, static_cast<size_t>(parts * (hd + 2)) * sizeof(float),

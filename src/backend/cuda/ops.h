@@ -228,9 +228,27 @@ struct AttentionParams {
   int32_t n_heads, n_kv_heads, head_dim, block_size, n_splits, kind;  // kind as KvStoreParams
   float scale;
   int32_t keys_in_flight;  // per warp: 2, or 0 for the default, 4
+  // 1: the tensor-core decode kernel of decode_attention.cu runs this launch instead (f16
+  // or q8_0 cache, decode_attention_applies), `stages` key tiles in flight per warp (1-4),
+  // split_count [n, n_kv_heads]; the other fields as above.
+  int32_t tensor_cores;
+  int32_t stages;
 };
 void launch_attention(const AttentionParams& p, cudaStream_t stream);
 bool attention_head_dim_supported(int64_t head_dim);
+
+// ---- decode_attention.cu -----------------------------------------------------------------
+// AttentionParams with tensor_cores = 1 (launch_attention calls it): one block per (token,
+// kv head, key split) with the whole GQA group (at most 16 heads), head_dim 64 or 128.
+void launch_decode_attention(const AttentionParams& p, cudaStream_t stream);
+bool decode_attention_applies(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int32_t kind);
+int64_t decode_attention_smem(int64_t head_dim, int32_t kind, int stages);  // bytes a block
+// Key splits: at most `slots` blocks (those resident on the GPU at once), at least
+// min_keys keys a split of the context's power-of-two bucket, at most 64 splits; a
+// function of the batch shape and the bucket only.
+int32_t decode_attention_splits(int64_t n_tokens, int64_t n_kv_heads, int64_t ctx_bucket, int64_t slots,
+                                int min_keys);
+int64_t decode_attention_launches();  // launches so far in this process (tests check the kernel ran)
 
 // ---- flash_attention.cu ------------------------------------------------------------------
 // The attention of AttentionParams for prompt steps, on tensor cores, from an f16 or an
