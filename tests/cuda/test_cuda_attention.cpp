@@ -10,7 +10,7 @@
 // An 8-bit (q8_0) cache is compared with the CPU backend's 8-bit cache: both hold the same
 // bytes (test_cuda_kv checks it), so the difference is only arithmetic: the per-token
 // kernel dequantizes exactly in f32 (as f32: 1e-5); the tensor-core kernels (flash, and
-// decode_attention.cu for steps of 2-8 tokens on sm_90) round the dequantized values to
+// decode_attention.cu for decode steps on sm_90) round the dequantized values to
 // f16 (one rounding, as the f16 cache: 4e-3). What 8 bits cost
 // against f32 is bounded from the quantization error in tests/backend/test_kv_q8.cpp.
 // Bounds (max |gpu - cpu| over max |cpu|): f32 cache 1e-5, f16 cache 4e-3. Decode steps
@@ -98,8 +98,8 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
     Tensor pg = make_output(*gpu, {n, 37});
     if (n <= 8) gpu->matmul(pg, og, proj_w(qd));
     // Steps of more than one token may read a q8_0 cache through f16 tiles (flash
-    // attention; from 2 tokens on sm_90, the decode kernel of decode_attention.cu).
-    const bool f16_tiles = c.kv_dtype == DType::F16 || (c.kv_dtype == DType::Q8_0 && n > 1);
+    // attention; decode steps on sm_90, the decode kernel of decode_attention.cu).
+    const bool f16_tiles = c.kv_dtype == DType::F16 || c.kv_dtype == DType::Q8_0;
     const double tol = f16_tiles ? 4e-3 : 1e-5;
     const auto want = read(*cpu, oc);
     expect_close(read(*gpu, og), want, tol, what);

@@ -22,7 +22,7 @@
 // sm_90 (common.cuh), so each overlaps the end of the one before. Prompt steps (more than
 // 8 tokens) with an f16 or q8_0 cache take attention from the tensor-core kernel of
 // flash_attention.cu (HEARTH_CUDA_FLASH=0: the per-token kernel of decode); decode steps of
-// 2-64 tokens, at most two a sequence, from decode_attention.cu on sm_90. read_rows() and
+// 1-64 tokens, at most two a sequence, from decode_attention.cu on sm_90. read_rows() and
 // sync() wait; CUDA errors surface as hearth::Error at the launch or there.
 #pragma once
 
@@ -143,8 +143,8 @@ class CudaBackend final : public Backend {
   int flash_key_tile_ = 0;      // HEARTH_CUDA_FLASH_KEYS=32|64: keys per tile at 2 row tiles (experiments)
   int attn_keys_ = 0;           // HEARTH_CUDA_ATTN_KEYS=2: keys in flight per warp of decode attention (experiments)
   // HEARTH_CUDA_DECODE_ATTN: the tensor-core decode kernel (decode_attention.cu) for steps of
-  // 2-64 tokens, one or two a sequence: 1 on compute capability 9.0 (default), 0 never, 2 on
-  // any card and for single tokens too. Its tiles in flight per warp, blocks an SM its
+  // 1-64 tokens, one or two a sequence: 1 on compute capability 9.0 (default), 0 never, 2 on
+  // any card. Its tiles in flight per warp, blocks an SM its
   // splits aim for (0: those resident at once) and fewest keys a split:
   // HEARTH_CUDA_DECODE_STAGES, _BLOCKS, _KEYS (experiments).
   int decode_attn_ = 0;

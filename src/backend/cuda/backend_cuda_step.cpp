@@ -367,12 +367,13 @@ int CudaBackend::flash_attention_row_tiles(int64_t n_heads) const {
   return fits(1) ? 1 : 0;
 }
 
-// Steps of 2-8 tokens, and of 9-64 with at most two a sequence (decode, not prompts), with
+// Steps of 1-8 tokens, and of 9-64 with at most two a sequence (decode, not prompts), with
 // an f16 or q8_0 cache go to the tensor-core decode kernel where it has the shape
-// (decode_attn_; 2 takes single tokens too).
+// (decode_attn_). Single tokens too: H100, 8B Q4_K_M, tg128 330.1 -> 345.5 tok/s and one
+// sequence decoding at 4096 positions 215.8 -> 265.0 against the per-token kernel.
 bool CudaBackend::decode_attention_on(int64_t n_heads) const {
   const int64_t n = step_.n_tokens(), seqs = static_cast<int64_t>(step_.seqs.size());
-  if (decode_attn_ == 0 || n > kMmaMaxTokens || (n < 2 && decode_attn_ < 2)) return false;
+  if (decode_attn_ == 0 || n > kMmaMaxTokens) return false;
   if (n > kGemvMaxTokens && n > 2 * seqs) return false;  // prompts: flash attention
   return decode_attention_applies(n_heads, kv_config_.n_kv_heads, kv_config_.head_dim, kv_kind()) &&
          decode_attention_smem(kv_config_.head_dim, kv_kind(), decode_stages_) <= smem_optin_;

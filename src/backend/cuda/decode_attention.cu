@@ -1,6 +1,6 @@
 // Decode attention for steps of a few tokens per sequence and several sequences, on the
 // tensor cores, from the paged f16 or q8_0 cache (the backend's choice on sm_90 for steps of
-// 2-64 tokens, at most two a sequence; docs/benchmarks_cuda_attention.md has its figures).
+// 1-64 tokens, at most two a sequence; docs/benchmarks_cuda_attention.md has its figures).
 //
 // One block of 4 warps per (token, kv head, key split); grid x is the kv head, so the blocks
 // of one token, which read the same cache rows, start together. The block's 16 query rows are the
