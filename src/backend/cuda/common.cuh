@@ -122,6 +122,23 @@ __device__ __forceinline__ void warp_quantize(float y, int64_t i, int8_t* q, flo
 // is row int8 values, row / 32 f16 scales, then zeros to a multiple of 16 bytes.
 __device__ __forceinline__ int64_t kv_q8_row_bytes(int64_t row) { return (row + row / 32 * 2 + 15) / 16 * 16; }
 
+// 8 values of an 8-bit cache row (raw, as stored) times their f16 scale d, as 8 f16 (the
+// tensor-core attention kernels' tiles). Byte q + 128 under the exponent byte 0x64 is the
+// f16 1152 + q exactly (spacing 1 in [1024, 2048)); minus 1152 is q, and q * d takes the one
+// rounding of an f16 cache.
+__device__ __forceinline__ uint4 kv_q8_to_f16x8(uint2 raw, __half2 d) {
+  const uint32_t w[2] = {raw.x ^ 0x80808080u, raw.y ^ 0x80808080u};
+  uint4 out;
+  auto* h = reinterpret_cast<__half2*>(&out);
+  const __half2 bias = __float2half2_rn(1152.0f);
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const uint32_t u = __byte_perm(w[e / 2], 0x64646464u, e % 2 ? 0x4342 : 0x4140);
+    h[e] = __hmul2(__hsub2(*reinterpret_cast<const __half2*>(&u), bias), d);
+  }
+  return out;
+}
+
 // Stores one 32-group of a cache row, held one value per lane by a full warp, as
 // quantize_kv_row_q8 does (same IEEE operations, so the same bytes): d = f16(amax / 127),
 // q = rint(y / d). dst is the row; i is this lane's element index in it.

@@ -56,52 +56,6 @@ struct Shape {
   static constexpr int kSmem = (kRows + 2 * kStages * kKeys) * kStride * 2 + (Q8 ? kRawValues + kRawScales : 0);
 };
 
-// 16 bytes global -> shared, bypassing L1; zero-filled when !valid (src is not read).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-// N (4, 8 or 16) bytes global -> shared through L1, zero-filled when !valid.
-template <int N>
-__device__ __forceinline__ void cp_async_small(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(src), "n"(N), "r"(valid ? N : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
-// 2^x, as exp2f without its handling of denormal results (which flush to 0 here); 2^-inf = 0.
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
-__device__ __forceinline__ float quad_max(float v) {
-  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
-  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
-}
-__device__ __forceinline__ float quad_sum(float v) {
-  v += __shfl_xor_sync(0xffffffffu, v, 1);
-  return v + __shfl_xor_sync(0xffffffffu, v, 2);
-}
 
 template <int HD, int MT, int KEYS, bool Q8>
 __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAttentionParams p) {
@@ -213,18 +167,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(const FlashAt
       for (int i = tid; i < 2 * kKeys * kChunks; i += kThreads) {
         const int r = i / kChunks, c = i % kChunks;  // r < kKeys: keys, else values
         const uint2 raw = *reinterpret_cast<const uint2*>(rq + r * HD + c * 8);
-        const __half2 d = __half2half2(rd[r * (HD / 32) + c / 4]);
-        // Byte q + 128 under the exponent byte 0x64 is the f16 1152 + q, exactly (spacing 1
-        // in [1024, 2048)); minus 1152 is q, and q * d takes the one rounding of the f16 cache.
-        const uint32_t w[2] = {raw.x ^ 0x80808080u, raw.y ^ 0x80808080u};
-        uint4 out;
-        auto* h = reinterpret_cast<__half2*>(&out);
-        const __half2 bias = __float2half2_rn(1152.0f);
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const uint32_t u = __byte_perm(w[e / 2], 0x64646464u, e % 2 ? 0x4342 : 0x4140);
-          h[e] = __hmul2(__hsub2(*reinterpret_cast<const __half2*>(&u), bias), d);
-        }
+        const uint4 out = kv_q8_to_f16x8(raw, __half2half2(rd[r * (HD / 32) + c / 4]));
         __half* dst = (r < kKeys ? k_s + r * S : v_s + (r - kKeys) * S) + c * 8;
         *reinterpret_cast<uint4*>(dst) = out;
       }

@@ -1,11 +1,15 @@
 // Thin wrappers over the PTX instructions several kernels share: shared-memory addresses,
-// the f16 tensor-core product, and sm_90's bulk copies completing on mbarriers.
+// the f16 tensor-core product and its ldmatrix loads, cp.async copies, and sm_90's bulk
+// copies completing on mbarriers; and the small helpers of the two tensor-core attention
+// kernels (flash_attention.cu, decode_attention.cu).
 //
 // The bulk-copy and mbarrier wrappers exist only in sm_90 code; built for older cards they
 // trap, and the host keeps those cards off the kernels that use them (stream_gemv_available,
 // init_mma_f16). Each wrapper is one instruction or one wait loop: the kernels' comments say
 // how they use them.
 #pragma once
+
+#include <cuda_fp16.h>
 
 #include <cstdint>
 
@@ -64,6 +68,55 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
                       smem_addr(dst)),
                   "l"(src), "r"(bytes), "r"(smem_addr(bar))
                   : "memory");
+}
+
+// 16 bytes global -> shared, bypassing L1; zero-filled when !valid (src is not read).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+// N (4, 8 or 16) bytes global -> shared through L1, zero-filled when !valid.
+template <int N>
+__device__ __forceinline__ void cp_async_small(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(src), "n"(N), "r"(valid ? N : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// Until at most N of this thread's newest groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// 2^x, as exp2f without its handling of denormal results (which flush to 0 here); 2^-inf = 0.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Max and sum over the 4 lanes of a quad (the lanes holding one row of an mma fragment).
+__device__ __forceinline__ float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
 }  // namespace hearth::cuda
