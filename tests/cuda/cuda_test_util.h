@@ -103,6 +103,21 @@ inline HostWeight make_weight(const WeightSpec& spec, int64_t rows, std::mt19937
   return h;
 }
 
+// The attention tests' o_proj-like weight (37 q8_0 rows of `cols`), made and uploaded
+// again when the row length (or, after reset(), the backend) changes.
+struct ProjectionWeight {
+  HostWeight host;
+  Weight gpu;
+  const Weight& get(Backend& be, int64_t cols, std::mt19937& rng) {
+    if (host.w.cols != cols) {
+      host = make_weight(WeightSpec{"q8_0", DType::Q8_0, cols}, 37, rng);
+      gpu = be.upload_weight(host.w);
+    }
+    return gpu;
+  }
+  void reset() { host = HostWeight{}; }
+};
+
 // out[t, r] against the double-precision product of the dequantized weight (the scalar
 // reference the CPU backend is tested against; the CPU's own fast matmul rounds its
 // activations to 8 bits too, so it is no reference here). The GPU's error is bounded per

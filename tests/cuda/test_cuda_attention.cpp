@@ -96,25 +96,17 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
     // backend fuses into the attention launch; against the exact product of the CPU's
     // attention output (a q8_0 weight, the 5% bound of the matmul test).
     Tensor pg = make_output(*gpu, {n, 37});
-    if (n <= 8) gpu->matmul(pg, og, proj_w(qd));
+    if (n <= 8) gpu->matmul(pg, og, proj.get(*gpu, qd, rng));
     // Steps of more than one token may read a q8_0 cache through f16 tiles (flash
     // attention; decode steps on sm_90, the decode kernel of decode_attention.cu).
     const bool f16_tiles = c.kv_dtype == DType::F16 || c.kv_dtype == DType::Q8_0;
     const double tol = f16_tiles ? 4e-3 : 1e-5;
     const auto want = read(*cpu, oc);
     expect_close(read(*gpu, og), want, tol, what);
-    if (n <= 8) check_matmul(read(*gpu, pg), proj_host.w, want, n, f16_tiles ? 6e-2 : 5e-2, false, what + " (product)");
+    if (n <= 8) check_matmul(read(*gpu, pg), proj.host.w, want, n, f16_tiles ? 6e-2 : 5e-2, false, what + " (product)");
   }
 
-  const Weight& proj_w(int64_t cols) {
-    if (proj_host.w.cols != cols) {
-      proj_host = make_weight(WeightSpec{"q8_0", DType::Q8_0, cols}, 37, rng);
-      proj_gpu = gpu->upload_weight(proj_host.w);
-    }
-    return proj_gpu;
-  }
-  HostWeight proj_host;
-  Weight proj_gpu;
+  ProjectionWeight proj;  // o_proj-like product of the attention output
 
   static constexpr int32_t kBlocks16 = 192;  // units of 16 positions in the cache
   size_t per16 = 1;                           // blocks per unit
@@ -148,7 +140,7 @@ TEST_P(CudaAttention, PromptsPrefixesAndPackedSequences) {
       gpu = make_cuda_backend(0);
       unsetenv("HEARTH_CUDA_FLASH_TILES");
       gpu->init_kv_cache(gpu_kv);
-      proj_host = HostWeight{};  // the o_proj-like weight is uploaded again to the new backend
+      proj.reset();  // the o_proj-like weight is uploaded again to the new backend
     } else if (row_tiles[0] == '2') {
       break;  // the per-token kernel only
     }

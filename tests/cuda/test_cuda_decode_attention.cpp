@@ -113,22 +113,13 @@ class CudaDecodeAttention : public ::testing::TestWithParam<DecodeCase> {
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
     cpu->attention(oc, qc, 0, c.n_heads, scale), gpu->attention(og, qg, 0, c.n_heads, scale);
     Tensor pg = make_output(*gpu, {n, 37});
-    if (product) gpu->matmul(pg, og, proj_w(qd));
+    if (product) gpu->matmul(pg, og, proj.get(*gpu, qd, rng));
     const auto want = read(*cpu, oc);
     expect_close(read(*gpu, og), want, 4e-3, what);
-    if (product) check_matmul(read(*gpu, pg), proj_host.w, want, n, 6e-2, false, what + " (product)");
+    if (product) check_matmul(read(*gpu, pg), proj.host.w, want, n, 6e-2, false, what + " (product)");
   }
 
-  const Weight& proj_w(int64_t cols) {
-    if (proj_host.w.cols != cols) {
-      proj_host = make_weight(WeightSpec{"q8_0", DType::Q8_0, cols}, 37, rng);
-      proj_gpu = gpu->upload_weight(proj_host.w);
-    }
-    return proj_gpu;
-  }
-
-  HostWeight proj_host;
-  Weight proj_gpu;
+  ProjectionWeight proj;  // o_proj-like product of the attention output
   std::unique_ptr<Backend> cpu, gpu;
   std::vector<int32_t> ids;
   std::vector<std::vector<int32_t>> tables;

@@ -25,6 +25,7 @@
 // elements never straddle two groups), 1.0625 bytes an element instead of 2.
 #include <cmath>
 
+#include "backend/cuda/attention_splits.cuh"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/ops.h"
 
@@ -252,48 +253,12 @@ __global__ void __launch_bounds__(kWarps * kWarp) attention_kernel(const Attenti
         a += red_acc[w][j][d] * f;
       }
     }
-    const int64_t oh = t * p.n_heads + h0 + j;
-    if (p.n_splits == 1) {  // a warp is 32 elements of one head: one 32-block to quantize
-      p.out[oh * kHd + d] = a / sum;
-      if (p.out_q) warp_quantize(a / sum, oh * kHd + d, p.out_q, p.out_qd, p.out_qs);
-    } else {
-      const int64_t ps = oh * p.n_splits + split;
-      p.part_acc[ps * kHd + d] = a;
-      if (d == 0) p.part_ml[2 * ps] = mx, p.part_ml[2 * ps + 1] = sum;
-    }
+    store_split_state(p, t * p.n_heads + h0 + j, d, kHd, split, mx, sum, a);
   }
-  if (p.n_splits == 1) return;
-
-  // The last split block of this (token, head group) to finish combines all splits: its
-  // partials are visible to it after the other blocks' fences and their count.
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t* count = p.split_count + t * gridDim.y + blockIdx.y;
-    last = atomicAdd(count, 1) == p.n_splits - 1;
-    if (last) *count = 0;  // every split has counted: ready for the next launch
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int i = threadIdx.x; i < nh * kHd; i += blockDim.x) {  // a warp: 32 elements of one head
-    const int64_t oh = t * p.n_heads + h0 + i / kHd;
-    const int d = i % kHd;
-    const float* ml = p.part_ml + 2 * oh * p.n_splits;
-    float mx = -INFINITY;
-    for (int s = 0; s < p.n_splits; ++s) mx = fmaxf(mx, __ldcg(ml + 2 * s));
-    float sum = 0, a = 0;
-    for (int s = 0; s < p.n_splits; ++s) {
-      const float ms = __ldcg(ml + 2 * s);
-      if (ms == -INFINITY) continue;  // an empty split
-      const float f = exp2f(ms - mx);
-      sum += __ldcg(ml + 2 * s + 1) * f;
-      a += __ldcg(p.part_acc + (oh * p.n_splits + s) * kHd + d) * f;
-    }
-    p.out[oh * kHd + d] = a / sum;
-    if (p.out_q) warp_quantize(a / sum, oh * kHd + d, p.out_q, p.out_qd, p.out_qs);
-  }
+  // The last split block of this (token, head group) combines all splits.
+  if (p.n_splits == 1 || !last_split_block(p.split_count + t * gridDim.y + blockIdx.y, p.n_splits)) return;
+  for (int i = threadIdx.x; i < nh * kHd; i += blockDim.x)
+    combine_splits<false>(p, t * p.n_heads + h0 + i / kHd, i % kHd, kHd);
 }
 
 template <typename KT>

@@ -38,6 +38,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "backend/cuda/attention_splits.cuh"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/ops.h"
 #include "backend/cuda/ptx.cuh"
@@ -298,48 +299,12 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const Attent
         a += red_o[(w * kRows + j) * HD + d] * f;
       }
     }
-    const int64_t oh = t * p.n_heads + h0 + j;
-    if (p.n_splits == 1) {
-      p.out[oh * HD + d] = a / sum;
-      if (p.out_q) warp_quantize(a / sum, oh * HD + d, p.out_q, p.out_qd, p.out_qs);
-    } else {
-      const int64_t ps = oh * p.n_splits + split;
-      p.part_acc[ps * HD + d] = a;
-      if (d == 0) p.part_ml[2 * ps] = m, p.part_ml[2 * ps + 1] = sum;
-    }
+    store_split_state(p, t * p.n_heads + h0 + j, d, HD, split, m, sum, a);
   }
-  if (p.n_splits == 1) return;
-
-  // The last split block of this (token, kv head) to finish combines all splits: its
-  // partials are visible to it after the other blocks' fences and their count.
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t* counter = p.split_count + t * p.n_kv_heads + g;
-    last = atomicAdd(counter, 1) == p.n_splits - 1;
-    if (last) *counter = 0;  // every split has counted: ready for the next launch
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int i = threadIdx.x; i < group * HD; i += kThreads) {
-    const int64_t oh = t * p.n_heads + h0 + i / HD;
-    const int d = i % HD;
-    const float* ml = p.part_ml + 2 * oh * p.n_splits;
-    float m = -INFINITY;
-    for (int s = 0; s < p.n_splits; ++s) m = fmaxf(m, __ldcg(ml + 2 * s));
-    float sum = 0.0f, a = 0.0f;
-    for (int s = 0; s < p.n_splits; ++s) {
-      const float ms = __ldcg(ml + 2 * s);
-      if (ms == -INFINITY) continue;  // an empty split
-      const float f = fast_exp2(ms - m);
-      sum += __ldcg(ml + 2 * s + 1) * f;
-      a += __ldcg(p.part_acc + (oh * p.n_splits + s) * HD + d) * f;
-    }
-    p.out[oh * HD + d] = a / sum;
-    if (p.out_q) warp_quantize(a / sum, oh * HD + d, p.out_q, p.out_qd, p.out_qs);
-  }
+  // The last split block of this (token, kv head) combines all splits.
+  if (p.n_splits == 1 || !last_split_block(p.split_count + t * p.n_kv_heads + g, p.n_splits)) return;
+  for (int i = threadIdx.x; i < group * HD; i += kThreads)
+    combine_splits<true>(p, t * p.n_heads + h0 + i / HD, i % HD, HD);
 }
 
 template <int HD, bool Q8>

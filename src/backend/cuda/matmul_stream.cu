@@ -293,6 +293,16 @@ int env_int(const char* name, int fallback) {
   return e && *e ? std::atoi(e) : fallback;
 }
 
+// The experiment switches, read once.
+int ring_slots() {
+  static const int n = std::clamp(env_int("HEARTH_CUDA_WSLOTS", kDefaultSlots), 1, kMaxSlots);
+  return n;
+}
+int max_blocks_per_sm() {
+  static const int n = std::max(1, env_int("HEARTH_CUDA_WBLOCKS", kDefaultBlocksPerSm));
+  return n;
+}
+
 // Units of a row that a chunk boundary may not split: a K-quant superblock (256 elements),
 // an MLX scale group.
 template <class U>
@@ -339,7 +349,7 @@ bool plan_for_unit(const GemvParams& p, WarpStreamParams* out, bool* x_regs) {
   s.aux_region = s.aligned ? s.aux_chunk_bytes : region_bytes(s.aux_chunk_bytes);
   s.slot_bytes = s.data_region + 2 * s.aux_region;
   s.chunk_units = static_cast<int32_t>(n_units / cpr);
-  s.slots = std::clamp(env_int("HEARTH_CUDA_WSLOTS", kDefaultSlots), 1, kMaxSlots);
+  s.slots = ring_slots();
   s.n_rows = static_cast<int32_t>(n_rows);
   s.seg_end[0] = static_cast<int32_t>(p.w.rows);
   s.n_segments = 1;
@@ -365,11 +375,17 @@ bool launch_for_unit(WarpStreamParams s, cudaStream_t stream) {
   constexpr auto kernel = gemv_warp_kernel<U, kXRegs>;
   const size_t smem = smem_bytes(s);
   if (smem > smem_limit<kernel>()) return false;
-  int per_sm = 1;
-  check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * kWarp, smem),
-             "cudaOccupancyMaxActiveBlocksPerMultiprocessor", __FILE__, __LINE__);
-  if (per_sm < 1) return false;
-  per_sm = std::min(per_sm, std::max(1, env_int("HEARTH_CUDA_WBLOCKS", kDefaultBlocksPerSm)));
+  // Blocks an SM at this kernel's last shared-memory size (a model's products share a few
+  // sizes; host side, one device, as smem_limit).
+  static size_t known_smem = 0;
+  static int known_per_sm = 0;
+  if (smem != known_smem) {
+    check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&known_per_sm, kernel, kWarps * kWarp, smem),
+               "cudaOccupancyMaxActiveBlocksPerMultiprocessor", __FILE__, __LINE__);
+    known_smem = smem;
+  }
+  if (known_per_sm < 1) return false;
+  const int per_sm = std::min(known_per_sm, max_blocks_per_sm());
   const int64_t resident = static_cast<int64_t>(per_sm) * sm_count() * kWarps;
   s.rows_per_warp = static_cast<int32_t>((s.n_rows + resident - 1) / resident);
   const int64_t warps = (s.n_rows + s.rows_per_warp - 1) / s.rows_per_warp;
