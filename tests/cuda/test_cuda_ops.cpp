@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "backend/cuda/ops.h"
 #include "cuda_test_util.h"
 #include "quant/quant.h"
 
@@ -121,6 +122,75 @@ TEST_F(CudaOps, MatmulDecodeShapes) {
       check_matmul(read(*gpu, o2), w2.w, x, n, 5e-2, false, what + " (second)");
       check_matmul(read(*gpu, o3), w3.w, x, n, 5e-2, false, what + " (third)");
     }
+  }
+}
+
+// A one-token decode layer's pattern, recorded and replayed: norm -> products of the
+// normed row (two merged, one of another type after them) -> a product added into the
+// residual -> norm -> product. The one-token product takes the add into its rows
+// (backend_cuda_fuse.cpp; an add launch after it where the stream kernel does not apply).
+// Each output against host references: the norms in double, the products by check_matmul
+// from the reference norm, the residual exactly from the product the GPU returned.
+TEST_F(CudaOps, DecodeResidualFusion) {
+  struct Case {
+    DType type, other;
+    int64_t dim, rows;
+  };
+  // rows: the first product's, also the columns of the one added into the residual.
+  const Case cases[] = {{DType::Q4_K, DType::Q6_K, 4096, 1536}, {DType::Q4_0, DType::Q8_0, 2080, 1056},
+                        {DType::Q6_K, DType::Q4_K, 2304, 3072}, {DType::Q8_0, DType::Q4_0, 8448, 544},
+                        {DType::MLX_AFFINE, DType::Q4_K, 1024, 768}};
+  const auto host_norm = [](const std::vector<float>& x, const std::vector<float>& w, float eps) {
+    double ss = 0;
+    for (float v : x) ss += static_cast<double>(v) * v;
+    const double inv = 1.0 / std::sqrt(ss / static_cast<double>(x.size()) + eps);
+    std::vector<float> y(x.size());
+    for (size_t i = 0; i < x.size(); ++i) y[i] = static_cast<float>(x[i] * inv * w[i]);
+    return y;
+  };
+  const int64_t fused_before = cuda::gemv_residual_launches();
+  for (const auto& c : cases) {
+    const int64_t d = c.dim;
+    const int bits = c.type == DType::MLX_AFFINE ? 4 : 0, group = c.type == DType::MLX_AFFINE ? 64 : 0;
+    const WeightSpec spec{"main", c.type, d, bits, group}, other{"other", c.other, d},
+        back{"back", c.type, c.rows, bits, group};
+    const HostWeight wa = make_weight(spec, c.rows, rng), wb = make_weight(spec, 67, rng),
+                     wc = make_weight(other, 300, rng), wo = make_weight(back, d, rng),
+                     wd = make_weight(spec, 777, rng);
+    const Weight ga = gpu->upload_weight(wa.w), gb = gpu->upload_weight(wb.w), gc = gpu->upload_weight(wc.w),
+                 go = gpu->upload_weight(wo.w), gd = gpu->upload_weight(wd.w);
+    const auto x0 = random_vector(static_cast<size_t>(d), rng, 3.0f);
+    const auto n1 = random_vector(static_cast<size_t>(d), rng), n2 = random_vector(static_cast<size_t>(d), rng);
+    for (int round = 0; round < 2; ++round) {  // the second replays the recorded graph
+      step(1, round);
+      Tensor x = make_tensor(*gpu, x0, {1, d}), w1 = make_tensor(*gpu, n1, {d}), w2 = make_tensor(*gpu, n2, {d});
+      Tensor xn1 = make_output(*gpu, {1, d}), xn2 = make_output(*gpu, {1, d}), t = make_output(*gpu, {1, d});
+      Tensor a = make_output(*gpu, {1, c.rows}), b = make_output(*gpu, {1, 67}), o = make_output(*gpu, {1, 300}),
+             e = make_output(*gpu, {1, 777});
+      gpu->rms_norm(xn1, x, w1, 1e-6f);
+      gpu->matmul(a, xn1, ga), gpu->matmul(b, xn1, gb), gpu->matmul(o, xn1, gc);
+      gpu->matmul(t, a, go);
+      gpu->add(x, x, t);
+      gpu->rms_norm(xn2, x, w2, 1e-6f);
+      gpu->matmul(e, xn2, gd);
+      const std::string what = std::string(dtype_name(c.type)) + " " + std::to_string(d) + " round " + std::to_string(round);
+      const auto ref1 = host_norm(x0, n1, 1e-6f);
+      expect_close(read(*gpu, xn1), ref1, 1e-5, what + ": first norm");
+      check_matmul(read(*gpu, a), wa.w, ref1, 1, 5e-2, false, what + ": a");
+      check_matmul(read(*gpu, b), wb.w, ref1, 1, 5e-2, false, what + ": b (merged)");
+      check_matmul(read(*gpu, o), wc.w, ref1, 1, 5e-2, false, what + ": other type (separate)");
+      const auto a_got = read(*gpu, a), t_got = read(*gpu, t);
+      check_matmul(t_got, wo.w, a_got, 1, 5e-2, false, what + ": product added into the residual");
+      std::vector<float> x1(x0.size());
+      for (size_t i = 0; i < x1.size(); ++i) x1[i] = x0[i] + t_got[i];
+      expect_close(read(*gpu, x), x1, 1e-6, what + ": residual");
+      const auto ref2 = host_norm(x1, n2, 1e-6f);
+      expect_close(read(*gpu, xn2), ref2, 1e-5, what + ": second norm");
+      check_matmul(read(*gpu, e), wd.w, ref2, 1, 5e-2, false, what + ": after the second norm");
+    }
+  }
+  if (cuda::gemv_stream_on()) {
+    EXPECT_GT(cuda::gemv_residual_launches(), fused_before) << "no product took the residual add";
   }
 }
 

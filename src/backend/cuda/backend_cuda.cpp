@@ -47,6 +47,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   graphs_enabled_ = !(g && std::string(g) == "0");
   const char* f = std::getenv("HEARTH_CUDA_FUSE");
   fuse_ = !(f && std::string(f) == "0");
+  const char* fr = std::getenv("HEARTH_CUDA_FUSE_RESIDUAL");
+  fuse_residual_ = fuse_ && !(fr && std::string(fr) == "0");
   // The kernels wait for their inputs with griddepcontrol (common.cuh) only in their sm_90
   // code; other cards run the sm_86 code or its PTX, so launches there stay serialized.
   const char* pdl = std::getenv("HEARTH_CUDA_PDL");

@@ -110,6 +110,7 @@ class CudaBackend final : public Backend {
   bool fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs);
   void fuse_residual_add(RmsNormParams& p);
   bool fuse_gemv(const GemvParams& p);
+  bool fuse_residual_gemv(const AddParams& a);
   bool fuse_mma(const MmaParams& p);
   // K splits of a tensor-core product of `rows` rows (all of a merged launch's weights)
   // and the scratch for their partial sums.
@@ -130,6 +131,7 @@ class CudaBackend final : public Backend {
   LaunchTape tape_;
   bool graphs_enabled_ = true;  // HEARTH_CUDA_GRAPHS=0 turns graphs off
   bool fuse_ = true;            // HEARTH_CUDA_FUSE=0 turns the peephole fusions off
+  bool fuse_residual_ = true;   // HEARTH_CUDA_FUSE_RESIDUAL=0 keeps the residual add a launch
   int gemv_prefetch_ = 1;       // HEARTH_CUDA_PREFETCH: GemvParams::prefetch (experiments)
   int gemv_rpb_ = 0;            // HEARTH_CUDA_RPB=1|2|4: rows per block of every product (experiments)
   bool mma_ = true;             // HEARTH_CUDA_MMA=0: no tensor-core products for batched decode (mma.cu)

@@ -14,6 +14,9 @@
 //                                       and also does q's norm + rope when that came just before
 //   swiglu + quantize_x              -> one swiglu launch
 //   attention + quantize_x           -> one attention launch (o_proj's input)
+//   gemv o/down, add into x          -> one gemv launch adding its rows into x (one
+//                                       token; matmul.cu adds after the product where
+//                                       the stream kernel does not apply)
 #include <algorithm>
 
 #include "backend/cuda/backend_cuda.h"
@@ -75,7 +78,7 @@ bool CudaBackend::fuse_gemv(const GemvParams& p) {
   const bool same_kind = m.w.type == p.w.type && m.w.cols == p.w.cols && m.w.row_bytes == p.w.row_bytes &&
                          m.w.bits == p.w.bits && m.w.group_size == p.w.group_size && m.w.scale_kind == p.w.scale_kind &&
                          m.w.groups_per_row == p.w.groups_per_row;
-  if (!same_input || !same_kind || m.data3) return false;
+  if (!same_input || !same_kind || m.data3 || m.residual) return false;
   // The earlier product must not write what this one reads (it never does in a layer).
   const int64_t x_bytes = p.n * p.w.cols * static_cast<int64_t>(sizeof(float));
   if (p.x && overlaps(m.out, m.n * m.w.rows * 4, p.x, x_bytes)) return false;
@@ -91,6 +94,23 @@ bool CudaBackend::fuse_gemv(const GemvParams& p) {
   m.blocks2 = m.blocks1 + static_cast<int32_t>((m.rows2 + rpb - 1) / rpb);
   tape_.erase(0);
   launch<GemvParams, launch_gemv>(m);
+  return true;
+}
+
+bool CudaBackend::fuse_residual_gemv(const AddParams& a) {
+  if (!fuse_residual_ || !tape_.is<GemvParams, launch_gemv>(0)) return false;
+  auto g = tape_.get<GemvParams>(0);
+  // out = out + (the one-token, one-weight product just recorded), out none of its inputs.
+  const float* product = a.a == a.out ? a.b : a.b == a.out ? a.a : nullptr;
+  if (!product || product != g.out || product == a.out || g.n != 1 || g.blocks1 > 0 || g.residual || a.n != g.w.rows)
+    return false;
+  const int64_t bytes = a.n * static_cast<int64_t>(sizeof(float)), cols = g.w.cols;
+  const bool reads = (g.x && overlaps(a.out, bytes, g.x, cols * 4)) || (g.xq && overlaps(a.out, bytes, g.xq, cols)) ||
+                     (g.xd && overlaps(a.out, bytes, g.xd, cols / 8)) || (g.xs && overlaps(a.out, bytes, g.xs, cols / 8));
+  if (reads) return false;
+  g.residual = a.out;
+  tape_.erase(0);
+  launch<GemvParams, launch_gemv>(g);
   return true;
 }
 

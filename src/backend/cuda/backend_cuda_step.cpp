@@ -503,7 +503,7 @@ void CudaBackend::add(Tensor out, Tensor a, Tensor b) {
   p.a = a.f32();
   p.b = b.f32();
   p.n = a.numel();
-  launch<AddParams, launch_add>(p);
+  if (!fuse_residual_gemv(p)) launch<AddParams, launch_add>(p);
   wrote(out);
 }
 

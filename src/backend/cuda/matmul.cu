@@ -338,6 +338,15 @@ void launch_quantize_x(const QuantizeXParams& p, cudaStream_t stream) {
 
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {
   if (launch_gemv_stream(p, stream)) return;
+  if (p.residual) {  // the fused add the stream kernel did not take: after the product
+    GemvParams plain = p;
+    plain.residual = nullptr;
+    launch_gemv(plain, stream);
+    AddParams a{};
+    a.out = p.residual, a.a = p.residual, a.b = p.out, a.n = p.w.rows;
+    launch_add(a, stream);
+    return;
+  }
   const bool vec = p.w.cols % 8 == 0;
   switch (p.w.type) {
     case DType::F32: return vec ? gemv_for_unit<UnitFloat<0, 8>, true, false>(p, stream) : gemv_for_unit<UnitFloat<0, 1>, false, false>(p, stream);

@@ -32,12 +32,19 @@
 // The first chunks are requested before pdl_wait(): weights are constant, so their stream
 // starts while the previous kernel finishes.
 //
+// Blocks of 24 warps, one a multiprocessor where the rings fit (fewer warps, by 8, where
+// they do not): against three blocks of 8, H200 8B tg128 +1.5% (a third of the blocks
+// stage the activations). The residual add after o_proj/down is fused in (GemvParams
+// residual, backend_cuda_fuse.cpp): a row is one warp's, which adds it into x as it
+// stores it, so the add launch is gone: with the larger blocks +4.5% more.
+//
 // Measured (docs/benchmarks_cuda.md): against the block-ring kernel this replaced (8 rows
 // a stage, a block barrier each stage), 8B tg128 on an H200 Q4_K_M 357 -> 381 tok/s, Q4_0
 // 389 -> 402, MLX 4-bit 332 -> 346; on an H100 326 -> 333, 344 -> 354, 316 -> 327.
 // HEARTH_CUDA_WSLOTS / HEARTH_CUDA_WBLOCKS (experiments) change the ring's slots and the
 // blocks a multiprocessor.
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -52,7 +59,8 @@
 namespace hearth::cuda {
 namespace {
 
-constexpr int kWarps = 8;
+constexpr int kMaxWarps = 24;      // a block's warps: HEARTH_CUDA_WWARPS (8, 16 or 24)
+constexpr int kWarpStep = 8;       // fewer, by this many, where the rings do not fit
 constexpr int kMaxSlots = 8;
 constexpr int kDefaultSlots = 3;         // H200 Q4_K_M tg128: 3 slots x 3 blocks 380, 4 x 2 323, 6 x 1 308
 constexpr int kDefaultBlocksPerSm = 3;
@@ -90,6 +98,7 @@ struct WarpStreamParams {
   int32_t n_rows;           // all weights' rows together
   int32_t seg_end[3];       // cumulative rows of the (up to) three weights
   int32_t n_segments;
+  int32_t warps;            // a block's
 };
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -173,6 +182,10 @@ __device__ __forceinline__ void warp_rows(const WarpStreamParams& s, const XShar
   int slot = 0;
   uint32_t parity = 0;
   float acc = 0.0f;
+  // The residual rows this warp adds into, one a lane, loaded now rather than after each
+  // row's sum (a dependent round trip per row). Rows of a residual: a hidden size, so few.
+  const bool res_in_regs = p.residual && row_end - row_begin <= kWarp;
+  const float res = res_in_regs && lane < row_end - row_begin ? p.residual[row_begin + lane] : 0.0f;
   for (int32_t j = 0; j < n_chunks; ++j) {
     int32_t lead_data = 0, lead_scales = 0, lead_biases = 0;  // where the copies began
     if (!s.aligned) {
@@ -218,7 +231,11 @@ __device__ __forceinline__ void warp_rows(const WarpStreamParams& s, const XShar
     }
     if (++c == s.chunks_per_row) {
       acc = warp_sum(acc);
-      if (lane == 0) *chunk_ref(s, row, 0).out = acc;
+      const float r = res_in_regs ? __shfl_sync(0xffffffffu, res, row - row_begin) : 0.0f;
+      if (lane == 0) {
+        *chunk_ref(s, row, 0).out = acc;
+        if (p.residual) p.residual[row] = (res_in_regs ? r : p.residual[row]) + acc;  // one weight: its row
+      }
       acc = 0.0f, c = 0, ++row;
     }
     if (++slot == s.slots) slot = 0, parity ^= 1u;
@@ -229,15 +246,15 @@ __device__ __forceinline__ void warp_rows(const WarpStreamParams& s, const XShar
 // kXRegs: a row is one chunk and a lane's units of it keep their activations in
 // registers; otherwise each unit gathers its activations from shared memory.
 template <class U, bool kXRegs>
-__global__ void __launch_bounds__(kWarps * kWarp) gemv_warp_kernel(const WarpStreamParams s) {
+__global__ void __launch_bounds__(kMaxWarps * kWarp, 1) gemv_warp_kernel(const WarpStreamParams s) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(128) int4 smem[];  // the activations, then each warp's ring
-  __shared__ uint64_t full[kWarps][kMaxSlots];
+  __shared__ uint64_t full[kMaxWarps][kMaxSlots];
   const GemvParams& p = s.p;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const auto x_bytes = static_cast<int32_t>((stage_bytes(p.w.cols) + 127) / 128 * 128);
   uint8_t* ring = reinterpret_cast<uint8_t*>(smem) + x_bytes + warp * s.slots * s.slot_bytes;
-  const int32_t gw = blockIdx.x * kWarps + warp;
+  const int32_t gw = blockIdx.x * s.warps + warp;
   const int32_t row_begin = min(gw * s.rows_per_warp, s.n_rows);
   const int32_t row_end = min(row_begin + s.rows_per_warp, s.n_rows);
   const int32_t n_chunks = (row_end - row_begin) * s.chunks_per_row;
@@ -298,6 +315,11 @@ int ring_slots() {
   static const int n = std::clamp(env_int("HEARTH_CUDA_WSLOTS", kDefaultSlots), 1, kMaxSlots);
   return n;
 }
+int block_warps() {
+  static const int n =
+      std::clamp(env_int("HEARTH_CUDA_WWARPS", kMaxWarps) / kWarpStep * kWarpStep, kWarpStep, kMaxWarps);
+  return n;
+}
 int max_blocks_per_sm() {
   static const int n = std::max(1, env_int("HEARTH_CUDA_WBLOCKS", kDefaultBlocksPerSm));
   return n;
@@ -327,6 +349,7 @@ bool plan_for_unit(const GemvParams& p, WarpStreamParams* out, bool* x_regs) {
     if (slot <= kSlotBytesMax) break;
   }
   if (cpr > 16) return false;
+  if (p.residual && p.blocks1 > 0) return false;
   // 16-byte aligned weights, so that a copy's aligned bytes around a row stay inside the
   // weight and its padding.
   for (const void* a : {static_cast<const void*>(p.w.data), static_cast<const void*>(p.data2),
@@ -367,30 +390,36 @@ bool plan_for_unit(const GemvParams& p, WarpStreamParams* out, bool* x_regs) {
 // last slot (ld_words_any reads the aligned word after an unaligned run).
 size_t smem_bytes(const WarpStreamParams& s) {
   return static_cast<size_t>((stage_bytes(s.p.w.cols) + 127) / 128 * 128) +
-         static_cast<size_t>(kWarps) * s.slots * s.slot_bytes + 16;
+         static_cast<size_t>(s.warps) * s.slots * s.slot_bytes + 16;
 }
+
+std::atomic<int64_t> g_residual_launches{0};
 
 template <class U, bool kXRegs>
 bool launch_for_unit(WarpStreamParams s, cudaStream_t stream) {
   constexpr auto kernel = gemv_warp_kernel<U, kXRegs>;
+  // Warps a block: as asked, fewer (by 8) where their rings do not fit.
+  s.warps = block_warps();
+  while (s.warps > kWarpStep && smem_bytes(s) > smem_limit<kernel>()) s.warps -= kWarpStep;
   const size_t smem = smem_bytes(s);
   if (smem > smem_limit<kernel>()) return false;
-  // Blocks an SM at this kernel's last shared-memory size (a model's products share a few
-  // sizes; host side, one device, as smem_limit).
+  // Blocks an SM at this kernel's last shared-memory size and block (a model's products
+  // share a few; host side, one device, as smem_limit).
   static size_t known_smem = 0;
-  static int known_per_sm = 0;
-  if (smem != known_smem) {
-    check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&known_per_sm, kernel, kWarps * kWarp, smem),
+  static int known_warps = 0, known_per_sm = 0;
+  if (smem != known_smem || s.warps != known_warps) {
+    check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&known_per_sm, kernel, s.warps * kWarp, smem),
                "cudaOccupancyMaxActiveBlocksPerMultiprocessor", __FILE__, __LINE__);
-    known_smem = smem;
+    known_smem = smem, known_warps = s.warps;
   }
   if (known_per_sm < 1) return false;
+  if (s.p.residual) ++g_residual_launches;
   const int per_sm = std::min(known_per_sm, max_blocks_per_sm());
-  const int64_t resident = static_cast<int64_t>(per_sm) * sm_count() * kWarps;
+  const int64_t resident = static_cast<int64_t>(per_sm) * sm_count() * s.warps;
   s.rows_per_warp = static_cast<int32_t>((s.n_rows + resident - 1) / resident);
   const int64_t warps = (s.n_rows + s.rows_per_warp - 1) / s.rows_per_warp;
-  const int64_t grid = (warps + kWarps - 1) / kWarps;
-  HEARTH_LAUNCH(kernel, dim3(static_cast<unsigned>(grid)), dim3(kWarps * kWarp), smem, stream, s);
+  const int64_t grid = (warps + s.warps - 1) / s.warps;
+  HEARTH_LAUNCH(kernel, dim3(static_cast<unsigned>(grid)), dim3(s.warps * kWarp), smem, stream, s);
   return true;
 }
 
@@ -407,6 +436,9 @@ bool stream_gemv_available() {
 }
 
 }  // namespace
+
+bool gemv_stream_on() { return stream_gemv_available(); }
+int64_t gemv_residual_launches() { return g_residual_launches.load(); }
 
 bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream) {
   if (p.n != 1 || !p.xq || !stream_gemv_available()) return false;

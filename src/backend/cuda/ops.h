@@ -75,6 +75,10 @@ struct GemvParams {
   float* out3;
   int64_t rows2, rows3;
   int32_t blocks1, blocks2;
+  // Optional, one token and one weight (backend_cuda_fuse.cpp): the residual add after
+  // the product, residual[rows] += out (out written too), done by the stream kernel's
+  // warps as they store their rows, or by an add launch after the product elsewhere.
+  float* residual;  // [w.rows]
 };
 void launch_gemv(const GemvParams& p, cudaStream_t stream);
 constexpr int64_t kGemvMaxTokens = 8;
@@ -85,6 +89,8 @@ constexpr int64_t kGemvMaxTokens = 8;
 // split into chunks of at most ~3.5 KB) and returns false otherwise. HEARTH_CUDA_STREAM=0
 // turns it off.
 bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream);
+bool gemv_stream_on();             // this card and build take that path
+int64_t gemv_residual_launches();  // its launches with a residual so far (tests)
 
 // The same for any n through cuBLAS: x is converted to f16 (xh, n * cols), the weight is
 // dequantized to f16 tiles of at most tile_elems elements (whole rows), each tile one
