@@ -44,6 +44,7 @@
 // (a timing switch, since removed), 38.1 leaving the preparation out, 27.3 both: the
 // block's skeleton (copies, barriers, a chunk's activations loaded while the last is
 // multiplied) is the larger part, then the decoding; a third block an SM gave 37.0.
+#include <cuda.h>  // CUtensorMap (the encoder is reached through the runtime)
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -197,12 +198,13 @@ struct Segment {
   const uint8_t* data;
   float* out;
   int64_t rows, tile0, col0;
+  int index;  // 0, 1 or 2: which of the launch's weights (its tensor map)
 };
 __device__ __forceinline__ Segment segment_of(const MmaParams& p, int64_t tile) {
   const int64_t t1 = (p.w.rows + kRows - 1) / kRows, t2 = t1 + (p.rows2 + kRows - 1) / kRows;
-  if (p.data3 && tile >= t2) return Segment{p.data3, p.out3, p.rows3, t2, p.w.rows + p.rows2};
-  if (p.data2 && tile >= t1) return Segment{p.data2, p.out2, p.rows2, t1, p.w.rows};
-  return Segment{p.w.data, p.out, p.w.rows, 0, 0};
+  if (p.data3 && tile >= t2) return Segment{p.data3, p.out3, p.rows3, t2, p.w.rows + p.rows2, 2};
+  if (p.data2 && tile >= t1) return Segment{p.data2, p.out2, p.rows2, t1, p.w.rows, 1};
+  return Segment{p.w.data, p.out, p.w.rows, 0, 0, 0};
 }
 
 // One row's chunk into the ring, completing on bar (every row's thread arrives, with 0
@@ -212,10 +214,31 @@ __device__ __forceinline__ void copy_row(uint8_t* dst, const uint8_t* src, uint3
   if (bytes) bulk_copy(dst, src, bytes, bar);
 }
 
+// The launch's weights as 2D tensors of 16-bit elements (rows x row_bytes / 2) for the
+// tensor copy engine: one copy brings a chunk of all the block's rows (box kPitch bytes x
+// kRows rows; rows past the end and bytes past a row's end arrive as zeros).
+struct TensorMaps {
+  CUtensorMap m[3];
+};
+
+// One box of a 2D tensor (coordinates: 16-bit element, row) into shared memory,
+// completing on bar.
+__device__ __forceinline__ void tensor_copy_2d(void* dst, const CUtensorMap* map, int x, int y, uint64_t* bar) {
+  HEARTH_SM90_ASM(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::
+          "r"(smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(smem_addr(bar))
+      : "memory");
+}
+
 // NT: tiles of 8 tokens (1, 2, 4 or 8).
 // kB: blocks an SM (2, or 3 at up to 8 tokens: registers capped at 85).
-template <class U, int NT, int kB>
-__global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p) {
+// kTma: a chunk of the block's rows comes by one tensor copy (thread 0) instead of one
+// bulk copy per row (threads 0..127): 128 small requests a chunk kept the copy engine
+// from streaming (session 6, docs/benchmarks_cuda.md).
+template <class U, int NT, int kB, bool kTma>
+__global__ void __launch_bounds__(kThreads, kB)
+    mma_f16_kernel(const MmaParams p, const __grid_constant__ TensorMaps maps) {
   constexpr int kS = stages<U, NT, kB>(), kPitch = Fmt<U>::kPitch, kTok = 8 * NT;
   // Activation pieces (16 int8 of one token) a thread converts per chunk.
   constexpr int kXPer = (kTok * 16 + kThreads - 1) / kThreads;
@@ -238,10 +261,26 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
   const uint8_t* my_row = seg.data + min(row0 + tid, rows - 1) * row_bytes;
   const bool my_row_real = tid < kRows && row0 + tid < rows;
   auto issue = [&](int64_t i) {  // chunk c_begin + i into slot i % kS
+    if constexpr (kTma) {
+      if (tid != 0) return;
+      const int slot = static_cast<int>(i % kS);
+      mbar_expect_tx(&full[slot], kRows * kPitch);
+      // From the 16-byte boundary at or below the chunk (a box starting elsewhere faulted):
+      // lead_of bytes before it, Q6_K's only; its pitch leaves room for them.
+      tensor_copy_2d(ring + slot * kRows * kPitch, &maps.m[seg.index],
+                     static_cast<int>(((c_begin + i) * Fmt<U>::kBytes & ~int64_t{15}) / 2), static_cast<int>(row0),
+                     &full[slot]);
+      return;
+    }
     if (tid >= kRows) return;
     const int slot = static_cast<int>(i % kS);
     const Span sp = chunk_span<U>(my_row, row_bytes, c_begin + i);
     copy_row(ring + (slot * kRows + tid) * kPitch, sp.a0, my_row_real ? 16u * sp.pieces : 0u, &full[slot]);
+  };
+  // Where a row's chunk c starts in its ring slot (with tensor copies the same for every
+  // row: row_bytes is a multiple of 16).
+  auto lead_of = [&](const uint8_t* row, int64_t c) {
+    return kTma ? static_cast<int>(c * Fmt<U>::kBytes & 15) : chunk_span<U>(row, row_bytes, c).lead;
   };
   auto blocks_in = [&](int64_t c) { return static_cast<int>(nb_row - c * 8 < 8 ? nb_row - c * 8 : 8); };
 
@@ -294,7 +333,7 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
     mbar_wait(&full[slot], static_cast<uint32_t>((i / kS) & 1));
     const int rr = tid / 2, kb0 = 4 * (tid & 1);
     if (row0 + rr < rows) {
-      const int lead = chunk_span<U>(seg.data + (row0 + rr) * row_bytes, row_bytes, c).lead;
+      const int lead = lead_of(seg.data + (row0 + rr) * row_bytes, c);
       const uint8_t* raw = ring + (slot * kRows + rr) * kPitch + lead;
       uint32_t* tab = table_all + buf * (kRows * kScalePitch) + rr * kScalePitch;
 #pragma unroll
@@ -304,13 +343,18 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
   };
 
   const int warp = tid / kWarp, lane = tid % kWarp, g = lane / 4, t4 = lane % 4;
-  float acc[NT][4];
+  // Up to 16 tokens the two k16 halves of a block add into separate accumulators (summed
+  // at the end), so that consecutive mma.sync do not wait for each other.
+  constexpr bool kSplitAcc = kTma && NT <= 2;
+  float acc[NT][4], acc2[NT][4];
 #pragma unroll
-  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[j][i] = acc2[j][i] = 0.0f;
 
   // Weights first (before the previous kernel ends), kS - 1 chunks ahead.
   if (tid == 0) {
-    for (int s = 0; s < kS; ++s) mbar_init(&full[s], kRows);
+    for (int s = 0; s < kS; ++s) mbar_init(&full[s], kTma ? 1 : kRows);
     mbar_fence_init();
   }
   __syncthreads();
@@ -331,8 +375,8 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
     if (i + kS - 1 < count) issue(i + kS - 1);
 
     const int nbk = blocks_in(c);
-    const uint8_t* raw_lo = ring + (slot * kRows + r_lo) * kPitch + chunk_span<U>(row_lo, row_bytes, c).lead;
-    const uint8_t* raw_hi = ring + (slot * kRows + r_hi) * kPitch + chunk_span<U>(row_hi, row_bytes, c).lead;
+    const uint8_t* raw_lo = ring + (slot * kRows + r_lo) * kPitch + lead_of(row_lo, c);
+    const uint8_t* raw_hi = ring + (slot * kRows + r_hi) * kPitch + lead_of(row_hi, c);
     const uint8_t* xh = xh_all + buf * (kTok * kXPitch);
     const uint32_t* table = table_all + buf * (kRows * kScalePitch);
     // One 32-element block: A for both k16 halves (rows g, g + 8), then every token tile.
@@ -358,13 +402,25 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
         a[hf][2] = h2_bits(__hfma2(__hsub2(bits_h2(l1), off), s_lo, m_lo));
         a[hf][3] = h2_bits(__hfma2(__hsub2(bits_h2(h1), off), s_hi, m_hi));
       }
+      if constexpr (kTma) {
+        // Every token tile's first half, then the second: the mma.sync of one accumulator
+        // are NT apart (asm volatile keeps their order), or go to two accumulators.
 #pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        const uint8_t* xrow = xh + (8 * j + g) * kXPitch + 64 * kb + 8 * t4;
-        const uint2 b0 = *reinterpret_cast<const uint2*>(xrow);
-        const uint2 b1 = *reinterpret_cast<const uint2*>(xrow + 32);
-        mma_16816(acc[j], a[0], b0.x, b0.y);
-        mma_16816(acc[j], a[1], b1.x, b1.y);
+        for (int hf = 0; hf < 2; ++hf)
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            const uint2 b = *reinterpret_cast<const uint2*>(xh + (8 * j + g) * kXPitch + 64 * kb + 32 * hf + 8 * t4);
+            mma_16816(kSplitAcc && hf == 1 ? acc2[j] : acc[j], a[hf], b.x, b.y);
+          }
+      } else {
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const uint8_t* xrow = xh + (8 * j + g) * kXPitch + 64 * kb + 8 * t4;
+          const uint2 b0 = *reinterpret_cast<const uint2*>(xrow);
+          const uint2 b1 = *reinterpret_cast<const uint2*>(xrow + 32);
+          mma_16816(acc[j], a[0], b0.x, b0.y);
+          mma_16816(acc[j], a[1], b1.x, b1.y);
+        }
       }
     };
     if (nbk == 8) {
@@ -379,6 +435,12 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
   // Accumulator i of tile j: row g (i < 2) or g + 8, token 8j + 2 t4 + i % 2. With K
   // splits: partial [split][n][all the launch's rows], the segment's rows from col0.
   const int64_t total = p.w.rows + p.rows2 + p.rows3;
+  if constexpr (kSplitAcc) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[j][i] += acc2[j][i];
+  }
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
@@ -410,21 +472,81 @@ int64_t row_tiles(const MmaParams& p) {
          (p.data3 ? (p.rows3 + kRows - 1) / kRows : 0);
 }
 
-template <class U, int NT, int kB = 2>
-void launch_nt(const MmaParams& p, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(row_tiles(p)), static_cast<unsigned>(p.splits));
-  HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB>), grid, dim3(kThreads), (smem_bytes<U, NT, kB>()), stream, p);
-  HEARTH_CUDA_LAUNCHED();
+// Tensor copies where every weight's rows are 16-byte multiples from a 16-byte aligned
+// start (HEARTH_CUDA_MMA_TMA=0: never, the session-5 kernel as it was).
+int64_t g_tensor_launches = 0;  // mma_f16_tensor_launches
+bool tma_on() {
+  static const bool on = [] {
+    const char* e = std::getenv("HEARTH_CUDA_MMA_TMA");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
+// cuTensorMapEncodeTiled, from the driver through the runtime (no link to libcuda).
+using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+EncodeTiled encode_tiled() {
+  static const EncodeTiled f = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+      return EncodeTiled{nullptr};
+    return reinterpret_cast<EncodeTiled>(fn);
+  }();
+  return f;
+}
+
+// The tensor map of one weight (rows x row_bytes) for boxes of `pitch` bytes x kRows rows.
+bool encode_map(CUtensorMap* map, const uint8_t* data, int64_t rows, int64_t row_bytes, int pitch) {
+  const EncodeTiled f = encode_tiled();
+  if (!f || reinterpret_cast<uintptr_t>(data) % 16 != 0 || row_bytes % 16 != 0) return false;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(row_bytes / 2), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(row_bytes)};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(pitch / 2), static_cast<cuuint32_t>(kRows)};
+  const cuuint32_t step[2] = {1, 1};
+  return f(map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, const_cast<uint8_t*>(data), dims, strides, box, step,
+           CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+           CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
 template <class U, int NT, int kB = 2>
-void allow_nt() {
-  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+void launch_nt(const MmaParams& p, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(row_tiles(p)), static_cast<unsigned>(p.splits));
+  TensorMaps maps{};
+  {
+    constexpr int kPitch = Fmt<U>::kPitch;
+    const int64_t rb = p.w.row_bytes;
+    if (tma_on() && encode_map(&maps.m[0], p.w.data, p.w.rows, rb, kPitch) &&
+        (!p.data2 || encode_map(&maps.m[1], p.data2, p.rows2, rb, kPitch)) &&
+        (!p.data3 || encode_map(&maps.m[2], p.data3, p.rows3, rb, kPitch))) {
+      HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB, true>), grid, dim3(kThreads), (smem_bytes<U, NT, kB>()), stream, p,
+                    maps);
+      HEARTH_CUDA_LAUNCHED();
+      ++g_tensor_launches;
+      return;
+    }
+  }
+  HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB, false>), grid, dim3(kThreads), (smem_bytes<U, NT, kB>()), stream, p, maps);
+  HEARTH_CUDA_LAUNCHED();
+}
+
+template <class U, int NT, int kB, bool kTma>
+void allow_one() {
+  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB, kTma>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(smem_bytes<U, NT, kB>())),
              "cudaFuncSetAttribute", __FILE__, __LINE__);
-  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB>, cudaFuncAttributePreferredSharedMemoryCarveout,
+  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB, kTma>, cudaFuncAttributePreferredSharedMemoryCarveout,
                                   cudaSharedmemCarveoutMaxShared),
              "cudaFuncSetAttribute", __FILE__, __LINE__);
+}
+template <class U, int NT, int kB = 2>
+void allow_nt() {
+  allow_one<U, NT, kB, false>();
+  allow_one<U, NT, kB, true>();
 }
 
 // Three blocks an SM at up to 8 tokens: more warps to hide the latencies, fewer ring slots
@@ -466,6 +588,8 @@ bool with_unit(DType type, F&& f) {  // the quantized types but MLX
 bool g_ready = false;  // init_mma_f16 ran and HEARTH_CUDA_MMA_F16 is not 0
 
 }  // namespace
+
+int64_t mma_f16_tensor_launches() { return g_tensor_launches; }
 
 void init_mma_f16() {
   const char* e = std::getenv("HEARTH_CUDA_MMA_F16");
