@@ -65,9 +65,17 @@ constexpr int kRows = 128;                    // weight rows per block: 16 per w
 constexpr int kChunk = 256;                   // K elements per chunk
 constexpr int kXPitch = 2 * kChunk + 32;      // bytes per token of the f16 activations: 8-byte
                                               // loads of 4 tokens x 4 lanes hit distinct banks
-constexpr int kScalePitch = 9;                // words per row of the scale table (8 blocks + 1)
-// Shared memory of a block for kB blocks an SM (228 KiB, 1 KiB reserved a block, barriers).
-__host__ __device__ constexpr size_t smem_budget(int kB) { return kB == 3 ? 74 * 1024 : 112 * 1024; }
+// Words per row of the scale table: 8 blocks + 1, or 8 (two-way bank conflicts) where the
+// word saved lets two blocks share an SM (64 tokens, tensor-copy form).
+template <int NT, bool kTma>
+__host__ __device__ constexpr int scale_pitch() { return kTma && NT == 8 ? 8 : 9; }
+// Shared memory of a block for kB blocks an SM: 228 KiB an SM, 1 KiB reserved a block and
+// 128 bytes of static barriers (the tensor-copy form counts exactly; the row-copy form kept
+// its rounder figures).
+__host__ __device__ constexpr size_t smem_budget(int kB, bool kTma) {
+  if (kTma) return (228 * 1024) / kB - 1024 - 128;
+  return kB == 3 ? 74 * 1024 : 112 * 1024;
+}
 
 // Per type: bytes of one row's chunk as stored, the ring's row pitch (room for the chunk's
 // offset from a 16-byte boundary, and an odd number of 16-byte lines so the 8 rows a
@@ -82,18 +90,20 @@ template <> struct Fmt<UnitQ6_K> { static constexpr int kBytes = 210, kPitch = 2
 
 template <class U>
 __host__ __device__ constexpr size_t stage_bytes() { return static_cast<size_t>(kRows) * Fmt<U>::kPitch; }
-template <int NT>
+template <int NT, bool kTma>
 __host__ __device__ constexpr size_t fixed_bytes() {  // two buffers of activations and scales
-  return 2 * (static_cast<size_t>(8 * NT) * kXPitch + kRows * kScalePitch * 4);
+  return 2 * (static_cast<size_t>(8 * NT) * kXPitch + kRows * scale_pitch<NT, kTma>() * 4);
 }
 // Ring slots: as many as fit in the budget, 2..5.
-template <class U, int NT, int kB>
+template <class U, int NT, int kB, bool kTma>
 __host__ __device__ constexpr int stages() {
-  const size_t s = (smem_budget(kB) - fixed_bytes<NT>()) / stage_bytes<U>();
+  const size_t s = (smem_budget(kB, kTma) - fixed_bytes<NT, kTma>()) / stage_bytes<U>();
   return s < 2 ? 2 : s > 5 ? 5 : static_cast<int>(s);
 }
-template <class U, int NT, int kB>
-__host__ __device__ constexpr size_t smem_bytes() { return fixed_bytes<NT>() + stages<U, NT, kB>() * stage_bytes<U>(); }
+template <class U, int NT, int kB, bool kTma>
+__host__ __device__ constexpr size_t smem_bytes() {
+  return fixed_bytes<NT, kTma>() + stages<U, NT, kB, kTma>() * stage_bytes<U>();
+}
 
 
 __device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
@@ -107,9 +117,12 @@ __device__ __forceinline__ uint32_t ld_u32_2(const uint8_t* p) {
 
 // Bytes (v0..v3, each < 1024 - 1024 = unsigned) of w as f16 pairs (1024 + v0, 1024 + v1)
 // and (1024 + v2, 1024 + v3): exact, one permute each.
+// kPerm: the pairs (v0, v2) and (v1, v3) instead, the tensor-copy form's order of k (the
+// order a 4-bit word's nibbles come out in, mma_f16_kernel).
+template <bool kPerm = false>
 __device__ __forceinline__ void bytes_to_h2(uint32_t w, uint32_t& lo, uint32_t& hi) {
-  lo = __byte_perm(w, 0x64646464u, 0x4140);
-  hi = __byte_perm(w, 0x64646464u, 0x4342);
+  lo = __byte_perm(w, 0x64646464u, kPerm ? 0x4240 : 0x4140);
+  hi = __byte_perm(w, 0x64646464u, kPerm ? 0x4341 : 0x4342);
 }
 
 // The 8 values this lane takes of one row's 32-element block kb of the chunk (raw: the
@@ -239,7 +252,8 @@ __device__ __forceinline__ void tensor_copy_2d(void* dst, const CUtensorMap* map
 template <class U, int NT, int kB, bool kTma>
 __global__ void __launch_bounds__(kThreads, kB)
     mma_f16_kernel(const MmaParams p, const __grid_constant__ TensorMaps maps) {
-  constexpr int kS = stages<U, NT, kB>(), kPitch = Fmt<U>::kPitch, kTok = 8 * NT;
+  constexpr int kS = stages<U, NT, kB, kTma>(), kPitch = Fmt<U>::kPitch, kTok = 8 * NT;
+  constexpr int kScalePitch = scale_pitch<NT, kTma>();
   // Activation pieces (16 int8 of one token) a thread converts per chunk.
   constexpr int kXPer = (kTok * 16 + kThreads - 1) / kThreads;
   extern __shared__ __align__(128) int4 smem_raw[];
@@ -319,7 +333,7 @@ __global__ void __launch_bounds__(kThreads, kB)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         uint32_t lo, hi;
-        bytes_to_h2(w[e], lo, hi);  // 1024 + 128 + q
+        bytes_to_h2<kTma>(w[e], lo, hi);  // 1024 + 128 + q
         h[2 * e] = h2_bits(__hmul2(__hsub2(bits_h2(lo), off), d2));
         h[2 * e + 1] = h2_bits(__hmul2(__hsub2(bits_h2(hi), off), d2));
       }
@@ -379,6 +393,45 @@ __global__ void __launch_bounds__(kThreads, kB)
     const uint8_t* raw_hi = ring + (slot * kRows + r_hi) * kPitch + lead_of(row_hi, c);
     const uint8_t* xh = xh_all + buf * (kTok * kXPitch);
     const uint32_t* table = table_all + buf * (kRows * kScalePitch);
+    // The products of block kb's A fragments (both k16 halves) with every token tile, in the
+    // tensor-copy form: each tile's first half, then the second, so the mma.sync of one
+    // accumulator are NT apart (asm volatile keeps their order) or go to two accumulators.
+    auto mmas = [&](int kb, const uint32_t (&a)[2][4]) {
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const uint2 b = *reinterpret_cast<const uint2*>(xh + (8 * j + g) * kXPitch + 64 * kb + 32 * hf + 8 * t4);
+          mma_16816(kSplitAcc && hf == 1 ? acc2[j] : acc[j], a[hf], b.x, b.y);
+        }
+    };
+    // Q4_K in the tensor-copy form: blocks 2pp and 2pp + 1 from the same words (low and high
+    // nibbles). A nibble goes into an f16 by one mask-and-or (1024 + v, or 1024 + 16 v for
+    // a high one; two a word: bytes 0 and 2, then 1 and 3 after a shift, hence that form's
+    // order of k within each 4), made exact v by one fma, then v * scale + min.
+    auto pair = [&](int pp) {
+      const auto* ql = reinterpret_cast<const uint32_t*>(raw_lo + 16 + 32 * pp + 4 * t4);
+      const auto* qh = reinterpret_cast<const uint32_t*>(raw_hi + 16 + 32 * pp + 4 * t4);
+      const uint32_t wl[2] = {ql[0], ql[4]}, wh[2] = {qh[0], qh[4]};
+#pragma unroll
+      for (int sb = 0; sb < 2; ++sb) {
+        const int kb = 2 * pp + sb;
+        const __half2 el = bits_h2(table[r_lo * kScalePitch + kb]), eh = bits_h2(table[r_hi * kScalePitch + kb]);
+        const __half2 s_lo = __low2half2(el), m_lo = __high2half2(el), s_hi = __low2half2(eh), m_hi = __high2half2(eh);
+        const uint32_t mask = sb ? 0x00F000F0u : 0x000F000Fu;
+        const __half2 mul = __float2half2_rn(sb ? 0.0625f : 1.0f), add = __float2half2_rn(sb ? -64.0f : -1024.0f);
+        auto value = [&](uint32_t w) { return __hfma2(bits_h2((w & mask) | 0x64006400u), mul, add); };
+        uint32_t a[2][4];
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+          a[hf][0] = h2_bits(__hfma2(value(wl[hf]), s_lo, m_lo));
+          a[hf][1] = h2_bits(__hfma2(value(wh[hf]), s_hi, m_hi));
+          a[hf][2] = h2_bits(__hfma2(value(wl[hf] >> 8), s_lo, m_lo));
+          a[hf][3] = h2_bits(__hfma2(value(wh[hf] >> 8), s_hi, m_hi));
+        }
+        mmas(kb, a);
+      }
+    };
     // One 32-element block: A for both k16 halves (rows g, g + 8), then every token tile.
     auto block = [&](int kb) {
       uint32_t vl[2], vh[2];
@@ -395,23 +448,15 @@ __global__ void __launch_bounds__(kThreads, kB)
         const __half2 s_lo = hf == 1 && kTwoScales ? __high2half2(el) : __low2half2(el);
         const __half2 s_hi = hf == 1 && kTwoScales ? __high2half2(eh) : __low2half2(eh);
         uint32_t l0, l1, h0, h1;
-        bytes_to_h2(vl[hf], l0, l1);
-        bytes_to_h2(vh[hf], h0, h1);
+        bytes_to_h2<kTma>(vl[hf], l0, l1);
+        bytes_to_h2<kTma>(vh[hf], h0, h1);
         a[hf][0] = h2_bits(__hfma2(__hsub2(bits_h2(l0), off), s_lo, m_lo));
         a[hf][1] = h2_bits(__hfma2(__hsub2(bits_h2(h0), off), s_hi, m_hi));
         a[hf][2] = h2_bits(__hfma2(__hsub2(bits_h2(l1), off), s_lo, m_lo));
         a[hf][3] = h2_bits(__hfma2(__hsub2(bits_h2(h1), off), s_hi, m_hi));
       }
       if constexpr (kTma) {
-        // Every token tile's first half, then the second: the mma.sync of one accumulator
-        // are NT apart (asm volatile keeps their order), or go to two accumulators.
-#pragma unroll
-        for (int hf = 0; hf < 2; ++hf)
-#pragma unroll
-          for (int j = 0; j < NT; ++j) {
-            const uint2 b = *reinterpret_cast<const uint2*>(xh + (8 * j + g) * kXPitch + 64 * kb + 32 * hf + 8 * t4);
-            mma_16816(kSplitAcc && hf == 1 ? acc2[j] : acc[j], a[hf], b.x, b.y);
-          }
+        mmas(kb, a);
       } else {
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
@@ -423,7 +468,11 @@ __global__ void __launch_bounds__(kThreads, kB)
         }
       }
     };
-    if (nbk == 8) {
+    if constexpr (kTma && std::is_same_v<U, UnitQ4_K>) {
+      (void)nbk;  // K-quant rows are whole chunks
+#pragma unroll
+      for (int pp = 0; pp < 4; ++pp) pair(pp);
+    } else if (nbk == 8) {
 #pragma unroll
       for (int kb = 0; kb < 8; ++kb) block(kb);
     } else {
@@ -523,21 +572,22 @@ void launch_nt(const MmaParams& p, cudaStream_t stream) {
     if (tma_on() && encode_map(&maps.m[0], p.w.data, p.w.rows, rb, kPitch) &&
         (!p.data2 || encode_map(&maps.m[1], p.data2, p.rows2, rb, kPitch)) &&
         (!p.data3 || encode_map(&maps.m[2], p.data3, p.rows3, rb, kPitch))) {
-      HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB, true>), grid, dim3(kThreads), (smem_bytes<U, NT, kB>()), stream, p,
-                    maps);
+      HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB, true>), grid, dim3(kThreads), (smem_bytes<U, NT, kB, true>()), stream,
+                    p, maps);
       HEARTH_CUDA_LAUNCHED();
       ++g_tensor_launches;
       return;
     }
   }
-  HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB, false>), grid, dim3(kThreads), (smem_bytes<U, NT, kB>()), stream, p, maps);
+  HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB, false>), grid, dim3(kThreads), (smem_bytes<U, NT, kB, false>()), stream, p,
+                maps);
   HEARTH_CUDA_LAUNCHED();
 }
 
 template <class U, int NT, int kB, bool kTma>
 void allow_one() {
   check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB, kTma>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(smem_bytes<U, NT, kB>())),
+                                  static_cast<int>(smem_bytes<U, NT, kB, kTma>())),
              "cudaFuncSetAttribute", __FILE__, __LINE__);
   check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB, kTma>, cudaFuncAttributePreferredSharedMemoryCarveout,
                                   cudaSharedmemCarveoutMaxShared),
@@ -564,16 +614,18 @@ bool three_blocks() {
 template <class F>
 bool with_unit(DType type, F&& f);
 
-// Blocks an SM of the kernel for n tokens: two (or three, three_blocks) where the shared
-// memory allows, else one (Q8_0 past 32 tokens).
+// Blocks an SM of the kernel form (tensor copies or not) for n tokens: two (or three,
+// three_blocks) where the shared memory allows, else one (Q8_0 and Q6_K at 64 tokens; Q4_K
+// and Q5_K there too in the row-copy form).
+template <bool kTma>
 int with_blocks(DType type, int64_t n) {
   int b = 1;
   with_unit(type, [&](auto u) {
     using U = decltype(u);
-    constexpr size_t k2 = smem_budget(2);
-    constexpr int b1 = smem_bytes<U, 1, 2>() <= k2 ? 2 : 1, b2 = smem_bytes<U, 2, 2>() <= k2 ? 2 : 1;
-    constexpr int b4 = smem_bytes<U, 4, 2>() <= k2 ? 2 : 1, b8 = smem_bytes<U, 8, 2>() <= k2 ? 2 : 1;
-    constexpr int b1_3 = smem_bytes<U, 1, 3>() <= smem_budget(3) ? 3 : b1;
+    constexpr size_t k2 = smem_budget(2, kTma);
+    constexpr int b1 = smem_bytes<U, 1, 2, kTma>() <= k2 ? 2 : 1, b2 = smem_bytes<U, 2, 2, kTma>() <= k2 ? 2 : 1;
+    constexpr int b4 = smem_bytes<U, 4, 2, kTma>() <= k2 ? 2 : 1, b8 = smem_bytes<U, 8, 2, kTma>() <= k2 ? 2 : 1;
+    constexpr int b1_3 = smem_bytes<U, 1, 3, kTma>() <= smem_budget(3, kTma) ? 3 : b1;
     b = n <= 8 ? (three_blocks() ? b1_3 : b1) : n <= 16 ? b2 : n <= 32 ? b4 : b8;
     return true;
   });
@@ -602,7 +654,7 @@ void init_mma_f16() {
   int major = 0;
   check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute",
              __FILE__, __LINE__);
-  g_ready = !(e && std::string(e) == "0") && major == 9 && static_cast<size_t>(optin) >= smem_bytes<UnitQ8_0, 8, 2>();
+  g_ready = !(e && std::string(e) == "0") && major == 9 && static_cast<size_t>(optin) >= smem_bytes<UnitQ8_0, 8, 2, false>();
   if (!g_ready) return;
   auto all = [](auto u) {
     using U = decltype(u);
@@ -623,7 +675,8 @@ bool mma_f16_applies(const DevWeight& w) {
 
 int32_t mma_plan_splits(const DevWeight& w, int64_t n, int sm_count) {
   if (!mma_f16_applies(w)) return mma_splits(w.rows, w.cols, int64_t{sm_count} * mma_blocks_per_sm(w.type, w.bits, n));
-  const int per_sm = with_blocks(w.type, n);
+  const bool tma = tma_on() && reinterpret_cast<uintptr_t>(w.data) % 16 == 0 && w.row_bytes % 16 == 0;
+  const int per_sm = tma ? with_blocks<true>(w.type, n) : with_blocks<false>(w.type, n);
   // Blocks of the last wave idle while the others finish: a weight of `tiles` row blocks
   // split s ways takes ceil(tiles s / slots) waves of 1/s of the work each. K splits even
   // that out but write and read s partial sums per output: count both in bytes.
