@@ -65,10 +65,7 @@ constexpr int kRows = 128;                    // weight rows per block: 16 per w
 constexpr int kChunk = 256;                   // K elements per chunk
 constexpr int kXPitch = 2 * kChunk + 32;      // bytes per token of the f16 activations: 8-byte
                                               // loads of 4 tokens x 4 lanes hit distinct banks
-// Words per row of the scale table: 8 blocks + 1, or 8 (two-way bank conflicts) where the
-// word saved lets two blocks share an SM (64 tokens, tensor-copy form).
-template <int NT, bool kTma>
-__host__ __device__ constexpr int scale_pitch() { return kTma && NT == 8 ? 8 : 9; }
+constexpr int kScalePitch = 9;                // words per row of the scale table (8 blocks + 1)
 // Shared memory of a block for kB blocks an SM: 228 KiB an SM, 1 KiB reserved a block and
 // 128 bytes of static barriers (the tensor-copy form counts exactly; the row-copy form kept
 // its rounder figures).
@@ -90,9 +87,11 @@ template <> struct Fmt<UnitQ6_K> { static constexpr int kBytes = 210, kPitch = 2
 
 template <class U>
 __host__ __device__ constexpr size_t stage_bytes() { return static_cast<size_t>(kRows) * Fmt<U>::kPitch; }
+// Two buffers of activations, and of scale tables (the row-copy form only: the
+// tensor-copy form's warps take their scales from the ring).
 template <int NT, bool kTma>
-__host__ __device__ constexpr size_t fixed_bytes() {  // two buffers of activations and scales
-  return 2 * (static_cast<size_t>(8 * NT) * kXPitch + kRows * scale_pitch<NT, kTma>() * 4);
+__host__ __device__ constexpr size_t fixed_bytes() {
+  return 2 * (static_cast<size_t>(8 * NT) * kXPitch + (kTma ? 0 : kRows * kScalePitch * 4));
 }
 // Ring slots: as many as fit in the budget, 2..5.
 template <class U, int NT, int kB, bool kTma>
@@ -253,7 +252,6 @@ template <class U, int NT, int kB, bool kTma>
 __global__ void __launch_bounds__(kThreads, kB)
     mma_f16_kernel(const MmaParams p, const __grid_constant__ TensorMaps maps) {
   constexpr int kS = stages<U, NT, kB, kTma>(), kPitch = Fmt<U>::kPitch, kTok = 8 * NT;
-  constexpr int kScalePitch = scale_pitch<NT, kTma>();
   // Activation pieces (16 int8 of one token) a thread converts per chunk.
   constexpr int kXPer = (kTok * 16 + kThreads - 1) / kThreads;
   extern __shared__ __align__(128) int4 smem_raw[];
@@ -342,11 +340,11 @@ __global__ void __launch_bounds__(kThreads, kB)
       dst[1] = make_uint4(h[4], h[5], h[6], h[7]);
     }
     if (i + 1 < count) load_x(c + 1);  // in flight during this chunk's products
-    // Scales: thread 2r + h takes blocks 4h..4h+3 of row r.
+    // Scales (row-copy form): thread 2r + h takes blocks 4h..4h+3 of row r.
     const int slot = static_cast<int>(i % kS);
     mbar_wait(&full[slot], static_cast<uint32_t>((i / kS) & 1));
     const int rr = tid / 2, kb0 = 4 * (tid & 1);
-    if (row0 + rr < rows) {
+    if (!kTma && row0 + rr < rows) {
       const int lead = lead_of(seg.data + (row0 + rr) * row_bytes, c);
       const uint8_t* raw = ring + (slot * kRows + rr) * kPitch + lead;
       uint32_t* tab = table_all + buf * (kRows * kScalePitch) + rr * kScalePitch;
@@ -393,6 +391,25 @@ __global__ void __launch_bounds__(kThreads, kB)
     const uint8_t* raw_hi = ring + (slot * kRows + r_hi) * kPitch + lead_of(row_hi, c);
     const uint8_t* xh = xh_all + buf * (kTok * kXPitch);
     const uint32_t* table = table_all + buf * (kRows * kScalePitch);
+    // Tensor-copy form: lane (g, t4) works out the scales of blocks 2 t4 and 2 t4 + 1 of its
+    // two rows (rows past the end came as zeros), and each lane takes those of the block
+    // at hand from the lane of its quad that has them: no table, no shared memory for it
+    // (so three blocks fit an SM up to 32 tokens).
+    uint32_t ent[2][2] = {};
+    if constexpr (kTma) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        if (2 * t4 + e < nbk)
+          ent[0][e] = block_scales<U>(raw_lo, 2 * t4 + e), ent[1][e] = block_scales<U>(raw_hi, 2 * t4 + e);
+    }
+    auto scales_of = [&](int kb, __half2& el, __half2& eh) {
+      if constexpr (kTma) {
+        el = bits_h2(__shfl_sync(0xffffffffu, ent[0][kb & 1], 4 * g + (kb >> 1)));
+        eh = bits_h2(__shfl_sync(0xffffffffu, ent[1][kb & 1], 4 * g + (kb >> 1)));
+      } else {
+        el = bits_h2(table[r_lo * kScalePitch + kb]), eh = bits_h2(table[r_hi * kScalePitch + kb]);
+      }
+    };
     // The products of block kb's A fragments (both k16 halves) with every token tile, in the
     // tensor-copy form: each tile's first half, then the second, so the mma.sync of one
     // accumulator are NT apart (asm volatile keeps their order) or go to two accumulators.
@@ -416,7 +433,8 @@ __global__ void __launch_bounds__(kThreads, kB)
 #pragma unroll
       for (int sb = 0; sb < 2; ++sb) {
         const int kb = 2 * pp + sb;
-        const __half2 el = bits_h2(table[r_lo * kScalePitch + kb]), eh = bits_h2(table[r_hi * kScalePitch + kb]);
+        __half2 el, eh;
+        scales_of(kb, el, eh);
         const __half2 s_lo = __low2half2(el), m_lo = __high2half2(el), s_hi = __low2half2(eh), m_hi = __high2half2(eh);
         const uint32_t mask = sb ? 0x00F000F0u : 0x000F000Fu;
         const __half2 mul = __float2half2_rn(sb ? 0.0625f : 1.0f), add = __float2half2_rn(sb ? -64.0f : -1024.0f);
@@ -437,7 +455,8 @@ __global__ void __launch_bounds__(kThreads, kB)
       uint32_t vl[2], vh[2];
       block_values<U>(raw_lo, kb, t4, vl);
       block_values<U>(raw_hi, kb, t4, vh);
-      const __half2 el = bits_h2(table[r_lo * kScalePitch + kb]), eh = bits_h2(table[r_hi * kScalePitch + kb]);
+      __half2 el, eh;
+      scales_of(kb, el, eh);
       const __half2 off = __float2half2_rn(1024.0f + Fmt<U>::kOffset);
       constexpr bool kTwoScales = std::is_same_v<U, UnitQ6_K>;
       const __half2 zero = __float2half2_rn(0.0f);
@@ -562,6 +581,13 @@ bool encode_map(CUtensorMap* map, const uint8_t* data, int64_t rows, int64_t row
            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+bool three_blocks();
+
+// Three blocks an SM for the tensor-copy form at 9-32 tokens where their shared memory
+// allows (Q4_K: two ring slots each; 80 registers).
+template <class U, int NT>
+constexpr bool kThreeTma = NT >= 2 && NT <= 4 && smem_bytes<U, NT, 3, true>() <= smem_budget(3, true);
+
 template <class U, int NT, int kB = 2>
 void launch_nt(const MmaParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(row_tiles(p)), static_cast<unsigned>(p.splits));
@@ -572,6 +598,15 @@ void launch_nt(const MmaParams& p, cudaStream_t stream) {
     if (tma_on() && encode_map(&maps.m[0], p.w.data, p.w.rows, rb, kPitch) &&
         (!p.data2 || encode_map(&maps.m[1], p.data2, p.rows2, rb, kPitch)) &&
         (!p.data3 || encode_map(&maps.m[2], p.data3, p.rows3, rb, kPitch))) {
+      if constexpr (kThreeTma<U, NT>) {
+        if (three_blocks()) {
+          HEARTH_LAUNCH((mma_f16_kernel<U, NT, 3, true>), grid, dim3(kThreads), (smem_bytes<U, NT, 3, true>()), stream,
+                        p, maps);
+          HEARTH_CUDA_LAUNCHED();
+          ++g_tensor_launches;
+          return;
+        }
+      }
       HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB, true>), grid, dim3(kThreads), (smem_bytes<U, NT, kB, true>()), stream,
                     p, maps);
       HEARTH_CUDA_LAUNCHED();
@@ -597,6 +632,7 @@ template <class U, int NT, int kB = 2>
 void allow_nt() {
   allow_one<U, NT, kB, false>();
   allow_one<U, NT, kB, true>();
+  if constexpr (kThreeTma<U, NT>) allow_one<U, NT, 3, true>();
 }
 
 // Three blocks an SM at up to 8 tokens: more warps to hide the latencies, fewer ring slots
@@ -623,9 +659,13 @@ int with_blocks(DType type, int64_t n) {
   with_unit(type, [&](auto u) {
     using U = decltype(u);
     constexpr size_t k2 = smem_budget(2, kTma);
-    constexpr int b1 = smem_bytes<U, 1, 2, kTma>() <= k2 ? 2 : 1, b2 = smem_bytes<U, 2, 2, kTma>() <= k2 ? 2 : 1;
-    constexpr int b4 = smem_bytes<U, 4, 2, kTma>() <= k2 ? 2 : 1, b8 = smem_bytes<U, 8, 2, kTma>() <= k2 ? 2 : 1;
+    constexpr int b1 = smem_bytes<U, 1, 2, kTma>() <= k2 ? 2 : 1, b8 = smem_bytes<U, 8, 2, kTma>() <= k2 ? 2 : 1;
+    int b2 = smem_bytes<U, 2, 2, kTma>() <= k2 ? 2 : 1, b4 = smem_bytes<U, 4, 2, kTma>() <= k2 ? 2 : 1;
     constexpr int b1_3 = smem_bytes<U, 1, 3, kTma>() <= smem_budget(3, kTma) ? 3 : b1;
+    if (kTma && three_blocks()) {
+      if constexpr (kThreeTma<U, 2>) b2 = 3;
+      if constexpr (kThreeTma<U, 4>) b4 = 3;
+    }
     b = n <= 8 ? (three_blocks() ? b1_3 : b1) : n <= 16 ? b2 : n <= 32 ? b4 : b8;
     return true;
   });
