@@ -5,7 +5,10 @@
 // a 256-element chunk; one K split and several, and rows long enough that a block loops
 // over many chunks (more than the f16 kernel's ring holds). Skips itself without a GPU.
 // With HEARTH_CUDA_MMA_F16=0 the same cases run on mma.cu's int8 kernel alone; the
-// f16 kernel's cases check that it is the one taking them.
+// f16 kernel's cases check that it is the one taking them. Weights whose rows are 16-byte
+// multiples take the f16 kernel's tensor-copy form (TensorCopies checks it ran; with
+// HEARTH_CUDA_MMA_TMA=0 they keep the row-copy form, with HEARTH_CUDA_MMA_F16_B3=0 two
+// blocks an SM).
 //
 // Reference: the double-precision product of the dequantized weight (check_matmul) with
 // the int8 activations' bound (5% of sqrt(sum of squared terms), as the dp4a products).
@@ -212,7 +215,8 @@ TEST_F(CudaMma, TensorCopies) {
         for (int32_t splits : {1, 3, chunks, cuda::mma_plan_splits(dev_weight(g), n, 132)}) {
           const int64_t before = cuda::mma_f16_tensor_launches();
           const std::string what = std::string(spec.name) + " x " + std::to_string(spec.cols) + " rows " +
-                                   std::to_string(rows) + " n " + std::to_string(n) + " splits " + std::to_string(splits);
+                                   std::to_string(rows) + " n " + std::to_string(n) + " splits " +
+                                   std::to_string(splits);
           check_matmul(product(g, x, n, std::min(splits, chunks)), hw.w, x, n, 5e-2, false, what);
           EXPECT_EQ(cuda::mma_f16_tensor_launches() - before, off ? 0 : 1) << what;
         }

@@ -11,31 +11,40 @@
 // applied once per weight element (amortised over the tokens) and once per activation
 // element (amortised over a block's 128 rows), so the per-token work is the mma alone, and
 // with no decoded tile a block keeps 1-4 chunks of weight bytes in flight (kStages, from
-// the shared memory budget of two blocks an SM, three at up to 8 tokens).
+// the shared memory budget of two blocks an SM, three at up to 8 tokens, and up to 32 in
+// the tensor-copy form where two ring slots still fit: Q4_K, and Q4_0/Q5_K at 9-16).
 //
 // Layout: a block of 8 warps owns 128 rows (warp w: rows 16w..16w+15, every token tile of
 // 8) and a range of 256-element K chunks (grid.y splits K; the splits' partial sums are
 // then added in a fixed order by mma_f16_reduce_kernel). Per chunk:
-//  - its weight bytes, each row's stored chunk as is, come through a ring of kStages slots:
-//    one bulk copy per row (thread r copies row r) completing on the slot's mbarrier,
-//    requested kStages - 1 chunks ahead, the first ones before pdl_wait (weights are
-//    constant);
+//  - its weight bytes, each row's stored chunk as is, come through a ring of kStages slots
+//    completing on the slot's mbarrier, requested kStages - 1 chunks ahead, the first ones
+//    before pdl_wait (weights are constant): in the tensor-copy form (the default where
+//    every weight's rows are 16-byte multiples) thread 0 asks for all 128 rows' chunk with
+//    one 2D tensor copy; in the row-copy form thread r asks for row r's with a bulk copy;
 //  - its int8 activations (launch_quantize_x's q and d) are loaded into registers a chunk
 //    ahead and written to shared memory as f16 q * d;
-//  - each row's scale (two for Q6_K's 16-element halves) and min per 32-element block go to
-//    a small table as f16 pairs;
-//  - activations and table are double buffered, so the block meets one barrier a chunk;
+//  - each row's scale (two for Q6_K's 16-element halves) and min per 32-element block, as
+//    f16 pairs: in the row-copy form two threads a row write them to a table in shared
+//    memory; in the tensor-copy form lane (g, t) works out those of blocks 2t and 2t+1 of
+//    its two rows and the quad's lanes trade them by shuffles;
+//  - activations (and table) are double buffered, so the block meets one barrier a chunk;
 //  - lane (g, t) of a warp decodes, per 32-element block, elements 4t..4t+3 and
 //    16+4t..16+4t+3 of rows g and g+8: in m16n8k16's A layout those are k = 2t, 2t+1, 2t+8,
 //    2t+9 of the two k16 halves, any order of k being fine as long as the activations'
-//    B fragments take the same, which for that choice is x[token][4t..4t+3] in natural
-//    order: one 8-byte load per half.
-// Values are made exact in f16 (1024 + v by a byte permute, minus 1024 + offset), then
-// scaled with one rounding: w = fma(v, scale, min) in f16, as the prompt path's f16 tiles.
+//    B fragments take the same: elements (4t, 4t+1 | 4t+2, 4t+3) in the row-copy form,
+//    (4t, 4t+2 | 4t+1, 4t+3) in the tensor-copy form, the order in which a 4-bit word's
+//    nibbles come out of a mask (the f16 activations are stored in that order): one
+//    8-byte load per half either way.
+// Values are made exact in f16 (1024 + v by a byte permute or a mask-and-or, minus 1024 +
+// offset), then scaled with one rounding: w = fma(v, scale, min) in f16, as the prompt
+// path's f16 tiles. Q4_K in the tensor-copy form decodes blocks 2p and 2p+1 (low and high
+// nibbles of the same bytes) from one load.
 // Up to three weights of one type and row length run in one launch (q/k/v, gate/up:
 // MmaParams' data2/data3), each from its own row tile on.
 // Types: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K (MLX, whose scales live outside the rows, stays
-// with mma.cu); sm_90 only. HEARTH_CUDA_MMA_F16=0 sends everything to mma.cu.
+// with mma.cu); sm_90 only. HEARTH_CUDA_MMA_F16=0 sends everything to mma.cu;
+// HEARTH_CUDA_MMA_TMA=0 keeps the row-copy form (session 5's kernel) for every weight.
 //
 // NOTE(mma2): measured on an H200 (docs/benchmarks_cuda.md), 24576 x 4096 Q4_K: 8 tokens 37 us
 // (int8 kernel 58), 32 tokens 63 us (74). With two blocks an SM, ncu at 8 tokens: 1.29
@@ -44,6 +53,13 @@
 // (a timing switch, since removed), 38.1 leaving the preparation out, 27.3 both: the
 // block's skeleton (copies, barriers, a chunk's activations loaded while the last is
 // multiplied) is the larger part, then the decoding; a third block an SM gave 37.0.
+// NOTE(mma6): the tensor-copy form, same H200 call as the row-copy form, 24576 x 4096 Q4_K:
+// 8 tokens 36.8 -> 29.7 us, 16: 50.9 -> 35.0, 32: 62.4 -> 44.3, 64: 135.6 -> 75.8. ncu at 32
+// tokens (before the third block): 0.49 issued a cycle and scheduler, ~6 cycles between a
+// warp's instructions (fixed-latency dependencies first, then shared and global loads),
+// the tensor pipe 22% busy: bound by latency with 3 warps a scheduler, hence the third
+// block (the scale table's 9 KiB given up for it). Cutting decode instructions (the paired
+// Q4_K decode) alone moved nothing measurable.
 #include <cuda.h>  // CUtensorMap (the encoder is reached through the runtime)
 #include <cuda_fp16.h>
 
@@ -638,7 +654,9 @@ void allow_nt() {
 // Three blocks an SM at up to 8 tokens: more warps to hide the latencies, fewer ring slots
 // each (3 instead of 5 for Q4_K). H200, 8 tokens: merged gate/up Q4_K 47.8 -> 37.0 us,
 // Q4_0 41.0 -> 31.9; 8 sequences of 8B Q4_K_M 1,319 -> 1,431 tok/s (docs/benchmarks_cuda.md).
-// HEARTH_CUDA_MMA_F16_B3=0: two, as for more tokens (whose registers do not allow three).
+// The tensor-copy form also takes three at 9-32 tokens where its ring fits (kThreeTma;
+// H200, merged gate/up Q4_K at 32 tokens 51.2 -> 44.3 us with the planner's splits).
+// HEARTH_CUDA_MMA_F16_B3=0: two (the row-copy form's registers allow three at 8 tokens only).
 bool three_blocks() {
   static const bool on = [] {
     const char* e = std::getenv("HEARTH_CUDA_MMA_F16_B3");
@@ -694,7 +712,8 @@ void init_mma_f16() {
   int major = 0;
   check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute",
              __FILE__, __LINE__);
-  g_ready = !(e && std::string(e) == "0") && major == 9 && static_cast<size_t>(optin) >= smem_bytes<UnitQ8_0, 8, 2, false>();
+  g_ready = !(e && std::string(e) == "0") && major == 9 &&
+            static_cast<size_t>(optin) >= smem_bytes<UnitQ8_0, 8, 2, false>();
   if (!g_ready) return;
   auto all = [](auto u) {
     using U = decltype(u);
