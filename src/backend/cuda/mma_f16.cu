@@ -559,6 +559,7 @@ int64_t row_tiles(const MmaParams& p) {
 // Tensor copies where every weight's rows are 16-byte multiples from a 16-byte aligned
 // start (HEARTH_CUDA_MMA_TMA=0: never, the session-5 kernel as it was).
 int64_t g_tensor_launches = 0;  // mma_f16_tensor_launches
+int g_sms = 0;                   // the device's multiprocessors (init_mma_f16)
 bool tma_on() {
   static const bool on = [] {
     const char* e = std::getenv("HEARTH_CUDA_MMA_TMA");
@@ -615,7 +616,10 @@ void launch_nt(const MmaParams& p, cudaStream_t stream) {
         (!p.data2 || encode_map(&maps.m[1], p.data2, p.rows2, rb, kPitch)) &&
         (!p.data3 || encode_map(&maps.m[2], p.data3, p.rows3, rb, kPitch))) {
       if constexpr (kThreeTma<U, NT>) {
-        if (three_blocks()) {
+        // Blocks are placed one an SM, then a second, then a third: a grid that fills no
+        // third slot would only lose the two-block kernel's third ring slot (H200, o at
+        // 32 tokens, 256 blocks: 13.2 us with two blocks an SM, 15.1 with three).
+        if (three_blocks() && static_cast<int64_t>(grid.x) * grid.y > 2 * int64_t{g_sms}) {
           HEARTH_LAUNCH((mma_f16_kernel<U, NT, 3, true>), grid, dim3(kThreads), (smem_bytes<U, NT, 3, true>()), stream,
                         p, maps);
           HEARTH_CUDA_LAUNCHED();
@@ -711,6 +715,8 @@ void init_mma_f16() {
   // keep mma.cu.
   int major = 0;
   check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute",
+             __FILE__, __LINE__);
+  check_cuda(cudaDeviceGetAttribute(&g_sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute",
              __FILE__, __LINE__);
   g_ready = !(e && std::string(e) == "0") && major == 9 &&
             static_cast<size_t>(optin) >= smem_bytes<UnitQ8_0, 8, 2, false>();
