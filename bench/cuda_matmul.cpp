@@ -3,8 +3,10 @@
 // 4096, gate/up 4096 -> 24576 merged, down 12288 -> 4096):
 //   dp4a   launch_gemv (n <= 8), x already quantized
 //   mma    launch_mma (n <= 64), x already quantized, K splits as the backend picks them:
-//          mma_f16.cu's kernel where it applies ("f16"), else mma.cu's int8 one
-//          (HEARTH_CUDA_MMA_F16=0: always the int8 one)
+//          mma_f16.cu's kernel where it applies ("f16", "f16 tensor" in its tensor-copy
+//          form; HEARTH_CUDA_MMA_TMA=0: never that form), else mma.cu's int8 one
+//          (HEARTH_CUDA_MMA_F16=0: always the int8 one); HEARTH_CUDA_MMA_SPLITS=s forces s
+//          K splits
 //   cublas launch_matmul_tiled: f16 tiles of the dequantized weight + cuBLAS (any n)
 //   cuda_matmul [--types q4_k,q6_k] [--tokens 1,2,4,8,16,32,64,128,256,512] [--reps 20]
 //               [--rotate MB]
@@ -199,6 +201,7 @@ int main(int argc, char** argv) {
         launch_quantize_x(qp, stream);
         double t_dp4a = 0, t_mma = 0, t_blas = 0;
         int32_t splits = 0, blocks = 0;
+        bool tensor = false;  // the f16 kernel's tensor-copy form ran
         if (n <= kGemvMaxTokens) {
           GemvParams p{};
           p.w = w, p.xq = qp.q, p.xd = qp.d, p.xs = qp.s, p.out = static_cast<float*>(out), p.n = n;
@@ -212,7 +215,9 @@ int main(int argc, char** argv) {
           p.splits = splits = mma_plan_splits(w, n, sms);
           blocks = mma_f16_applies(w) ? 0 : mma_blocks_per_sm(w.type, w.bits, n);
           if (const char* e = std::getenv("HEARTH_CUDA_MMA_SPLITS")) p.splits = splits = std::max(1, std::atoi(e));
+          const int64_t tensor_before = mma_f16_tensor_launches();
           t_mma = time_us([&] { next_weight(p.w), launch_mma(p, stream); }, reps, stream);
+          tensor = mma_f16_tensor_launches() > tensor_before;
         }
         {
           TiledMatmulParams p{};
@@ -228,7 +233,8 @@ int main(int argc, char** argv) {
         };
         auto us = [&](double t) { return fmt(t, "%.1f"); };
         auto gbs = [&](double t) { return fmt(t > 0 ? static_cast<double>(m.bytes) / t / 1e3 : 0.0, "%.0f"); };
-        const std::string kernel = blocks == 0 ? "f16" : "int8 " + std::to_string(blocks) + "/SM";
+        const std::string kernel =
+            blocks != 0 ? "int8 " + std::to_string(blocks) + "/SM" : tensor ? "f16 tensor" : "f16";
         std::printf("| %s | %lld x %lld | %lld | %s | %s | %s | %s | %s | %s | %d | %s |\n", tname.c_str(),
                     static_cast<long long>(w.rows), static_cast<long long>(w.cols), static_cast<long long>(n),
                     us(t_dp4a).c_str(), us(t_mma).c_str(), us(t_blas).c_str(), gbs(t_dp4a).c_str(), gbs(t_mma).c_str(),

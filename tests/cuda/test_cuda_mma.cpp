@@ -5,7 +5,10 @@
 // a 256-element chunk; one K split and several, and rows long enough that a block loops
 // over many chunks (more than the f16 kernel's ring holds). Skips itself without a GPU.
 // With HEARTH_CUDA_MMA_F16=0 the same cases run on mma.cu's int8 kernel alone; the
-// f16 kernel's cases check that it is the one taking them.
+// f16 kernel's cases check that it is the one taking them. Weights whose rows are 16-byte
+// multiples take the f16 kernel's tensor-copy form (TensorCopies checks it ran; with
+// HEARTH_CUDA_MMA_TMA=0 they keep the row-copy form, with HEARTH_CUDA_MMA_F16_B3=0 two
+// blocks an SM).
 //
 // Reference: the double-precision product of the dequantized weight (check_matmul) with
 // the int8 activations' bound (5% of sqrt(sum of squared terms), as the dp4a products).
@@ -13,6 +16,7 @@
 // checked by test_cuda_ops' MatmulEveryTypeAndSize.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -105,7 +109,7 @@ TEST_F(CudaMma, EveryTypeTokenCountAndSplit) {
       const HostWeight hw = make_weight(spec, rows, rng);
       const Weight g = gpu->upload_weight(hw.w);
       const int32_t chunks = static_cast<int32_t>((spec.cols + 255) / 256);
-      for (int64_t n : {1, 5, 9, 16, 17, 33, 64}) {
+      for (int64_t n : {1, 5, 9, 16, 17, 20, 32, 33, 64}) {
         const auto x = random_vector(static_cast<size_t>(n * spec.cols), rng);
         for (int32_t splits : {1, chunks, cuda::mma_splits(rows, spec.cols, 132 * 3)}) {
           const std::string what = std::string(spec.name) + " rows " + std::to_string(rows) + " n " +
@@ -144,14 +148,14 @@ TEST_F(CudaMma, MergedWeights) {
   if (!cuda::mma_f16_applies(dev_weight(gpu->upload_weight(make_weight(kTypes[2], 1, rng).w))))
     GTEST_SKIP() << "the f16 kernel is off (HEARTH_CUDA_MMA_F16=0) or not on this card";
   const WeightSpec specs[] = {{"q4_K", DType::Q4_K, 1024}, {"q6_K", DType::Q6_K, 768}, {"q4_0", DType::Q4_0, 608},
-                              {"q8_0", DType::Q8_0, 256}, {"q5_K", DType::Q5_K, 512}};
+                              {"q8_0", DType::Q8_0, 256},  {"q5_K", DType::Q5_K, 512}, {"q6_K", DType::Q6_K, 2048}};
   for (const auto& spec : specs) {
     const int64_t row_counts[3] = {300, 67, 129};
     std::vector<HostWeight> hw;
     std::vector<Weight> g;
     for (int64_t r : row_counts) hw.push_back(make_weight(spec, r, rng)), g.push_back(gpu->upload_weight(hw.back().w));
     for (int parts : {2, 3})
-      for (int64_t n : {5, 8, 20, 64}) {
+      for (int64_t n : {5, 8, 20, 32, 64}) {
         const int64_t cols = spec.cols;
         const auto x = random_vector(static_cast<size_t>(n * cols), rng);
         const int32_t chunks = static_cast<int32_t>((cols + 255) / 256);
@@ -188,6 +192,36 @@ TEST_F(CudaMma, MergedWeights) {
         }
       }
   }
+}
+
+// Rows of 16-byte multiples take the tensor copies (one per chunk of a block's 128 rows;
+// rows past the end and the bytes past a Q6_K row's end arrive as zeros; Q6_K's 210-byte
+// chunks start off 16-byte boundaries): row counts that fill no tile, K splits that leave a block 1 or several chunks,
+// 8B-like row lengths; the launch counter shows which kernel form ran.
+TEST_F(CudaMma, TensorCopies) {
+  const char* e = std::getenv("HEARTH_CUDA_MMA_TMA");
+  const bool off = (e && std::string(e) == "0") ||
+                   !cuda::mma_f16_applies(dev_weight(gpu->upload_weight(make_weight(kTypes[2], 1, rng).w)));
+  const WeightSpec specs[] = {{"q4_K", DType::Q4_K, 4096}, {"q6_K", DType::Q6_K, 2048}, {"q6_K", DType::Q6_K, 4096},
+                              {"q4_K", DType::Q4_K, 768},  {"q4_0", DType::Q4_0, 2048}, {"q8_0", DType::Q8_0, 1024},
+                              {"q5_K", DType::Q5_K, 1280}};
+  for (const auto& spec : specs)
+    for (int64_t rows : {1, 67, 300}) {
+      const HostWeight hw = make_weight(spec, rows, rng);
+      const Weight g = gpu->upload_weight(hw.w);
+      const int32_t chunks = static_cast<int32_t>(spec.cols / 256);
+      for (int64_t n : {5, 8, 16, 20, 32, 33, 64}) {
+        const auto x = random_vector(static_cast<size_t>(n * spec.cols), rng, 2.0f);
+        for (int32_t splits : {1, 3, chunks, cuda::mma_plan_splits(dev_weight(g), n, 132)}) {
+          const int64_t before = cuda::mma_f16_tensor_launches();
+          const std::string what = std::string(spec.name) + " x " + std::to_string(spec.cols) + " rows " +
+                                   std::to_string(rows) + " n " + std::to_string(n) + " splits " +
+                                   std::to_string(splits);
+          check_matmul(product(g, x, n, std::min(splits, chunks)), hw.w, x, n, 5e-2, false, what);
+          EXPECT_EQ(cuda::mma_f16_tensor_launches() - before, off ? 0 : 1) << what;
+        }
+      }
+    }
 }
 
 // The f16 kernel takes the five types it decodes (unless switched off), and the backend's

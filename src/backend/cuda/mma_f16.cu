@@ -11,31 +11,40 @@
 // applied once per weight element (amortised over the tokens) and once per activation
 // element (amortised over a block's 128 rows), so the per-token work is the mma alone, and
 // with no decoded tile a block keeps 1-4 chunks of weight bytes in flight (kStages, from
-// the shared memory budget of two blocks an SM, three at up to 8 tokens).
+// the shared memory budget of two blocks an SM, three at up to 8 tokens, and up to 32 in
+// the tensor-copy form where two ring slots still fit: Q4_K, and Q4_0/Q5_K at 9-16).
 //
 // Layout: a block of 8 warps owns 128 rows (warp w: rows 16w..16w+15, every token tile of
 // 8) and a range of 256-element K chunks (grid.y splits K; the splits' partial sums are
 // then added in a fixed order by mma_f16_reduce_kernel). Per chunk:
-//  - its weight bytes, each row's stored chunk as is, come through a ring of kStages slots:
-//    one bulk copy per row (thread r copies row r) completing on the slot's mbarrier,
-//    requested kStages - 1 chunks ahead, the first ones before pdl_wait (weights are
-//    constant);
+//  - its weight bytes, each row's stored chunk as is, come through a ring of kStages slots
+//    completing on the slot's mbarrier, requested kStages - 1 chunks ahead, the first ones
+//    before pdl_wait (weights are constant): in the tensor-copy form (the default where
+//    every weight's rows are 16-byte multiples) thread 0 asks for all 128 rows' chunk with
+//    one 2D tensor copy; in the row-copy form thread r asks for row r's with a bulk copy;
 //  - its int8 activations (launch_quantize_x's q and d) are loaded into registers a chunk
 //    ahead and written to shared memory as f16 q * d;
-//  - each row's scale (two for Q6_K's 16-element halves) and min per 32-element block go to
-//    a small table as f16 pairs;
-//  - activations and table are double buffered, so the block meets one barrier a chunk;
+//  - each row's scale (two for Q6_K's 16-element halves) and min per 32-element block, as
+//    f16 pairs: in the row-copy form two threads a row write them to a table in shared
+//    memory; in the tensor-copy form lane (g, t) works out those of blocks 2t and 2t+1 of
+//    its two rows and the quad's lanes trade them by shuffles;
+//  - activations (and table) are double buffered, so the block meets one barrier a chunk;
 //  - lane (g, t) of a warp decodes, per 32-element block, elements 4t..4t+3 and
 //    16+4t..16+4t+3 of rows g and g+8: in m16n8k16's A layout those are k = 2t, 2t+1, 2t+8,
 //    2t+9 of the two k16 halves, any order of k being fine as long as the activations'
-//    B fragments take the same, which for that choice is x[token][4t..4t+3] in natural
-//    order: one 8-byte load per half.
-// Values are made exact in f16 (1024 + v by a byte permute, minus 1024 + offset), then
-// scaled with one rounding: w = fma(v, scale, min) in f16, as the prompt path's f16 tiles.
+//    B fragments take the same: elements (4t, 4t+1 | 4t+2, 4t+3) in the row-copy form,
+//    (4t, 4t+2 | 4t+1, 4t+3) in the tensor-copy form, the order in which a 4-bit word's
+//    nibbles come out of a mask (the f16 activations are stored in that order): one
+//    8-byte load per half either way.
+// Values are made exact in f16 (1024 + v by a byte permute or a mask-and-or, minus 1024 +
+// offset), then scaled with one rounding: w = fma(v, scale, min) in f16, as the prompt
+// path's f16 tiles. Q4_K in the tensor-copy form decodes blocks 2p and 2p+1 (low and high
+// nibbles of the same bytes) from one load.
 // Up to three weights of one type and row length run in one launch (q/k/v, gate/up:
 // MmaParams' data2/data3), each from its own row tile on.
 // Types: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K (MLX, whose scales live outside the rows, stays
-// with mma.cu); sm_90 only. HEARTH_CUDA_MMA_F16=0 sends everything to mma.cu.
+// with mma.cu); sm_90 only. HEARTH_CUDA_MMA_F16=0 sends everything to mma.cu;
+// HEARTH_CUDA_MMA_TMA=0 keeps the row-copy form (session 5's kernel) for every weight.
 //
 // NOTE(mma2): measured on an H200 (docs/benchmarks_cuda.md), 24576 x 4096 Q4_K: 8 tokens 37 us
 // (int8 kernel 58), 32 tokens 63 us (74). With two blocks an SM, ncu at 8 tokens: 1.29
@@ -44,6 +53,14 @@
 // (a timing switch, since removed), 38.1 leaving the preparation out, 27.3 both: the
 // block's skeleton (copies, barriers, a chunk's activations loaded while the last is
 // multiplied) is the larger part, then the decoding; a third block an SM gave 37.0.
+// NOTE(mma6): the tensor-copy form, same H200 call as the row-copy form, 24576 x 4096 Q4_K:
+// 8 tokens 36.8 -> 29.7 us, 16: 50.9 -> 35.0, 32: 62.4 -> 44.3, 64: 135.6 -> 75.8. ncu at 32
+// tokens (before the third block): 0.49 issued a cycle and scheduler, ~6 cycles between a
+// warp's instructions (fixed-latency dependencies first, then shared and global loads),
+// the tensor pipe 22% busy: bound by latency with 3 warps a scheduler, hence the third
+// block (the scale table's 9 KiB given up for it). Cutting decode instructions (the paired
+// Q4_K decode) alone moved nothing measurable.
+#include <cuda.h>  // CUtensorMap (the encoder is reached through the runtime)
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -65,8 +82,13 @@ constexpr int kChunk = 256;                   // K elements per chunk
 constexpr int kXPitch = 2 * kChunk + 32;      // bytes per token of the f16 activations: 8-byte
                                               // loads of 4 tokens x 4 lanes hit distinct banks
 constexpr int kScalePitch = 9;                // words per row of the scale table (8 blocks + 1)
-// Shared memory of a block for kB blocks an SM (228 KiB, 1 KiB reserved a block, barriers).
-__host__ __device__ constexpr size_t smem_budget(int kB) { return kB == 3 ? 74 * 1024 : 112 * 1024; }
+// Shared memory of a block for kB blocks an SM: 228 KiB an SM, 1 KiB reserved a block and
+// 128 bytes of static barriers (the tensor-copy form counts exactly; the row-copy form kept
+// its rounder figures).
+__host__ __device__ constexpr size_t smem_budget(int kB, bool kTma) {
+  if (kTma) return (228 * 1024) / kB - 1024 - 128;
+  return kB == 3 ? 74 * 1024 : 112 * 1024;
+}
 
 // Per type: bytes of one row's chunk as stored, the ring's row pitch (room for the chunk's
 // offset from a 16-byte boundary, and an odd number of 16-byte lines so the 8 rows a
@@ -81,18 +103,22 @@ template <> struct Fmt<UnitQ6_K> { static constexpr int kBytes = 210, kPitch = 2
 
 template <class U>
 __host__ __device__ constexpr size_t stage_bytes() { return static_cast<size_t>(kRows) * Fmt<U>::kPitch; }
-template <int NT>
-__host__ __device__ constexpr size_t fixed_bytes() {  // two buffers of activations and scales
-  return 2 * (static_cast<size_t>(8 * NT) * kXPitch + kRows * kScalePitch * 4);
+// Two buffers of activations, and of scale tables (the row-copy form only: the
+// tensor-copy form's warps take their scales from the ring).
+template <int NT, bool kTma>
+__host__ __device__ constexpr size_t fixed_bytes() {
+  return 2 * (static_cast<size_t>(8 * NT) * kXPitch + (kTma ? 0 : kRows * kScalePitch * 4));
 }
 // Ring slots: as many as fit in the budget, 2..5.
-template <class U, int NT, int kB>
+template <class U, int NT, int kB, bool kTma>
 __host__ __device__ constexpr int stages() {
-  const size_t s = (smem_budget(kB) - fixed_bytes<NT>()) / stage_bytes<U>();
+  const size_t s = (smem_budget(kB, kTma) - fixed_bytes<NT, kTma>()) / stage_bytes<U>();
   return s < 2 ? 2 : s > 5 ? 5 : static_cast<int>(s);
 }
-template <class U, int NT, int kB>
-__host__ __device__ constexpr size_t smem_bytes() { return fixed_bytes<NT>() + stages<U, NT, kB>() * stage_bytes<U>(); }
+template <class U, int NT, int kB, bool kTma>
+__host__ __device__ constexpr size_t smem_bytes() {
+  return fixed_bytes<NT, kTma>() + stages<U, NT, kB, kTma>() * stage_bytes<U>();
+}
 
 
 __device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
@@ -106,9 +132,12 @@ __device__ __forceinline__ uint32_t ld_u32_2(const uint8_t* p) {
 
 // Bytes (v0..v3, each < 1024 - 1024 = unsigned) of w as f16 pairs (1024 + v0, 1024 + v1)
 // and (1024 + v2, 1024 + v3): exact, one permute each.
+// kPerm: the pairs (v0, v2) and (v1, v3) instead, the tensor-copy form's order of k (the
+// order a 4-bit word's nibbles come out in, mma_f16_kernel).
+template <bool kPerm = false>
 __device__ __forceinline__ void bytes_to_h2(uint32_t w, uint32_t& lo, uint32_t& hi) {
-  lo = __byte_perm(w, 0x64646464u, 0x4140);
-  hi = __byte_perm(w, 0x64646464u, 0x4342);
+  lo = __byte_perm(w, 0x64646464u, kPerm ? 0x4240 : 0x4140);
+  hi = __byte_perm(w, 0x64646464u, kPerm ? 0x4341 : 0x4342);
 }
 
 // The 8 values this lane takes of one row's 32-element block kb of the chunk (raw: the
@@ -197,12 +226,13 @@ struct Segment {
   const uint8_t* data;
   float* out;
   int64_t rows, tile0, col0;
+  int index;  // 0, 1 or 2: which of the launch's weights (its tensor map)
 };
 __device__ __forceinline__ Segment segment_of(const MmaParams& p, int64_t tile) {
   const int64_t t1 = (p.w.rows + kRows - 1) / kRows, t2 = t1 + (p.rows2 + kRows - 1) / kRows;
-  if (p.data3 && tile >= t2) return Segment{p.data3, p.out3, p.rows3, t2, p.w.rows + p.rows2};
-  if (p.data2 && tile >= t1) return Segment{p.data2, p.out2, p.rows2, t1, p.w.rows};
-  return Segment{p.w.data, p.out, p.w.rows, 0, 0};
+  if (p.data3 && tile >= t2) return Segment{p.data3, p.out3, p.rows3, t2, p.w.rows + p.rows2, 2};
+  if (p.data2 && tile >= t1) return Segment{p.data2, p.out2, p.rows2, t1, p.w.rows, 1};
+  return Segment{p.w.data, p.out, p.w.rows, 0, 0, 0};
 }
 
 // One row's chunk into the ring, completing on bar (every row's thread arrives, with 0
@@ -212,11 +242,32 @@ __device__ __forceinline__ void copy_row(uint8_t* dst, const uint8_t* src, uint3
   if (bytes) bulk_copy(dst, src, bytes, bar);
 }
 
+// The launch's weights as 2D tensors of 16-bit elements (rows x row_bytes / 2) for the
+// tensor copy engine: one copy brings a chunk of all the block's rows (box kPitch bytes x
+// kRows rows; rows past the end and bytes past a row's end arrive as zeros).
+struct TensorMaps {
+  CUtensorMap m[3];
+};
+
+// One box of a 2D tensor (coordinates: 16-bit element, row) into shared memory,
+// completing on bar.
+__device__ __forceinline__ void tensor_copy_2d(void* dst, const CUtensorMap* map, int x, int y, uint64_t* bar) {
+  HEARTH_SM90_ASM(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::
+          "r"(smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(smem_addr(bar))
+      : "memory");
+}
+
 // NT: tiles of 8 tokens (1, 2, 4 or 8).
 // kB: blocks an SM (2, or 3 at up to 8 tokens: registers capped at 85).
-template <class U, int NT, int kB>
-__global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p) {
-  constexpr int kS = stages<U, NT, kB>(), kPitch = Fmt<U>::kPitch, kTok = 8 * NT;
+// kTma: a chunk of the block's rows comes by one tensor copy (thread 0) instead of one
+// bulk copy per row (threads 0..127): 128 small requests a chunk kept the copy engine
+// from streaming (session 6, docs/benchmarks_cuda.md).
+template <class U, int NT, int kB, bool kTma>
+__global__ void __launch_bounds__(kThreads, kB)
+    mma_f16_kernel(const MmaParams p, const __grid_constant__ TensorMaps maps) {
+  constexpr int kS = stages<U, NT, kB, kTma>(), kPitch = Fmt<U>::kPitch, kTok = 8 * NT;
   // Activation pieces (16 int8 of one token) a thread converts per chunk.
   constexpr int kXPer = (kTok * 16 + kThreads - 1) / kThreads;
   extern __shared__ __align__(128) int4 smem_raw[];
@@ -238,10 +289,26 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
   const uint8_t* my_row = seg.data + min(row0 + tid, rows - 1) * row_bytes;
   const bool my_row_real = tid < kRows && row0 + tid < rows;
   auto issue = [&](int64_t i) {  // chunk c_begin + i into slot i % kS
+    if constexpr (kTma) {
+      if (tid != 0) return;
+      const int slot = static_cast<int>(i % kS);
+      mbar_expect_tx(&full[slot], kRows * kPitch);
+      // From the 16-byte boundary at or below the chunk (a box starting elsewhere faulted):
+      // lead_of bytes before it, Q6_K's only; its pitch leaves room for them.
+      tensor_copy_2d(ring + slot * kRows * kPitch, &maps.m[seg.index],
+                     static_cast<int>(((c_begin + i) * Fmt<U>::kBytes & ~int64_t{15}) / 2), static_cast<int>(row0),
+                     &full[slot]);
+      return;
+    }
     if (tid >= kRows) return;
     const int slot = static_cast<int>(i % kS);
     const Span sp = chunk_span<U>(my_row, row_bytes, c_begin + i);
     copy_row(ring + (slot * kRows + tid) * kPitch, sp.a0, my_row_real ? 16u * sp.pieces : 0u, &full[slot]);
+  };
+  // Where a row's chunk c starts in its ring slot (with tensor copies the same for every
+  // row: row_bytes is a multiple of 16).
+  auto lead_of = [&](const uint8_t* row, int64_t c) {
+    return kTma ? static_cast<int>(c * Fmt<U>::kBytes & 15) : chunk_span<U>(row, row_bytes, c).lead;
   };
   auto blocks_in = [&](int64_t c) { return static_cast<int>(nb_row - c * 8 < 8 ? nb_row - c * 8 : 8); };
 
@@ -280,7 +347,7 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         uint32_t lo, hi;
-        bytes_to_h2(w[e], lo, hi);  // 1024 + 128 + q
+        bytes_to_h2<kTma>(w[e], lo, hi);  // 1024 + 128 + q
         h[2 * e] = h2_bits(__hmul2(__hsub2(bits_h2(lo), off), d2));
         h[2 * e + 1] = h2_bits(__hmul2(__hsub2(bits_h2(hi), off), d2));
       }
@@ -289,12 +356,12 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
       dst[1] = make_uint4(h[4], h[5], h[6], h[7]);
     }
     if (i + 1 < count) load_x(c + 1);  // in flight during this chunk's products
-    // Scales: thread 2r + h takes blocks 4h..4h+3 of row r.
+    // Scales (row-copy form): thread 2r + h takes blocks 4h..4h+3 of row r.
     const int slot = static_cast<int>(i % kS);
     mbar_wait(&full[slot], static_cast<uint32_t>((i / kS) & 1));
     const int rr = tid / 2, kb0 = 4 * (tid & 1);
-    if (row0 + rr < rows) {
-      const int lead = chunk_span<U>(seg.data + (row0 + rr) * row_bytes, row_bytes, c).lead;
+    if (!kTma && row0 + rr < rows) {
+      const int lead = lead_of(seg.data + (row0 + rr) * row_bytes, c);
       const uint8_t* raw = ring + (slot * kRows + rr) * kPitch + lead;
       uint32_t* tab = table_all + buf * (kRows * kScalePitch) + rr * kScalePitch;
 #pragma unroll
@@ -304,13 +371,18 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
   };
 
   const int warp = tid / kWarp, lane = tid % kWarp, g = lane / 4, t4 = lane % 4;
-  float acc[NT][4];
+  // Up to 16 tokens the two k16 halves of a block add into separate accumulators (summed
+  // at the end), so that consecutive mma.sync do not wait for each other.
+  constexpr bool kSplitAcc = kTma && NT <= 2;
+  float acc[NT][4], acc2[NT][4];
 #pragma unroll
-  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[j][i] = acc2[j][i] = 0.0f;
 
   // Weights first (before the previous kernel ends), kS - 1 chunks ahead.
   if (tid == 0) {
-    for (int s = 0; s < kS; ++s) mbar_init(&full[s], kRows);
+    for (int s = 0; s < kS; ++s) mbar_init(&full[s], kTma ? 1 : kRows);
     mbar_fence_init();
   }
   __syncthreads();
@@ -331,16 +403,76 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
     if (i + kS - 1 < count) issue(i + kS - 1);
 
     const int nbk = blocks_in(c);
-    const uint8_t* raw_lo = ring + (slot * kRows + r_lo) * kPitch + chunk_span<U>(row_lo, row_bytes, c).lead;
-    const uint8_t* raw_hi = ring + (slot * kRows + r_hi) * kPitch + chunk_span<U>(row_hi, row_bytes, c).lead;
+    const uint8_t* raw_lo = ring + (slot * kRows + r_lo) * kPitch + lead_of(row_lo, c);
+    const uint8_t* raw_hi = ring + (slot * kRows + r_hi) * kPitch + lead_of(row_hi, c);
     const uint8_t* xh = xh_all + buf * (kTok * kXPitch);
     const uint32_t* table = table_all + buf * (kRows * kScalePitch);
+    // Tensor-copy form: lane (g, t4) works out the scales of blocks 2 t4 and 2 t4 + 1 of its
+    // two rows (rows past the end came as zeros), and each lane takes those of the block
+    // at hand from the lane of its quad that has them: no table, no shared memory for it
+    // (so three blocks fit an SM up to 32 tokens).
+    uint32_t ent[2][2] = {};
+    if constexpr (kTma) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        if (2 * t4 + e < nbk)
+          ent[0][e] = block_scales<U>(raw_lo, 2 * t4 + e), ent[1][e] = block_scales<U>(raw_hi, 2 * t4 + e);
+    }
+    auto scales_of = [&](int kb, __half2& el, __half2& eh) {
+      if constexpr (kTma) {
+        el = bits_h2(__shfl_sync(0xffffffffu, ent[0][kb & 1], 4 * g + (kb >> 1)));
+        eh = bits_h2(__shfl_sync(0xffffffffu, ent[1][kb & 1], 4 * g + (kb >> 1)));
+      } else {
+        el = bits_h2(table[r_lo * kScalePitch + kb]), eh = bits_h2(table[r_hi * kScalePitch + kb]);
+      }
+    };
+    // The products of block kb's A fragments (both k16 halves) with every token tile, in the
+    // tensor-copy form: each tile's first half, then the second, so the mma.sync of one
+    // accumulator are NT apart (asm volatile keeps their order) or go to two accumulators.
+    auto mmas = [&](int kb, const uint32_t (&a)[2][4]) {
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const uint2 b = *reinterpret_cast<const uint2*>(xh + (8 * j + g) * kXPitch + 64 * kb + 32 * hf + 8 * t4);
+          mma_16816(kSplitAcc && hf == 1 ? acc2[j] : acc[j], a[hf], b.x, b.y);
+        }
+    };
+    // Q4_K in the tensor-copy form: blocks 2pp and 2pp + 1 from the same words (low and high
+    // nibbles). A nibble goes into an f16 by one mask-and-or (1024 + v, or 1024 + 16 v for
+    // a high one; two a word: bytes 0 and 2, then 1 and 3 after a shift, hence that form's
+    // order of k within each 4), made exact v by one fma, then v * scale + min.
+    auto pair = [&](int pp) {
+      const auto* ql = reinterpret_cast<const uint32_t*>(raw_lo + 16 + 32 * pp + 4 * t4);
+      const auto* qh = reinterpret_cast<const uint32_t*>(raw_hi + 16 + 32 * pp + 4 * t4);
+      const uint32_t wl[2] = {ql[0], ql[4]}, wh[2] = {qh[0], qh[4]};
+#pragma unroll
+      for (int sb = 0; sb < 2; ++sb) {
+        const int kb = 2 * pp + sb;
+        __half2 el, eh;
+        scales_of(kb, el, eh);
+        const __half2 s_lo = __low2half2(el), m_lo = __high2half2(el), s_hi = __low2half2(eh), m_hi = __high2half2(eh);
+        const uint32_t mask = sb ? 0x00F000F0u : 0x000F000Fu;
+        const __half2 mul = __float2half2_rn(sb ? 0.0625f : 1.0f), add = __float2half2_rn(sb ? -64.0f : -1024.0f);
+        auto value = [&](uint32_t w) { return __hfma2(bits_h2((w & mask) | 0x64006400u), mul, add); };
+        uint32_t a[2][4];
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+          a[hf][0] = h2_bits(__hfma2(value(wl[hf]), s_lo, m_lo));
+          a[hf][1] = h2_bits(__hfma2(value(wh[hf]), s_hi, m_hi));
+          a[hf][2] = h2_bits(__hfma2(value(wl[hf] >> 8), s_lo, m_lo));
+          a[hf][3] = h2_bits(__hfma2(value(wh[hf] >> 8), s_hi, m_hi));
+        }
+        mmas(kb, a);
+      }
+    };
     // One 32-element block: A for both k16 halves (rows g, g + 8), then every token tile.
     auto block = [&](int kb) {
       uint32_t vl[2], vh[2];
       block_values<U>(raw_lo, kb, t4, vl);
       block_values<U>(raw_hi, kb, t4, vh);
-      const __half2 el = bits_h2(table[r_lo * kScalePitch + kb]), eh = bits_h2(table[r_hi * kScalePitch + kb]);
+      __half2 el, eh;
+      scales_of(kb, el, eh);
       const __half2 off = __float2half2_rn(1024.0f + Fmt<U>::kOffset);
       constexpr bool kTwoScales = std::is_same_v<U, UnitQ6_K>;
       const __half2 zero = __float2half2_rn(0.0f);
@@ -351,23 +483,31 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
         const __half2 s_lo = hf == 1 && kTwoScales ? __high2half2(el) : __low2half2(el);
         const __half2 s_hi = hf == 1 && kTwoScales ? __high2half2(eh) : __low2half2(eh);
         uint32_t l0, l1, h0, h1;
-        bytes_to_h2(vl[hf], l0, l1);
-        bytes_to_h2(vh[hf], h0, h1);
+        bytes_to_h2<kTma>(vl[hf], l0, l1);
+        bytes_to_h2<kTma>(vh[hf], h0, h1);
         a[hf][0] = h2_bits(__hfma2(__hsub2(bits_h2(l0), off), s_lo, m_lo));
         a[hf][1] = h2_bits(__hfma2(__hsub2(bits_h2(h0), off), s_hi, m_hi));
         a[hf][2] = h2_bits(__hfma2(__hsub2(bits_h2(l1), off), s_lo, m_lo));
         a[hf][3] = h2_bits(__hfma2(__hsub2(bits_h2(h1), off), s_hi, m_hi));
       }
+      if constexpr (kTma) {
+        mmas(kb, a);
+      } else {
 #pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        const uint8_t* xrow = xh + (8 * j + g) * kXPitch + 64 * kb + 8 * t4;
-        const uint2 b0 = *reinterpret_cast<const uint2*>(xrow);
-        const uint2 b1 = *reinterpret_cast<const uint2*>(xrow + 32);
-        mma_16816(acc[j], a[0], b0.x, b0.y);
-        mma_16816(acc[j], a[1], b1.x, b1.y);
+        for (int j = 0; j < NT; ++j) {
+          const uint8_t* xrow = xh + (8 * j + g) * kXPitch + 64 * kb + 8 * t4;
+          const uint2 b0 = *reinterpret_cast<const uint2*>(xrow);
+          const uint2 b1 = *reinterpret_cast<const uint2*>(xrow + 32);
+          mma_16816(acc[j], a[0], b0.x, b0.y);
+          mma_16816(acc[j], a[1], b1.x, b1.y);
+        }
       }
     };
-    if (nbk == 8) {
+    if constexpr (kTma && std::is_same_v<U, UnitQ4_K>) {
+      (void)nbk;  // K-quant rows are whole chunks
+#pragma unroll
+      for (int pp = 0; pp < 4; ++pp) pair(pp);
+    } else if (nbk == 8) {
 #pragma unroll
       for (int kb = 0; kb < 8; ++kb) block(kb);
     } else {
@@ -379,6 +519,12 @@ __global__ void __launch_bounds__(kThreads, kB) mma_f16_kernel(const MmaParams p
   // Accumulator i of tile j: row g (i < 2) or g + 8, token 8j + 2 t4 + i % 2. With K
   // splits: partial [split][n][all the launch's rows], the segment's rows from col0.
   const int64_t total = p.w.rows + p.rows2 + p.rows3;
+  if constexpr (kSplitAcc) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[j][i] += acc2[j][i];
+  }
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
@@ -410,27 +556,111 @@ int64_t row_tiles(const MmaParams& p) {
          (p.data3 ? (p.rows3 + kRows - 1) / kRows : 0);
 }
 
+// Tensor copies where every weight's rows are 16-byte multiples from a 16-byte aligned
+// start (HEARTH_CUDA_MMA_TMA=0: never, the session-5 kernel as it was).
+int64_t g_tensor_launches = 0;  // mma_f16_tensor_launches
+int g_sms = 0;                   // the device's multiprocessors (init_mma_f16)
+bool tma_on() {
+  static const bool on = [] {
+    const char* e = std::getenv("HEARTH_CUDA_MMA_TMA");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
+// cuTensorMapEncodeTiled, from the driver through the runtime (no link to libcuda).
+using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+EncodeTiled encode_tiled() {
+  static const EncodeTiled f = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+      return EncodeTiled{nullptr};
+    return reinterpret_cast<EncodeTiled>(fn);
+  }();
+  return f;
+}
+
+// The tensor map of one weight (rows x row_bytes) for boxes of `pitch` bytes x kRows rows.
+bool encode_map(CUtensorMap* map, const uint8_t* data, int64_t rows, int64_t row_bytes, int pitch) {
+  const EncodeTiled f = encode_tiled();
+  if (!f || reinterpret_cast<uintptr_t>(data) % 16 != 0 || row_bytes % 16 != 0) return false;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(row_bytes / 2), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(row_bytes)};
+  const cuuint32_t box[2] = {static_cast<cuuint32_t>(pitch / 2), static_cast<cuuint32_t>(kRows)};
+  const cuuint32_t step[2] = {1, 1};
+  return f(map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, const_cast<uint8_t*>(data), dims, strides, box, step,
+           CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+           CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+bool three_blocks();
+
+// Three blocks an SM for the tensor-copy form at 9-32 tokens where their shared memory
+// allows (Q4_K: two ring slots each; 80 registers).
+template <class U, int NT>
+constexpr bool kThreeTma = NT >= 2 && NT <= 4 && smem_bytes<U, NT, 3, true>() <= smem_budget(3, true);
+
 template <class U, int NT, int kB = 2>
 void launch_nt(const MmaParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(row_tiles(p)), static_cast<unsigned>(p.splits));
-  HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB>), grid, dim3(kThreads), (smem_bytes<U, NT, kB>()), stream, p);
+  TensorMaps maps{};
+  {
+    constexpr int kPitch = Fmt<U>::kPitch;
+    const int64_t rb = p.w.row_bytes;
+    if (tma_on() && encode_map(&maps.m[0], p.w.data, p.w.rows, rb, kPitch) &&
+        (!p.data2 || encode_map(&maps.m[1], p.data2, p.rows2, rb, kPitch)) &&
+        (!p.data3 || encode_map(&maps.m[2], p.data3, p.rows3, rb, kPitch))) {
+      if constexpr (kThreeTma<U, NT>) {
+        // Blocks are placed one an SM, then a second, then a third: a grid that fills no
+        // third slot would only lose the two-block kernel's third ring slot (H200, o at
+        // 32 tokens, 256 blocks: 13.2 us with two blocks an SM, 15.1 with three).
+        if (three_blocks() && static_cast<int64_t>(grid.x) * grid.y > 2 * int64_t{g_sms}) {
+          HEARTH_LAUNCH((mma_f16_kernel<U, NT, 3, true>), grid, dim3(kThreads), (smem_bytes<U, NT, 3, true>()), stream,
+                        p, maps);
+          HEARTH_CUDA_LAUNCHED();
+          ++g_tensor_launches;
+          return;
+        }
+      }
+      HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB, true>), grid, dim3(kThreads), (smem_bytes<U, NT, kB, true>()), stream,
+                    p, maps);
+      HEARTH_CUDA_LAUNCHED();
+      ++g_tensor_launches;
+      return;
+    }
+  }
+  HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB, false>), grid, dim3(kThreads), (smem_bytes<U, NT, kB, false>()), stream, p,
+                maps);
   HEARTH_CUDA_LAUNCHED();
 }
 
-template <class U, int NT, int kB = 2>
-void allow_nt() {
-  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(smem_bytes<U, NT, kB>())),
+template <class U, int NT, int kB, bool kTma>
+void allow_one() {
+  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB, kTma>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(smem_bytes<U, NT, kB, kTma>())),
              "cudaFuncSetAttribute", __FILE__, __LINE__);
-  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB>, cudaFuncAttributePreferredSharedMemoryCarveout,
+  check_cuda(cudaFuncSetAttribute(mma_f16_kernel<U, NT, kB, kTma>, cudaFuncAttributePreferredSharedMemoryCarveout,
                                   cudaSharedmemCarveoutMaxShared),
              "cudaFuncSetAttribute", __FILE__, __LINE__);
+}
+template <class U, int NT, int kB = 2>
+void allow_nt() {
+  allow_one<U, NT, kB, false>();
+  allow_one<U, NT, kB, true>();
+  if constexpr (kThreeTma<U, NT>) allow_one<U, NT, 3, true>();
 }
 
 // Three blocks an SM at up to 8 tokens: more warps to hide the latencies, fewer ring slots
 // each (3 instead of 5 for Q4_K). H200, 8 tokens: merged gate/up Q4_K 47.8 -> 37.0 us,
 // Q4_0 41.0 -> 31.9; 8 sequences of 8B Q4_K_M 1,319 -> 1,431 tok/s (docs/benchmarks_cuda.md).
-// HEARTH_CUDA_MMA_F16_B3=0: two, as for more tokens (whose registers do not allow three).
+// The tensor-copy form also takes three at 9-32 tokens where its ring fits (kThreeTma;
+// H200, merged gate/up Q4_K at 32 tokens 51.2 -> 44.3 us with the planner's splits).
+// HEARTH_CUDA_MMA_F16_B3=0: two (the row-copy form's registers allow three at 8 tokens only).
 bool three_blocks() {
   static const bool on = [] {
     const char* e = std::getenv("HEARTH_CUDA_MMA_F16_B3");
@@ -442,16 +672,22 @@ bool three_blocks() {
 template <class F>
 bool with_unit(DType type, F&& f);
 
-// Blocks an SM of the kernel for n tokens: two (or three, three_blocks) where the shared
-// memory allows, else one (Q8_0 past 32 tokens).
+// Blocks an SM of the kernel form (tensor copies or not) for n tokens: two (or three,
+// three_blocks) where the shared memory allows, else one (Q8_0 and Q6_K at 64 tokens; Q4_K
+// and Q5_K there too in the row-copy form).
+template <bool kTma>
 int with_blocks(DType type, int64_t n) {
   int b = 1;
   with_unit(type, [&](auto u) {
     using U = decltype(u);
-    constexpr size_t k2 = smem_budget(2);
-    constexpr int b1 = smem_bytes<U, 1, 2>() <= k2 ? 2 : 1, b2 = smem_bytes<U, 2, 2>() <= k2 ? 2 : 1;
-    constexpr int b4 = smem_bytes<U, 4, 2>() <= k2 ? 2 : 1, b8 = smem_bytes<U, 8, 2>() <= k2 ? 2 : 1;
-    constexpr int b1_3 = smem_bytes<U, 1, 3>() <= smem_budget(3) ? 3 : b1;
+    constexpr size_t k2 = smem_budget(2, kTma);
+    constexpr int b1 = smem_bytes<U, 1, 2, kTma>() <= k2 ? 2 : 1, b8 = smem_bytes<U, 8, 2, kTma>() <= k2 ? 2 : 1;
+    int b2 = smem_bytes<U, 2, 2, kTma>() <= k2 ? 2 : 1, b4 = smem_bytes<U, 4, 2, kTma>() <= k2 ? 2 : 1;
+    constexpr int b1_3 = smem_bytes<U, 1, 3, kTma>() <= smem_budget(3, kTma) ? 3 : b1;
+    if (kTma && three_blocks()) {
+      if constexpr (kThreeTma<U, 2>) b2 = 3;
+      if constexpr (kThreeTma<U, 4>) b4 = 3;
+    }
     b = n <= 8 ? (three_blocks() ? b1_3 : b1) : n <= 16 ? b2 : n <= 32 ? b4 : b8;
     return true;
   });
@@ -467,6 +703,8 @@ bool g_ready = false;  // init_mma_f16 ran and HEARTH_CUDA_MMA_F16 is not 0
 
 }  // namespace
 
+int64_t mma_f16_tensor_launches() { return g_tensor_launches; }
+
 void init_mma_f16() {
   const char* e = std::getenv("HEARTH_CUDA_MMA_F16");
   int device = 0, optin = 0;
@@ -478,7 +716,10 @@ void init_mma_f16() {
   int major = 0;
   check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute",
              __FILE__, __LINE__);
-  g_ready = !(e && std::string(e) == "0") && major == 9 && static_cast<size_t>(optin) >= smem_bytes<UnitQ8_0, 8, 2>();
+  check_cuda(cudaDeviceGetAttribute(&g_sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute",
+             __FILE__, __LINE__);
+  g_ready = !(e && std::string(e) == "0") && major == 9 &&
+            static_cast<size_t>(optin) >= smem_bytes<UnitQ8_0, 8, 2, false>();
   if (!g_ready) return;
   auto all = [](auto u) {
     using U = decltype(u);
@@ -499,7 +740,8 @@ bool mma_f16_applies(const DevWeight& w) {
 
 int32_t mma_plan_splits(const DevWeight& w, int64_t n, int sm_count) {
   if (!mma_f16_applies(w)) return mma_splits(w.rows, w.cols, int64_t{sm_count} * mma_blocks_per_sm(w.type, w.bits, n));
-  const int per_sm = with_blocks(w.type, n);
+  const bool tma = tma_on() && reinterpret_cast<uintptr_t>(w.data) % 16 == 0 && w.row_bytes % 16 == 0;
+  const int per_sm = tma ? with_blocks<true>(w.type, n) : with_blocks<false>(w.type, n);
   // Blocks of the last wave idle while the others finish: a weight of `tiles` row blocks
   // split s ways takes ceil(tiles s / slots) waves of 1/s of the work each. K splits even
   // that out but write and read s partial sums per output: count both in bytes.

@@ -150,6 +150,9 @@ bool mma_f16_applies(const DevWeight& w);
 bool launch_mma_f16(const MmaParams& p, cudaStream_t stream);  // false where it does not apply
 // The K splits for a product of n tokens on sm_count SMs, for the kernel that will run it.
 int32_t mma_plan_splits(const DevWeight& w, int64_t n, int sm_count);
+// Launches so far in this process whose weights came by tensor copies (one per chunk of a
+// block's rows; rows of 16-byte multiples; HEARTH_CUDA_MMA_TMA=0: none).
+int64_t mma_f16_tensor_launches();
 
 // ---- norm_rope.cu ------------------------------------------------------------------------
 // Optionally fused: the residual add before (x += add, written back) and the 8-bit
