@@ -2,7 +2,7 @@
 // (5..64 tokens): out[n, rows] = x[n, cols] @ w^T, reading every weight byte once. Below
 // that, the dp4a kernels of matmul.cu win (they do no shared-memory round trip); above,
 // the f16 tiles of prompts take over (which already win on some Q6_K shapes at 33-64
-// tokens: docs/benchmarks_cuda.md).
+// tokens: docs/benchmarks_cuda_batched.md).
 // On sm_90, launch_mma hands Q4_0, Q8_0, Q4_K, Q5_K and Q6_K weights to mma_f16.cu (f16
 // fragments decoded in registers: 20-45% faster on the 8B shapes); this kernel keeps MLX,
 // other cards, and everything with HEARTH_CUDA_MMA_F16=0.
@@ -25,7 +25,7 @@
 // unrolled 58 us; int-to-float by bit tricks and 8 warps a block instead of 4 56 us
 // (64 tokens: 190 -> 131 us). Timing the phases alone: the copy 29 us (only a chunk in
 // flight per block, 2-3 blocks an SM), the products ~22 us, the decoding ~5 us: the
-// kernel is latency- and issue-bound, not at the bandwidth (docs/benchmarks_cuda.md).
+// kernel is latency- and issue-bound, not at the bandwidth (docs/benchmarks_cuda_batched.md).
 // A 4096-row weight is only 64 blocks, too few for the GPU, so K is also split over blocks
 // (grid.y, mma_splits): each split writes its sums to a partial buffer and a second kernel
 // adds the splits in a fixed order (the same result every run, nothing to reset: graphs

@@ -3,7 +3,7 @@
 // applied there), the activations are f16 in shared memory, and mma.sync m16n8k16 adds
 // into f32 accumulators. out[n, rows] = x[n, cols] @ w^T, every weight byte read once.
 //
-// Why (mma.cu, docs/benchmarks_cuda.md): the int8 kernel decoded each 256-element chunk into an
+// Why (mma.cu, docs/benchmarks_cuda_batched.md): the int8 kernel decoded each 256-element chunk into an
 // int8 tile in shared memory and then paid 5 float operations per product element and
 // 32-element block (w_scale * x_d * int + w_min * x_s), for every token; with the tile and
 // its scales it held 60 KiB of shared memory for one chunk in flight, so a block waited
@@ -46,7 +46,7 @@
 // with mma.cu); sm_90 only. HEARTH_CUDA_MMA_F16=0 sends everything to mma.cu;
 // HEARTH_CUDA_MMA_TMA=0 keeps the row-copy form (session 5's kernel) for every weight.
 //
-// NOTE(mma2): measured on an H200 (docs/benchmarks_cuda.md), 24576 x 4096 Q4_K: 8 tokens 37 us
+// NOTE(mma2): measured on an H200 (docs/benchmarks_cuda_batched.md), 24576 x 4096 Q4_K: 8 tokens 37 us
 // (int8 kernel 58), 32 tokens 63 us (74). With two blocks an SM, ncu at 8 tokens: 1.29
 // TB/s, 0.51 instructions issued per cycle and scheduler, 4 warps a scheduler (registers
 // and shared memory), 2.9 waves; 46.8 us in all, 33.7 leaving the products out
@@ -263,7 +263,7 @@ __device__ __forceinline__ void tensor_copy_2d(void* dst, const CUtensorMap* map
 // kB: blocks an SM (2, or 3 at up to 8 tokens: registers capped at 85).
 // kTma: a chunk of the block's rows comes by one tensor copy (thread 0) instead of one
 // bulk copy per row (threads 0..127): 128 small requests a chunk kept the copy engine
-// from streaming (session 6, docs/benchmarks_cuda.md).
+// from streaming (session 6, docs/benchmarks_cuda_batched.md).
 template <class U, int NT, int kB, bool kTma>
 __global__ void __launch_bounds__(kThreads, kB)
     mma_f16_kernel(const MmaParams p, const __grid_constant__ TensorMaps maps) {
@@ -657,7 +657,7 @@ void allow_nt() {
 
 // Three blocks an SM at up to 8 tokens: more warps to hide the latencies, fewer ring slots
 // each (3 instead of 5 for Q4_K). H200, 8 tokens: merged gate/up Q4_K 47.8 -> 37.0 us,
-// Q4_0 41.0 -> 31.9; 8 sequences of 8B Q4_K_M 1,319 -> 1,431 tok/s (docs/benchmarks_cuda.md).
+// Q4_0 41.0 -> 31.9; 8 sequences of 8B Q4_K_M 1,319 -> 1,431 tok/s (docs/benchmarks_cuda_batched.md).
 // The tensor-copy form also takes three at 9-32 tokens where its ring fits (kThreeTma;
 // H200, merged gate/up Q4_K at 32 tokens 51.2 -> 44.3 us with the planner's splits).
 // HEARTH_CUDA_MMA_F16_B3=0: two (the row-copy form's registers allow three at 8 tokens only).
