@@ -12,7 +12,7 @@
 // slot), so after the activations are staged no warp waits for another, and a row is
 // reduced and stored once. A chunk is a row, or an equal part of a long one
 // (chunks_per_row), so the ring stays small (3 slots of ~2.3 KB a warp for 4096-column
-// 4-bit rows): three blocks of 8 warps fit on a multiprocessor. Rows are dealt in equal
+// 4-bit rows): 24 warps' rings fit on a multiprocessor (below). Rows are dealt in equal
 // runs, rows_per_warp = ceil(rows / resident warps), to only as many warps as that needs:
 // o_proj's 4096 rows on 3168 resident warps would otherwise put 2 rows on some warps and 1
 // on others, and take the time of 2 anyway.
