@@ -173,13 +173,14 @@ TEST_F(CudaOps, DecodeResidualFusion) {
       gpu->add(x, x, t);
       gpu->rms_norm(xn2, x, w2, 1e-6f);
       gpu->matmul(e, xn2, gd);
-      const std::string what = std::string(dtype_name(c.type)) + " " + std::to_string(d) + " round " + std::to_string(round);
+      const std::string what =
+          std::string(dtype_name(c.type)) + " " + std::to_string(d) + " round " + std::to_string(round);
       const auto ref1 = host_norm(x0, n1, 1e-6f);
       expect_close(read(*gpu, xn1), ref1, 1e-5, what + ": first norm");
-      check_matmul(read(*gpu, a), wa.w, ref1, 1, 5e-2, false, what + ": a");
+      const auto a_got = read(*gpu, a), t_got = read(*gpu, t);
+      check_matmul(a_got, wa.w, ref1, 1, 5e-2, false, what + ": a");
       check_matmul(read(*gpu, b), wb.w, ref1, 1, 5e-2, false, what + ": b (merged)");
       check_matmul(read(*gpu, o), wc.w, ref1, 1, 5e-2, false, what + ": other type (separate)");
-      const auto a_got = read(*gpu, a), t_got = read(*gpu, t);
       check_matmul(t_got, wo.w, a_got, 1, 5e-2, false, what + ": product added into the residual");
       std::vector<float> x1(x0.size());
       for (size_t i = 0; i < x1.size(); ++i) x1[i] = x0[i] + t_got[i];

@@ -106,7 +106,8 @@ bool CudaBackend::fuse_residual_gemv(const AddParams& a) {
     return false;
   const int64_t bytes = a.n * static_cast<int64_t>(sizeof(float)), cols = g.w.cols;
   const bool reads = (g.x && overlaps(a.out, bytes, g.x, cols * 4)) || (g.xq && overlaps(a.out, bytes, g.xq, cols)) ||
-                     (g.xd && overlaps(a.out, bytes, g.xd, cols / 8)) || (g.xs && overlaps(a.out, bytes, g.xs, cols / 8));
+                     (g.xd && overlaps(a.out, bytes, g.xd, cols / 8)) ||
+                     (g.xs && overlaps(a.out, bytes, g.xs, cols / 8));
   if (reads) return false;
   g.residual = a.out;
   tape_.erase(0);

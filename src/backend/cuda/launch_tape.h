@@ -56,7 +56,8 @@ std::string describe_launch(const P&) {
 }
 inline std::string describe_launch(const GemvParams& p) {
   return "gemv " + std::string(dtype_name(p.w.type)) + " " + std::to_string(p.w.rows + p.rows2 + p.rows3) + "x" +
-         std::to_string(p.w.cols) + (p.blocks1 ? " (merged)" : "") + (p.residual ? " +residual" : "") + " n" + std::to_string(p.n);
+         std::to_string(p.w.cols) + (p.blocks1 ? " (merged)" : "") + (p.residual ? " +residual" : "") + " n" +
+         std::to_string(p.n);
 }
 
 inline std::string describe_launch(const MmaParams& p) {
