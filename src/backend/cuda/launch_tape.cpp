@@ -86,7 +86,7 @@ void LaunchTape::erase(size_t from_end) {
 // HEARTH_CUDA_LEAVE_OUT=a,b (a measurement, never for use: the results are wrong) leaves
 // out of captured graphs the launches whose profile label starts with a or b (RmsNorm,
 // Rope, Attention, Swiglu, gemv, mma...): inside a replayed step, where launches overlap,
-// what a kind of launch costs is the time its absence saves (docs/benchmarks_cuda.md).
+// what a kind of launch costs is the time its absence saves (docs/benchmarks_cuda_decode.md).
 static std::vector<std::string> left_out_labels() {
   std::vector<std::string> v;
   if (const char* e = std::getenv("HEARTH_CUDA_LEAVE_OUT")) {

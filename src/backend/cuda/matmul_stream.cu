@@ -38,7 +38,7 @@
 // residual, backend_cuda_fuse.cpp): a row is one warp's, which adds it into x as it
 // stores it, so the add launch is gone: with the larger blocks +4.5% more.
 //
-// Measured (docs/benchmarks_cuda.md): against the block-ring kernel this replaced (8 rows
+// Measured (docs/benchmarks_cuda_decode.md): against the block-ring kernel this replaced (8 rows
 // a stage, a block barrier each stage), 8B tg128 on an H200 Q4_K_M 357 -> 381 tok/s, Q4_0
 // 389 -> 402, MLX 4-bit 332 -> 346; on an H100 326 -> 333, 344 -> 354, 316 -> 327.
 // HEARTH_CUDA_WSLOTS / HEARTH_CUDA_WBLOCKS (experiments) change the ring's slots and the
