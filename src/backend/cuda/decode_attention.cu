@@ -113,10 +113,19 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const Attent
   auto slot_of = [&](int key) {
     return static_cast<int64_t>(table[key / p.block_size]) * p.block_size + key % p.block_size;
   };
+  // Where blocks hold whole tiles (block_size a multiple of 16), a tile's keys are the
+  // consecutive slots from its first key's: one block-table read a tile, made an iteration
+  // before the tile is requested (next_first below), so the request does not wait on it.
+  const bool whole_tiles = p.block_size % kTile == 0;
+  auto first_slot = [&](int i) -> int64_t {
+    return whole_tiles && i < count ? slot_of((tile_begin + warp + kWarps * i) * kTile) : 0;
+  };
 
   // Requests the warp's tile i into stage i % stages and commits one copy group (empty
-  // past the warp's last tile, so that group i is always the i-th committed).
-  auto load_tile = [&](int i) {
+  // past the warp's last tile, so that group i is always the i-th committed); `first` is
+  // first_slot(i).
+  auto load_tile = [&](int i, int64_t first) {
+    const auto slot = [&](int kb, int r) { return whole_tiles ? first + r : slot_of(kb + r); };
     if (i < count) {
       const int kb = (tile_begin + warp + kWarps * i) * kTile;
       unsigned char* st = area + (i % stages) * L::kStage;
@@ -132,7 +141,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const Attent
           if (j >= kPieces) break;
           const int r = j / (kQChunks + 1), c = j % (kQChunks + 1), key = kb + r;
           const bool valid = key < n_keys;
-          const int64_t at = valid ? slot_of(key) * q8_row : 0;
+          const int64_t at = valid ? slot(kb, r) * q8_row : 0;
           if (c < kQChunks) {
             const uint32_t dst = smem_addr(st + r * HD + c * 16);
             cp_async16(dst, kq + at + c * 16, valid);
@@ -152,7 +161,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const Attent
           const int j = lane + it * kWarp;
           const int r = j / kChunks, c = j % kChunks, key = kb + r;
           const bool valid = key < n_keys;
-          const int64_t off = valid ? slot_of(key) * kv_row + c * 8 : 0;
+          const int64_t off = valid ? slot(kb, r) * kv_row + c * 8 : 0;
           const uint32_t dst = smem_addr(ks + r * S + c * 8);
           cp_async16(dst, kc + off, valid);
           cp_async16(dst + kTile * S * 2, vc + off, valid);
@@ -168,10 +177,11 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const Attent
   const int first_n = min(count, stages);
   const bool late = first_n > 0 && (tile_begin + warp + kWarps * (first_n - 1) + 1) * kTile > old_end;
   if (!late)
-    for (int i = 0; i < stages; ++i) load_tile(i);
+    for (int i = 0; i < stages; ++i) load_tile(i, first_slot(i));
   pdl_begin();
   if (late)
-    for (int i = 0; i < stages; ++i) load_tile(i);
+    for (int i = 0; i < stages; ++i) load_tile(i, first_slot(i));
+  int64_t next_first = first_slot(stages);
 
   // The queries as f16, scaled; rows past the group are zero.
   const float qscale = p.scale * kLog2e;
@@ -265,7 +275,8 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const Attent
       mma_16816(o[2 * dn + 1], pa, b[2], b[3]);
     }
     __syncwarp();  // every lane is done with the stage before it is requested again
-    load_tile(i + stages);
+    load_tile(i + stages, next_first);
+    next_first = first_slot(i + stages + 1);
   }
   cp_async_wait<0>();
 
