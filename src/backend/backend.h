@@ -84,6 +84,11 @@ class Backend {
   // stays in the file mapping); CUDA copies the stored bytes, still quantized.
   virtual Weight upload_weight(const Weight& host) = 0;
   virtual bool supports_weight(const Weight& w) const = 0;
+  // Called by the loader before a model's first upload with the bytes its weights take:
+  // Error, with the sizes needed and free, where they and the backend's working memory
+  // cannot fit, so a model too large is refused before anything is allocated. The CPU
+  // computes from the file mapping and takes any size.
+  virtual void check_weights_fit(int64_t weight_bytes) const { (void)weight_bytes; }
   // A device F32 tensor holding a copy of host data (norm weights, biases).
   virtual Tensor upload_f32(const std::vector<float>& host, std::initializer_list<int64_t> shape) = 0;
   // A device F32 activation tensor. Memory lives until the backend is destroyed or

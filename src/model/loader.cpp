@@ -146,6 +146,10 @@ void ModelLoader::load_weights() {
   }
   HEARTH_CHECK(c.vocab_size > 0, embd->file + ": cannot tell the vocabulary size from '" + embd->name + "'");
   c.validate(store_.origin());
+  // Every stored tensor's bytes, a bound from above (a head tied to the embedding but also
+  // stored counts twice; 16-bit norms grow to f32 copies, a few KB): a model too large for
+  // the device is refused here, before the first upload.
+  m_.backend_.check_weights_fit(static_cast<int64_t>(store_.total_bytes()));
   auto& w = m_.weights_;
   w.token_embd = matrix(TensorRole::TOKEN_EMBD, 0, c.vocab_size, H);
   w.output_norm = vector(TensorRole::OUTPUT_NORM, 0, H);

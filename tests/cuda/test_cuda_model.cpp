@@ -207,6 +207,24 @@ TEST_P(CudaModel, LogitsMatchCpu) {
               batched);
 }
 
+// The loader asks the backend before its first upload (loader.cpp): weights that cannot fit
+// in the free GPU memory are refused with the sizes needed and free; what fits passes.
+TEST(CudaModelMemory, WeightsThatDoNotFitAreRefusedWithTheSizes) {
+  HEARTH_SKIP_WITHOUT_CUDA();
+  auto gpu = make_cuda_backend(0);
+  try {
+    gpu->check_weights_fit(int64_t{1} << 50);  // 1 PiB
+    ADD_FAILURE() << "1 PiB of weights was accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("does not fit"), std::string::npos) << m;
+    EXPECT_NE(m.find("1048576.00 GiB"), std::string::npos) << m;
+    EXPECT_NE(m.find(" is free"), std::string::npos) << m;
+  }
+  EXPECT_NO_THROW(gpu->check_weights_fit(int64_t{64} << 20));
+  EXPECT_EQ(gpu->memory().weights, 0);  // nothing was allocated by the check
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, CudaModel,
                          ::testing::Values(ModelCase{"f32", DType::F32, 2e-3}, ModelCase{"f32", DType::F16, 2e-2},
                                            ModelCase{"f16", DType::F32, 2e-2}, ModelCase{"bf16", DType::F16, 2e-2},

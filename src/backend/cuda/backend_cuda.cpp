@@ -188,6 +188,25 @@ void CudaBackend::init_kv_cache(const KvCacheConfig& config) {
   kv_bytes_ = bytes;
 }
 
+// Working memory beyond the weights: activations of 512-token steps (about 200 MiB for an
+// 8B model, docs/benchmarks_cuda.md) and room for a small KV cache.
+constexpr int64_t kWorkingBytes = int64_t{256} << 20;
+
+void CudaBackend::check_weights_fit(int64_t weight_bytes) const {
+  size_t free_b = 0, total_b = 0;
+  check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+  const auto gib = [](double b) {
+    char s[32];
+    std::snprintf(s, sizeof s, "%.2f GiB", b / 1073741824.0);
+    return std::string(s);
+  };
+  HEARTH_CHECK(weight_bytes + kWorkingBytes <= static_cast<int64_t>(free_b),
+               "the model does not fit on " + name_ + ": its weights need " + gib(static_cast<double>(weight_bytes)) +
+                   " and the backend " + mib(static_cast<double>(kWorkingBytes)) + " more, but " +
+                   gib(static_cast<double>(free_b)) + " of " + gib(static_cast<double>(total_b)) +
+                   " is free (use a smaller quantization, or --device cpu)");
+}
+
 void CudaBackend::copy_kv_block(int32_t src, int32_t dst) {
   HEARTH_ASSERT(src >= 0 && dst >= 0 && src < kv_config_.n_blocks && dst < kv_config_.n_blocks);
   tape_.flush(stream_);
