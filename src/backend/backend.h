@@ -89,6 +89,10 @@ class Backend {
   // cannot fit, so a model too large is refused before anything is allocated. The CPU
   // computes from the file mapping and takes any size.
   virtual void check_weights_fit(int64_t weight_bytes) const { (void)weight_bytes; }
+  // Bytes free now in the device memory the KV cache is allocated in, less the backend's
+  // working memory (the budget a context is sized by); -1 where that memory is the host's
+  // (the CPU: callers read MemAvailable).
+  virtual int64_t kv_memory_free() const { return -1; }
   // A device F32 tensor holding a copy of host data (norm weights, biases).
   virtual Tensor upload_f32(const std::vector<float>& host, std::initializer_list<int64_t> shape) = 0;
   // A device F32 activation tensor. Memory lives until the backend is destroyed or

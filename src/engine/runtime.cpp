@@ -135,17 +135,29 @@ std::vector<int32_t> Runtime::text_prompt(const std::string& text) const {
 
 int64_t Runtime::kv_bytes_per_token() const { return model->kv_bytes_per_token(model->backend().kv_dtype()); }
 
+// The memory a KV cache may take: the device's free memory where the backend has its own
+// (the weights are already there), else the host's MemAvailable less the mapped weights
+// (which count as reclaimable cache in it) and a margin. -1: unknown.
+int64_t Runtime::kv_budget_bytes() const {
+  const int64_t device_free = backend->kv_memory_free();
+  if (device_free >= 0) return device_free;
+  const int64_t avail = mem_available_bytes();
+  if (avail <= 0) return -1;
+  return std::max<int64_t>(avail - static_cast<int64_t>(model->info().weight_bytes) - kMargin, 0);
+}
+
 int32_t Runtime::default_context() const {
   const int64_t trained = model->config().max_position_embeddings > 0 ? model->config().max_position_embeddings : 4096;
   int64_t ctx = std::min<int64_t>(trained, 1 << 30);
-  const int64_t avail = mem_available_bytes();
-  if (avail > 0) {
-    // Mapped weights count as reclaimable cache in MemAvailable, so they are taken out of it.
-    const int64_t budget = avail - static_cast<int64_t>(model->info().weight_bytes) - kMargin;
-    ctx = std::min<int64_t>(ctx, std::max<int64_t>(budget, 0) / kv_bytes_per_token());
-  }
-  ctx = ctx / kBlock * kBlock;
-  return static_cast<int32_t>(std::max<int64_t>(ctx, std::min<int64_t>(trained, 256)));
+  const int64_t budget = kv_budget_bytes();
+  if (budget >= 0) ctx = std::min<int64_t>(ctx, budget / kv_bytes_per_token());
+  ctx = std::max<int64_t>(ctx / kBlock * kBlock, std::min<int64_t>(trained, 256));
+  if (ctx < trained)
+    log_info("context capped at " + std::to_string(ctx) + " tokens (the model's is " + std::to_string(trained) +
+             "): its KV cache would need " + human_bytes(static_cast<double>(trained * kv_bytes_per_token())) +
+             ", and " + human_bytes(static_cast<double>(std::max<int64_t>(budget, 0))) + " is free for it on " +
+             backend->name() + " (--ctx sets it)");
+  return static_cast<int32_t>(ctx);
 }
 
 int32_t Runtime::resolve_context(int64_t requested) const {
@@ -155,10 +167,11 @@ int32_t Runtime::resolve_context(int64_t requested) const {
   HEARTH_CHECK(trained <= 0 || requested <= trained, "--ctx " + std::to_string(requested) +
                                                          " exceeds the model's trained context of " + std::to_string(trained));
   const int64_t need = requested * kv_bytes_per_token();
-  const int64_t avail = mem_available_bytes();
-  HEARTH_CHECK(avail <= 0 || need <= avail, "--ctx " + std::to_string(requested) + " needs " +
-                                                human_bytes(static_cast<double>(need)) + " of KV cache but only " +
-                                                human_bytes(static_cast<double>(avail)) + " of memory is available");
+  const int64_t budget = kv_budget_bytes();
+  HEARTH_CHECK(budget < 0 || need <= budget, "--ctx " + std::to_string(requested) + " needs " +
+                                                 human_bytes(static_cast<double>(need)) + " of KV cache but only " +
+                                                 human_bytes(static_cast<double>(budget)) + " is free for it on " +
+                                                 backend->name());
   return static_cast<int32_t>(requested);
 }
 

@@ -3,7 +3,8 @@
 // config. Direct mode and the server both start here.
 //
 // Context sizing: a KV cache holds `n_ctx` tokens. default_context() is the model's
-// trained context, capped so the cache fits in the memory the kernel reports available
+// trained context, capped (with a log line) so the cache fits in the memory it will live
+// in: the GPU's free memory on CUDA, else what the kernel reports available
 // (MemAvailable) next to the weights; resolve_context() checks a requested size.
 #pragma once
 
@@ -63,6 +64,9 @@ struct Runtime {
   int64_t kv_bytes_per_token() const;
   // The trained context capped by available memory, a multiple of 16, at least 16.
   int32_t default_context() const;
+  // Bytes the KV cache may take (the device's free memory, or the host's less the
+  // weights), -1 when unknown.
+  int64_t kv_budget_bytes() const;
   // requested > 0: checked against the trained context and available memory (Error naming
   // the flag value and the limit); 0: default_context().
   int32_t resolve_context(int64_t requested) const;

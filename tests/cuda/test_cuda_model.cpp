@@ -22,6 +22,7 @@
 #include <numeric>
 
 #include "cuda_test_util.h"
+#include "engine/runtime.h"
 #include "model/model.h"
 #include "model/writer.h"
 
@@ -223,6 +224,36 @@ TEST(CudaModelMemory, WeightsThatDoNotFitAreRefusedWithTheSizes) {
   }
   EXPECT_NO_THROW(gpu->check_weights_fit(int64_t{64} << 20));
   EXPECT_EQ(gpu->memory().weights, 0);  // nothing was allocated by the check
+}
+
+// A context too large for the GPU's free memory: the default is capped to what fits (a
+// multiple of the 16-token block), and asking for it is refused with the sizes. The model
+// claims a 2^28-token context: 256 GiB of f16 cache at 1 KiB a token.
+TEST(CudaModelMemory, ContextIsCappedByFreeGpuMemory) {
+  HEARTH_SKIP_WITHOUT_CUDA();
+  ModelConfig config = small_config();
+  config.max_position_embeddings = 1 << 28;
+  const std::string dir = temp_dir("cuda_model_long_context");
+  WriteOptions o;
+  o.type = "q8_0";
+  write_model(config, random_tensors(config, 5), o, dir + "/m.gguf");
+  RuntimeOptions ro;
+  ro.device = "cuda";
+  const Runtime rt = Runtime::open(dir + "/m.gguf", ro);
+  const int64_t budget = rt.kv_budget_bytes(), per_token = rt.kv_bytes_per_token();
+  ASSERT_GT(budget, 0);
+  ASSERT_LT(budget, (int64_t{1} << 28) * per_token) << "this test needs less than 256 GiB of free GPU memory";
+  const int32_t ctx = rt.default_context();
+  EXPECT_EQ(ctx % 16, 0);
+  EXPECT_LE(ctx * per_token, budget);
+  EXPECT_GT((ctx + 16) * per_token, budget - 16 * per_token);  // as many blocks as fit, not fewer
+  EXPECT_EQ(rt.resolve_context(ctx), ctx);
+  try {
+    rt.resolve_context(int64_t{1} << 28);
+    ADD_FAILURE() << "a 2^28-token context was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("of KV cache but only"), std::string::npos) << e.what();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, CudaModel,

@@ -207,6 +207,12 @@ void CudaBackend::check_weights_fit(int64_t weight_bytes) const {
                    " is free (use a smaller quantization, or --device cpu)");
 }
 
+int64_t CudaBackend::kv_memory_free() const {
+  size_t free_b = 0, total_b = 0;
+  check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+  return std::max<int64_t>(static_cast<int64_t>(free_b) - kWorkingBytes, 0);
+}
+
 void CudaBackend::copy_kv_block(int32_t src, int32_t dst) {
   HEARTH_ASSERT(src >= 0 && dst >= 0 && src < kv_config_.n_blocks && dst < kv_config_.n_blocks);
   tape_.flush(stream_);

@@ -73,6 +73,7 @@ class CudaBackend final : public Backend {
   void write_kv_block(int32_t block, const uint8_t* host) override;  // kv_transfer.cpp
   BackendMemory memory() const override;
   void check_weights_fit(int64_t weight_bytes) const override;
+  int64_t kv_memory_free() const override;
   DType default_kv_dtype() const override { return DType::F16; }
   bool supports_kv_dtype(DType t) const override { return t == DType::F32 || t == DType::F16 || t == DType::Q8_0; }
   double measure_bandwidth(size_t bytes) override;  // bandwidth.cpp
