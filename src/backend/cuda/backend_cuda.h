@@ -150,12 +150,14 @@ class CudaBackend final : public Backend {
   // 1-64 tokens, one or two a sequence: 1 on compute capability 9.0 (default), 0 never, 2 on
   // any card. Its tiles in flight per warp, blocks an SM its
   // splits aim for (0: those resident at once) and fewest keys a split:
-  // HEARTH_CUDA_DECODE_STAGES, _BLOCKS, _KEYS (experiments). At least 256 keys a split: a
-  // split is a block with its own pipeline fill and partials to combine, and with one
-  // sequence fewer splits win (H100, 8B Q4_K_M, 64 -> 256 keys: tg128 364 -> 379 tok/s, one
-  // sequence at 1,024 positions 294 -> 331; 8 and 32 sequences take the same splits).
+  // HEARTH_CUDA_DECODE_STAGES, _BLOCKS, _KEYS (experiments). At least 512 keys a split of
+  // the context's power-of-two bucket: a split is a block with its own pipeline fill and
+  // partials to combine, and with one sequence fewer splits win (H100, 8B Q4_K_M, one
+  // sequence: 64 -> 256 keys tg128 364 -> 379 tok/s, at 1,024 positions 294 -> 331; 256 ->
+  // 512 keys at 2,048 positions 289 -> 313, at 4,096 270 -> 294, at 1,024 333 -> 328, at
+  // 8,192 and 16,384 the same; 8 and 32 sequences unchanged: docs/benchmarks_cuda_decode.md).
   int decode_attn_ = 0;
-  int decode_stages_ = 3, decode_blocks_ = 0, decode_min_keys_ = 256;
+  int decode_stages_ = 3, decode_blocks_ = 0, decode_min_keys_ = 512;
   int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows
