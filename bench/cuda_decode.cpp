@@ -2,7 +2,7 @@
 // the fraction of the GPU's measured memory bandwidth that decoding reaches.
 //   cuda_decode [--shape 8b] [--type q4_k_m|q4_0|q8_0|q6_k|mlx4|mlx8] [--layers N]
 //               [--prompt 512] [--gen 128] [--reps 3] [--kv f16|q8_0|f32] [--batch B]
-//               [--deep 1]
+//               [--deep 1] [--chunk 512]
 // The weights are made in memory: random bytes in the stored layout of
 // each type with valid scales (the Q4_K_M mix gives attn_v/ffn_down of the same layers
 // Q6_K as the writer does, and the output head Q6_K), uploaded one matrix at a time. Speed
@@ -12,7 +12,8 @@
 // output head, logits copied to the host); tests/cuda/test_cuda_model checks that path
 // against the CPU on real files.
 //
-// ppN: one N-token prompt from an empty cache. tgN: N single-token steps after a 1-token
+// ppN: one N-token prompt from an empty cache (with --chunk C, in steps of at most C tokens
+// as the engine and server run prompts, each step's last-token logits read back). tgN: N single-token steps after a 1-token
 // prompt; with --deep 1, N steps after the N-token prompt of ppN instead (decode at a
 // long context, where attention reads the whole cache each step). --batch B (the issue's
 // aggregate figure): B sequences, each given its own N-token prompt (one step each), then
@@ -42,7 +43,7 @@ namespace {
 
 struct Options {
   std::string shape = "8b", type = "q4_k_m", kv = "f16";
-  int layers = 0, prompt = 512, gen = 128, reps = 3, batch = 0, deep = 0;
+  int layers = 0, prompt = 512, gen = 128, reps = 3, batch = 0, deep = 0, chunk = 0;
 };
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -245,6 +246,7 @@ int main(int argc, char** argv) {
     else if (f == "--reps") o.reps = std::stoi(v);
     else if (f == "--batch") o.batch = std::stoi(v);
     else if (f == "--deep") o.deep = std::stoi(v);
+    else if (f == "--chunk") o.chunk = std::stoi(v);
     else return std::fprintf(stderr, "cuda_decode: unknown flag %s\n", f.c_str()), 2;
   }
   try {
@@ -268,7 +270,11 @@ int main(int argc, char** argv) {
     double pp = 0, tg = 0;
     for (int rep = -1; o.batch == 0 && rep < o.reps; ++rep) {  // rep -1: warm-up
       double t0 = now_s();
-      if (o.prompt > 0) forward(*be, net, prompt, 0, logits);
+      const int32_t chunk = o.chunk > 0 ? o.chunk : std::max(o.prompt, 1);
+      for (int32_t at = 0; at < o.prompt; at += chunk) {
+        const auto end = prompt.begin() + std::min(o.prompt, at + chunk);
+        forward(*be, net, std::vector<int32_t>(prompt.begin() + at, end), at, logits);
+      }
       const double pp_s = now_s() - t0;
       const int32_t start = o.deep ? o.prompt : 1;  // the first decode position
       if (!o.deep) forward(*be, net, {prompt.empty() ? 1 : prompt[0]}, 0, logits);
@@ -296,7 +302,8 @@ int main(int argc, char** argv) {
                 static_cast<long long>((int64_t{8} << 30) / kv_per_token));
     std::printf("| test | tok/s | ms/token | GB/s | %% of copy bandwidth |\n|---|---:|---:|---:|---:|\n");
     if (o.batch == 0) {
-      if (o.prompt > 0) std::printf("| pp%d | %.0f | | | |\n", o.prompt, pp);
+      const std::string steps = o.chunk > 0 && o.chunk < o.prompt ? " in steps of " + std::to_string(o.chunk) : "";
+      if (o.prompt > 0) std::printf("| pp%d%s | %.0f | | | |\n", o.prompt, steps.c_str(), pp);
       const std::string at = o.deep ? " @ " + std::to_string(o.prompt) : "";
       std::printf("| tg%d%s | %.1f | %.3f | %.0f | %.0f%% |\n", o.gen, at.c_str(), tg, 1e3 / tg, step_bytes * tg / 1e9,
                   100 * step_bytes * tg / bw);

@@ -38,7 +38,7 @@ namespace hearth {
 struct LoadOptions {
   int threads = 0;      // CPU threads; 0 = all
   int64_t context = 0;  // KV cache size in tokens; 0 = the trained context capped by free memory
-  int32_t batch = 512;  // prompt tokens per forward pass
+  int32_t batch = 0;    // prompt tokens per forward pass; 0 = the device's (2048 on a GPU, 512 on the CPU)
   std::string device = "auto";  // "cuda", "cpu" or "auto" (cuda when a GPU is present)
   std::string kv_cache_type;    // "f16", "q8_0" (8-bit: ~1.9x the tokens) or "f32"; "" = the device's default
 };

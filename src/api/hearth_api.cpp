@@ -45,7 +45,7 @@ LocalModel::~LocalModel() = default;
 
 std::shared_ptr<LocalModel> LocalModel::load(const std::string& path, const LoadOptions& options) {
   HEARTH_CHECK(options.threads >= 0, "threads: " + std::to_string(options.threads) + " must not be negative");
-  HEARTH_CHECK(options.batch > 0, "batch: " + std::to_string(options.batch) + " must be positive");
+  HEARTH_CHECK(options.batch >= 0, "batch: " + std::to_string(options.batch) + " must not be negative");
   auto impl = std::make_unique<Impl>();
   RuntimeOptions ro;
   ro.threads = options.threads;
@@ -53,6 +53,7 @@ std::shared_ptr<LocalModel> LocalModel::load(const std::string& path, const Load
   ro.kv_cache_type = options.kv_cache_type;
   impl->rt = Runtime::open(path, ro);
   impl->options = options;
+  if (impl->options.batch == 0) impl->options.batch = impl->rt.default_batch();
   const int32_t n_ctx = impl->rt.resolve_context(options.context);
   impl->seq = std::make_unique<Sequence>(*impl->rt.model, n_ctx);
   impl->options.context = n_ctx;

@@ -127,7 +127,7 @@ struct BenchOptions {
   int threads = 0;
   std::string device = "auto";
   std::string kv_cache_type;
-  int batch = 512;
+  int batch = 0;  // 0: Runtime::default_batch
   bool json = false;
   double buffer_mib = 1024;
   std::string out, label, suite, note;  // --out: results file for `hearth bench report`
@@ -205,7 +205,8 @@ int32_t argmax(const float* logits, int64_t n) { return static_cast<int32_t>(std
 class Bench {
  public:
   Bench(Runtime& rt, const BenchOptions& o, int threads)
-      : rt_(rt), o_(o), threads_(threads), vocab_(rt.model->config().vocab_size) {
+      : rt_(rt), o_(o), threads_(threads), vocab_(rt.model->config().vocab_size),
+        batch_(o.batch > 0 ? o.batch : rt.default_batch()) {
     n_tokens_ = rt.vocab.n_tokens > 0 ? rt.vocab.n_tokens : static_cast<int32_t>(vocab_);
   }
 
@@ -225,7 +226,7 @@ class Bench {
       seq.truncate(0);
       const auto tokens = random_tokens(n);
       const Stopwatch watch;
-      seq.feed(tokens, o_.batch);
+      seq.feed(tokens, batch_);
       if (rep >= 0) watch.record(r, static_cast<double>(n), threads_);
     }
     return r;
@@ -274,6 +275,7 @@ class Bench {
   const BenchOptions& o_;
   int threads_;
   int64_t vocab_;
+  int32_t batch_;  // prompt tokens per forward pass
   int32_t n_tokens_;
   uint64_t state_ = 0x853c49e6748fea9bull;
 };
@@ -287,7 +289,7 @@ std::string fmt(const char* f, double v) {
 int run_bench(const BenchOptions& o) {
   HEARTH_CHECK(o.reps >= 1 && o.reps <= 1000, "-r/--repetitions " + std::to_string(o.reps) + ": expected 1 to 1000");
   HEARTH_CHECK(o.threads >= 0 && o.threads <= 1024, "-t/--threads " + std::to_string(o.threads) + ": expected 0 (all) to 1024");
-  HEARTH_CHECK(o.batch > 0 && o.batch <= 65536, "-b/--batch " + std::to_string(o.batch) + ": expected 1 to 65536");
+  HEARTH_CHECK(o.batch >= 0 && o.batch <= 65536, "-b/--batch " + std::to_string(o.batch) + ": expected 1 to 65536");
   HEARTH_CHECK(o.buffer_mib >= 16 && o.buffer_mib <= 65536, "--bandwidth-mib: expected 16 to 65536");
   const auto pp = parse_list(o.prompt_lengths, "-p/--prompt-lengths", 0, 1 << 20);
   const auto tg = parse_list(o.gen_lengths, "-n/--gen-lengths", 0, 1 << 20);
@@ -424,7 +426,7 @@ Command add_bench(CLI::App& app) {
   sub->add_option("-t,--threads", o->threads, "CPU threads (default: all)");
   sub->add_option("--device", o->device, "cuda, cpu or auto (default auto: cuda when a GPU is present)");
   sub->add_option("--kv-cache-type", o->kv_cache_type, kKvCacheTypeHelp);
-  sub->add_option("-b,--batch", o->batch, "prompt tokens per forward pass (default 512)");
+  sub->add_option("-b,--batch", o->batch, "prompt tokens per forward pass (default 2048 on a GPU, 512 on the CPU)");
   sub->add_option("--bandwidth-mib", o->buffer_mib, "buffer size of the bandwidth measurement in MiB (default 1024)");
   sub->add_flag("--json", o->json, "print JSON instead of a Markdown table");
   sub->add_option("--out", o->out, "also run the endpoint suite in-process; write results for `hearth bench report`");

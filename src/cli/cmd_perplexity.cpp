@@ -94,7 +94,7 @@ int run_perplexity(const PerplexityOptions& o) {
                "--stride " + std::to_string(stride) + ": expected 1 to the window size " + std::to_string(ctx));
   HEARTH_CHECK(o.model.threads >= 0 && o.model.threads <= 1024,
                "-t/--threads " + std::to_string(o.model.threads) + ": expected 0 (all) to 1024");
-  HEARTH_CHECK(o.model.batch > 0 && o.model.batch <= 65536,
+  HEARTH_CHECK(o.model.batch >= 0 && o.model.batch <= 65536,
                "-b/--batch " + std::to_string(o.model.batch) + ": expected 1 to 65536");
   const std::string text = read_text_file(o.file);
 
@@ -108,7 +108,8 @@ int run_perplexity(const PerplexityOptions& o) {
   const std::vector<int32_t> ids = rt.tok().encode(text, /*parse_special=*/true);
   HEARTH_CHECK(ids.size() >= 2, o.file + ": the text has " + std::to_string(ids.size()) +
                                     " token(s); perplexity needs at least 2");
-  const PerplexityResult r = score(*rt.model, ids, n_ctx, static_cast<int32_t>(stride), o.model.batch);
+  const int32_t batch = o.model.batch > 0 ? o.model.batch : 512;  // windows are short: 512 as documented
+  const PerplexityResult r = score(*rt.model, ids, n_ctx, static_cast<int32_t>(stride), batch);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double ppl = std::exp(r.nll_sum / static_cast<double>(r.scored));
   if (o.json) {

@@ -36,7 +36,7 @@ struct ServeOptions {
   std::string model, host = "127.0.0.1", api_key, api_key_file, alias, cors, device = "auto";
   std::string reasoning_field = "reasoning_content";
   std::string kv_cache_type;  // "" = the backend's default
-  int port = 8080, parallel = 4, threads = 0, batch = 512, max_queue = 64;
+  int port = 8080, parallel = 4, threads = 0, batch = 0, max_queue = 64;  // batch 0: Runtime::default_batch
   int64_t ctx = 0, kv_tokens = 0;
   bool prefix_cache = false;     // accepted for compatibility: the cache is on by default
   bool no_prefix_cache = false;
@@ -105,7 +105,8 @@ int run_serve(const ServeOptions& o) {
   HEARTH_CHECK(o.port >= 0 && o.port <= 65535, "--port " + std::to_string(o.port) + ": expected 0 to 65535");
   HEARTH_CHECK(o.parallel >= 1 && o.parallel <= 256, "--parallel " + std::to_string(o.parallel) + ": expected 1 to 256");
   HEARTH_CHECK(o.threads >= 0 && o.threads <= 1024, "-t/--threads " + std::to_string(o.threads) + ": expected 0 (all) to 1024");
-  HEARTH_CHECK(o.batch >= 16 && o.batch <= 65536, "-b/--batch " + std::to_string(o.batch) + ": expected 16 to 65536");
+  HEARTH_CHECK(o.batch == 0 || (o.batch >= 16 && o.batch <= 65536),
+               "-b/--batch " + std::to_string(o.batch) + ": expected 16 to 65536");
   HEARTH_CHECK(o.max_queue >= 1, "--max-queue must be at least 1");
   const server::ReasoningField field = reasoning_field(o.reasoning_field);
   HEARTH_CHECK(!(o.prefix_cache && o.no_prefix_cache), "--prefix-cache and --no-prefix-cache: give one of them");
@@ -135,7 +136,7 @@ int run_serve(const ServeOptions& o) {
                   .n_kv_tokens = static_cast<int32_t>(o.kv_tokens),
                   .block_size = 16,
                   .max_seqs = o.parallel,
-                  .max_batch_tokens = o.batch,
+                  .max_batch_tokens = o.batch > 0 ? static_cast<int32_t>(o.batch) : rt.default_batch(),
                   .max_queue = o.max_queue,
                   .prefix_cache = !o.no_prefix_cache,
                   .cache_dir = o.cache_dir,
@@ -208,7 +209,7 @@ Command add_serve(CLI::App& app) {
   app.add_option("--cors", o->cors, "allow browser requests from this origin ('*' for any); off by default");
   app.add_option("--reasoning-field", o->reasoning_field, "reasoning_content (default), reasoning or both");
   app.add_option("-t,--threads", o->threads, "CPU threads (default: all)");
-  app.add_option("-b,--batch", o->batch, "tokens per forward pass, shared by prompts and decodes (default 512)");
+  app.add_option("-b,--batch", o->batch, "tokens per forward pass, shared by prompts and decodes (default 2048 on a GPU, 512 on the CPU)");
   app.add_option("--device", o->device, "cuda, cpu or auto (default auto)");
   app.add_option("--kv-cache-type", o->kv_cache_type, kKvCacheTypeHelp);
   return [o] { return run_serve(*o); };

@@ -80,7 +80,7 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-m,--model", f.model, std::string("a .gguf file or a model folder (default: ") + kDemoModel + ")");
   app.add_option("-t,--threads", f.threads, "CPU threads (default: all)");
   app.add_option("-c,--ctx", f.ctx, "context size in tokens (default: the model's, capped by free memory)");
-  app.add_option("-b,--batch", f.batch, "prompt tokens per forward pass (default 512)");
+  app.add_option("-b,--batch", f.batch, "prompt tokens per forward pass (default 2048 on a GPU, 512 on the CPU)");
   app.add_option("--device", f.device, "cuda, cpu or auto (default auto: cuda when a GPU is present)");
   app.add_option("--kv-cache-type", f.kv_cache_type, kKvCacheTypeHelp);
 }
@@ -98,7 +98,7 @@ std::string resolve_model(const std::string& given) {
 std::shared_ptr<LocalModel> load_model(const ModelFlags& f) {
   HEARTH_CHECK(f.threads >= 0 && f.threads <= 1024,
                "-t/--threads " + std::to_string(f.threads) + ": expected 0 (all) to 1024");
-  HEARTH_CHECK(f.batch > 0 && f.batch <= 65536, "-b/--batch " + std::to_string(f.batch) + ": expected 1 to 65536");
+  HEARTH_CHECK(f.batch >= 0 && f.batch <= 65536, "-b/--batch " + std::to_string(f.batch) + ": expected 1 to 65536");
   HEARTH_CHECK(f.ctx >= 0, "-c/--ctx " + std::to_string(f.ctx) + ": the context size must be positive");
   const std::string path = resolve_model(f.model);
   if (f.model.empty()) std::fprintf(stderr, "hearth: using the demo model %s (%s)\n", path.c_str(), kDemoModelNote);

@@ -60,6 +60,12 @@ struct Runtime {
   // Plain text without a template (BOS first when the tokenizer wants it).
   std::vector<int32_t> text_prompt(const std::string& text) const;
 
+  // Tokens per forward pass when the user names none: 2048 on a GPU, where every step
+  // decodes each weight into f16 tiles once, so longer steps amortise it (H100, 8B Q4_K_M,
+  // a 4,096-token prompt: 19,745 tok/s in 512-token steps, 27,973 in 2048-token steps, with
+  // 513 MiB of scratch); 512 on the CPU, whose speed does not depend on it.
+  int32_t default_batch() const { return backend->device() == Device::CUDA ? 2048 : 512; }
+
   // Bytes of KV cache per token of context.
   int64_t kv_bytes_per_token() const;
   // The trained context capped by available memory, a multiple of 16, at least 16.
