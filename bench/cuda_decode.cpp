@@ -12,13 +12,13 @@
 // output head, logits copied to the host); tests/cuda/test_cuda_model checks that path
 // against the CPU on real files.
 //
-// ppN: one N-token prompt from an empty cache (with --chunk C, in steps of at most C tokens
-// as the engine and server run prompts, each step's last-token logits read back). tgN: N single-token steps after a 1-token
-// prompt; with --deep 1, N steps after the N-token prompt of ppN instead (decode at a
-// long context, where attention reads the whole cache each step). --batch B (the issue's
-// aggregate figure): B sequences, each given its own N-token prompt (one step each), then
-// N decode steps of B tokens, one per sequence (one StepBatch, as the scheduler packs
-// them); aggregate tokens/s = B * N / time.
+// ppN: one N-token prompt from an empty cache (with --chunk C, in steps of at most C
+// tokens as the engine and server run prompts, each step's last-token logits read back).
+// tgN: N single-token steps after a 1-token prompt; with --deep 1, N steps after the
+// N-token prompt of ppN instead (decode at a long context, where attention reads the whole
+// cache each step). --batch B (the aggregate figure): B sequences, each given its
+// own N-token prompt (one step each), then N decode steps of B tokens, one per sequence
+// (one StepBatch, as the scheduler packs them); aggregate tokens/s = B * N / time.
 // Bytes per decode step = every weight matrix (the embedding table only when it
 // is also the output head) + the KV cache read at the mean context. Bandwidth: a device-
 // to-device copy of 2 GiB, counting bytes read and written. Mean of --reps runs after one

@@ -209,7 +209,8 @@ Command add_serve(CLI::App& app) {
   app.add_option("--cors", o->cors, "allow browser requests from this origin ('*' for any); off by default");
   app.add_option("--reasoning-field", o->reasoning_field, "reasoning_content (default), reasoning or both");
   app.add_option("-t,--threads", o->threads, "CPU threads (default: all)");
-  app.add_option("-b,--batch", o->batch, "tokens per forward pass, shared by prompts and decodes (default 2048 on a GPU, 512 on the CPU)");
+  app.add_option("-b,--batch", o->batch,
+                 "tokens per forward pass, shared by prompts and decodes (default 2048 on a GPU, 512 on the CPU)");
   app.add_option("--device", o->device, "cuda, cpu or auto (default auto)");
   app.add_option("--kv-cache-type", o->kv_cache_type, kKvCacheTypeHelp);
   return [o] { return run_serve(*o); };

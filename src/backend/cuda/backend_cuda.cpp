@@ -188,9 +188,9 @@ void CudaBackend::init_kv_cache(const KvCacheConfig& config) {
   kv_bytes_ = bytes;
 }
 
-// Working memory beyond the weights: activations of 512-token steps (about 200 MiB for an
-// 8B model, docs/benchmarks_cuda.md) and room for a small KV cache.
-constexpr int64_t kWorkingBytes = int64_t{256} << 20;
+// Working memory beyond the weights: activations of the default 2048-token prompt steps
+// (513 MiB for an 8B model, docs/benchmarks_cuda.md) and a little more.
+constexpr int64_t kWorkingBytes = int64_t{640} << 20;
 
 void CudaBackend::check_weights_fit(int64_t weight_bytes) const {
   size_t free_b = 0, total_b = 0;
