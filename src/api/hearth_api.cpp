@@ -53,7 +53,7 @@ std::shared_ptr<LocalModel> LocalModel::load(const std::string& path, const Load
   ro.kv_cache_type = options.kv_cache_type;
   impl->rt = Runtime::open(path, ro);
   impl->options = options;
-  if (impl->options.batch == 0) impl->options.batch = impl->rt.default_batch();
+  impl->options.batch = impl->rt.resolve_batch(options.batch);
   const int32_t n_ctx = impl->rt.resolve_context(options.context);
   impl->seq = std::make_unique<Sequence>(*impl->rt.model, n_ctx);
   impl->options.context = n_ctx;

@@ -127,7 +127,7 @@ struct BenchOptions {
   int threads = 0;
   std::string device = "auto";
   std::string kv_cache_type;
-  int batch = 0;  // 0: Runtime::default_batch
+  int batch = 0;  // 0: Runtime::resolve_batch
   bool json = false;
   double buffer_mib = 1024;
   std::string out, label, suite, note;  // --out: results file for `hearth bench report`
@@ -206,7 +206,7 @@ class Bench {
  public:
   Bench(Runtime& rt, const BenchOptions& o, int threads)
       : rt_(rt), o_(o), threads_(threads), vocab_(rt.model->config().vocab_size),
-        batch_(o.batch > 0 ? o.batch : rt.default_batch()) {
+        batch_(rt.resolve_batch(o.batch)) {
     n_tokens_ = rt.vocab.n_tokens > 0 ? rt.vocab.n_tokens : static_cast<int32_t>(vocab_);
   }
 

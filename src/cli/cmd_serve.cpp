@@ -36,7 +36,7 @@ struct ServeOptions {
   std::string model, host = "127.0.0.1", api_key, api_key_file, alias, cors, device = "auto";
   std::string reasoning_field = "reasoning_content";
   std::string kv_cache_type;  // "" = the backend's default
-  int port = 8080, parallel = 4, threads = 0, batch = 0, max_queue = 64;  // batch 0: Runtime::default_batch
+  int port = 8080, parallel = 4, threads = 0, batch = 0, max_queue = 64;  // batch 0: Runtime::resolve_batch
   int64_t ctx = 0, kv_tokens = 0;
   bool prefix_cache = false;     // accepted for compatibility: the cache is on by default
   bool no_prefix_cache = false;
@@ -136,7 +136,7 @@ int run_serve(const ServeOptions& o) {
                   .n_kv_tokens = static_cast<int32_t>(o.kv_tokens),
                   .block_size = 16,
                   .max_seqs = o.parallel,
-                  .max_batch_tokens = o.batch > 0 ? static_cast<int32_t>(o.batch) : rt.default_batch(),
+                  .max_batch_tokens = rt.resolve_batch(o.batch),
                   .max_queue = o.max_queue,
                   .prefix_cache = !o.no_prefix_cache,
                   .cache_dir = o.cache_dir,

@@ -26,7 +26,7 @@ struct ModelFlags {
   std::string model;
   int threads = 0;
   int64_t ctx = 0;
-  int batch = 0;  // 0: Runtime::default_batch
+  int batch = 0;  // 0: Runtime::resolve_batch
   std::string device = "auto";
   std::string kv_cache_type;  // "" = the backend's default
 };

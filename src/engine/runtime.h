@@ -65,6 +65,10 @@ struct Runtime {
   // a 4,096-token prompt: 19,745 tok/s in 512-token steps, 27,973 in 2048-token steps, with
   // 513 MiB of scratch); 512 on the CPU, whose speed does not depend on it.
   int32_t default_batch() const { return backend->device() == Device::CUDA ? 2048 : 512; }
+  // A -b/--batch value: itself when positive, else default_batch().
+  int32_t resolve_batch(int64_t requested) const {
+    return requested > 0 ? static_cast<int32_t>(requested) : default_batch();
+  }
 
   // Bytes of KV cache per token of context.
   int64_t kv_bytes_per_token() const;

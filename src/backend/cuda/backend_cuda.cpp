@@ -18,6 +18,16 @@ void check(cudaError_t e, const char* what) {
 
 std::string mib(double bytes) { return std::to_string(static_cast<int64_t>(bytes / 1048576.0)) + " MiB"; }
 
+// The current device's free and total memory, in bytes.
+struct DeviceMemory {
+  int64_t free, total;
+};
+DeviceMemory device_memory() {
+  size_t free_b = 0, total_b = 0;
+  check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+  return {static_cast<int64_t>(free_b), static_cast<int64_t>(total_b)};
+}
+
 DeviceBuffer::DeviceBuffer(size_t n, const std::string& what) : bytes(n) {
   if (n == 0) return;
   if (cudaMalloc(&ptr, n) != cudaSuccess) {
@@ -177,12 +187,11 @@ void CudaBackend::init_kv_cache(const KvCacheConfig& config) {
   kv_config_ = config;
   kv_layer_bytes_ = static_cast<int64_t>(config.n_blocks) * config.block_size * kv_row_bytes(config);
   const int64_t bytes = 2 * static_cast<int64_t>(config.n_layers) * kv_layer_bytes_;
-  size_t free_b = 0, total_b = 0;
-  check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
-  HEARTH_CHECK(bytes <= static_cast<int64_t>(free_b),
+  const DeviceMemory m = device_memory();
+  HEARTH_CHECK(bytes <= m.free,
                "KV cache of " + std::to_string(static_cast<int64_t>(config.n_blocks) * config.block_size) +
                    " tokens needs " + mib(static_cast<double>(bytes)) + " but only " +
-                   mib(static_cast<double>(free_b)) + " of GPU memory is free");
+                   mib(static_cast<double>(m.free)) + " of GPU memory is free");
   kv_ = std::make_unique<DeviceBuffer>(static_cast<size_t>(bytes), "the KV cache");
   if (bytes > 0) check(cudaMemsetAsync(kv_->ptr, 0, kv_->bytes, stream_), "cudaMemsetAsync");
   kv_bytes_ = bytes;
@@ -193,25 +202,20 @@ void CudaBackend::init_kv_cache(const KvCacheConfig& config) {
 constexpr int64_t kWorkingBytes = int64_t{640} << 20;
 
 void CudaBackend::check_weights_fit(int64_t weight_bytes) const {
-  size_t free_b = 0, total_b = 0;
-  check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+  const DeviceMemory m = device_memory();
   const auto gib = [](double b) {
     char s[32];
     std::snprintf(s, sizeof s, "%.2f GiB", b / 1073741824.0);
     return std::string(s);
   };
-  HEARTH_CHECK(weight_bytes + kWorkingBytes <= static_cast<int64_t>(free_b),
+  HEARTH_CHECK(weight_bytes + kWorkingBytes <= m.free,
                "the model does not fit on " + name_ + ": its weights need " + gib(static_cast<double>(weight_bytes)) +
                    " and the backend " + mib(static_cast<double>(kWorkingBytes)) + " more, but " +
-                   gib(static_cast<double>(free_b)) + " of " + gib(static_cast<double>(total_b)) +
+                   gib(static_cast<double>(m.free)) + " of " + gib(static_cast<double>(m.total)) +
                    " is free (use a smaller quantization, or --device cpu)");
 }
 
-int64_t CudaBackend::kv_memory_free() const {
-  size_t free_b = 0, total_b = 0;
-  check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
-  return std::max<int64_t>(static_cast<int64_t>(free_b) - kWorkingBytes, 0);
-}
+int64_t CudaBackend::kv_memory_free() const { return std::max<int64_t>(device_memory().free - kWorkingBytes, 0); }
 
 void CudaBackend::copy_kv_block(int32_t src, int32_t dst) {
   HEARTH_ASSERT(src >= 0 && dst >= 0 && src < kv_config_.n_blocks && dst < kv_config_.n_blocks);
