@@ -71,10 +71,13 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/ptx.cuh"
+#include "backend/cuda/mma_f16_decode.cuh"
 #include "backend/cuda/quant_units.cuh"
 
 namespace hearth::cuda {
 namespace {
+
+using namespace mma_f16_decode;
 
 constexpr int kThreads = 256;
 constexpr int kRows = 128;                    // weight rows per block: 16 per warp
@@ -89,17 +92,6 @@ __host__ __device__ constexpr size_t smem_budget(int kB, bool kTma) {
   if (kTma) return (228 * 1024) / kB - 1024 - 128;
   return kB == 3 ? 74 * 1024 : 112 * 1024;
 }
-
-// Per type: bytes of one row's chunk as stored, the ring's row pitch (room for the chunk's
-// offset from a 16-byte boundary, and an odd number of 16-byte lines so the 8 rows a
-// warp reads at once fall on distinct banks), the value offset (q - offset is the signed
-// value) and whether the rows' chunks are 4-byte aligned words.
-template <class U> struct Fmt;
-template <> struct Fmt<UnitQ4_0> { static constexpr int kBytes = 144, kPitch = 176, kOffset = 8; };
-template <> struct Fmt<UnitQ8_0> { static constexpr int kBytes = 272, kPitch = 304, kOffset = 128; };
-template <> struct Fmt<UnitQ4_K> { static constexpr int kBytes = 144, kPitch = 144, kOffset = 0; };
-template <> struct Fmt<UnitQ5_K> { static constexpr int kBytes = 176, kPitch = 176, kOffset = 0; };
-template <> struct Fmt<UnitQ6_K> { static constexpr int kBytes = 210, kPitch = 240, kOffset = 32; };
 
 template <class U>
 __host__ __device__ constexpr size_t stage_bytes() { return static_cast<size_t>(kRows) * Fmt<U>::kPitch; }
@@ -120,87 +112,6 @@ __host__ __device__ constexpr size_t smem_bytes() {
   return fixed_bytes<NT, kTma>() + stages<U, NT, kB, kTma>() * stage_bytes<U>();
 }
 
-
-__device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
-__device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
-
-// A word from a 2-byte aligned shared address.
-__device__ __forceinline__ uint32_t ld_u32_2(const uint8_t* p) {
-  const auto* h = reinterpret_cast<const uint16_t*>(p);
-  return static_cast<uint32_t>(h[0]) | static_cast<uint32_t>(h[1]) << 16;
-}
-
-// Bytes (v0..v3, each < 1024 - 1024 = unsigned) of w as f16 pairs (1024 + v0, 1024 + v1)
-// and (1024 + v2, 1024 + v3): exact, one permute each.
-// kPerm: the pairs (v0, v2) and (v1, v3) instead, the tensor-copy form's order of k (the
-// order a 4-bit word's nibbles come out in, mma_f16_kernel).
-template <bool kPerm = false>
-__device__ __forceinline__ void bytes_to_h2(uint32_t w, uint32_t& lo, uint32_t& hi) {
-  lo = __byte_perm(w, 0x64646464u, kPerm ? 0x4240 : 0x4140);
-  hi = __byte_perm(w, 0x64646464u, kPerm ? 0x4341 : 0x4342);
-}
-
-// The 8 values this lane takes of one row's 32-element block kb of the chunk (raw: the
-// row's chunk as stored): v[0] elements 4t..4t+3, v[1] elements 16+4t..16+4t+3, one
-// unsigned byte each (q + offset).
-template <class U>
-__device__ __forceinline__ void block_values(const uint8_t* raw, int kb, int t, uint32_t (&v)[2]) {
-  if constexpr (std::is_same_v<U, UnitQ4_0>) {  // 18-byte blocks: d, 16 bytes of nibbles
-    const uint32_t w = ld_u32_2(raw + 18 * kb + 2 + 4 * t);
-    v[0] = w & 0x0F0F0F0Fu, v[1] = (w >> 4) & 0x0F0F0F0Fu;
-  } else if constexpr (std::is_same_v<U, UnitQ8_0>) {  // 34-byte blocks: d, 32 int8
-    v[0] = ld_u32_2(raw + 34 * kb + 2 + 4 * t) ^ 0x80808080u;
-    v[1] = ld_u32_2(raw + 34 * kb + 18 + 4 * t) ^ 0x80808080u;
-  } else if constexpr (std::is_same_v<U, UnitQ4_K> || std::is_same_v<U, UnitQ5_K>) {
-    // Sub-blocks 2p (low nibbles) and 2p + 1 (high) share 32 bytes; Q5_K's fifth bits:
-    // bit kb of qh byte l is element l's.
-    constexpr int kQs = std::is_same_v<U, UnitQ5_K> ? 48 : 16;
-    const auto* q = reinterpret_cast<const uint32_t*>(raw + kQs + 32 * (kb >> 1) + 4 * t);
-    const int sh = 4 * (kb & 1);
-    v[0] = (q[0] >> sh) & 0x0F0F0F0Fu, v[1] = (q[4] >> sh) & 0x0F0F0F0Fu;
-    if constexpr (std::is_same_v<U, UnitQ5_K>) {
-      const auto* qh = reinterpret_cast<const uint32_t*>(raw + 16 + 4 * t);
-      v[0] |= ((qh[0] >> kb) & 0x01010101u) << 4, v[1] |= ((qh[4] >> kb) & 0x01010101u) << 4;
-    }
-  } else {  // Q6_K: quarter kb & 3 of half kb >> 2; low 4 bits in ql, high 2 in qh
-    const int h = kb >> 2, qq = kb & 3;
-    const uint8_t* ql = raw + 64 * h + 32 * (qq & 1) + 4 * t;
-    const uint8_t* qh = raw + 128 + 32 * h + 4 * t;
-    const int sl = 4 * (qq >> 1), sh = 2 * qq;
-    v[0] = ((ld_u32_2(ql) >> sl) & 0x0F0F0F0Fu) | ((ld_u32_2(qh) >> sh) & 0x03030303u) << 4;
-    v[1] = ((ld_u32_2(ql + 16) >> sl) & 0x0F0F0F0Fu) | ((ld_u32_2(qh + 16) >> sh) & 0x03030303u) << 4;
-  }
-}
-
-// Scale table entry of one row's block kb, an f16 pair: (scale, min), the weight being
-// (q - offset) * scale + min; Q6_K (no min): the scales of elements 0-15 and 16-31.
-template <class U>
-__device__ __forceinline__ uint32_t block_scales(const uint8_t* raw, int kb) {
-  float s0, s1, mn = 0.0f;
-  if constexpr (std::is_same_v<U, UnitQ4_0> || std::is_same_v<U, UnitQ8_0>) {
-    s0 = s1 = half_bits_to_float(*reinterpret_cast<const uint16_t*>(raw + Fmt<U>::kBytes / 8 * kb));
-  } else if constexpr (std::is_same_v<U, UnitQ4_K> || std::is_same_v<U, UnitQ5_K>) {
-    const auto* head = reinterpret_cast<const uint32_t*>(raw);  // d, dmin; 12 scale bytes
-    const float d = half_bits_to_float(static_cast<uint16_t>(head[0] & 0xFFFF));
-    const float dmin = half_bits_to_float(static_cast<uint16_t>(head[0] >> 16));
-    const uint8_t* sc = raw + 4;
-    int s, m;
-    if (kb < 4) {
-      s = sc[kb] & 63, m = sc[kb + 4] & 63;
-    } else {
-      s = (sc[kb + 4] & 0xF) | ((sc[kb - 4] >> 6) << 4);
-      m = (sc[kb + 4] >> 4) | ((sc[kb] >> 6) << 4);
-    }
-    s0 = s1 = d * static_cast<float>(s), mn = -dmin * static_cast<float>(m);
-  } else {  // Q6_K: int8 scales per 16 elements, d at 208
-    const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(raw + 208));
-    const auto* sc = reinterpret_cast<const int8_t*>(raw + 192);
-    s0 = d * static_cast<float>(sc[2 * kb]), s1 = d * static_cast<float>(sc[2 * kb + 1]);
-  }
-  if constexpr (std::is_same_v<U, UnitQ6_K>) return h2_bits(__floats2half2_rn(s0, s1));
-  (void)s1;
-  return h2_bits(__floats2half2_rn(s0, mn));
-}
 
 // The chunk's bytes [start, end) of a row, copied from the 16-byte boundary a0 at or below
 // start (lead bytes before it) in `pieces` 16-byte lines (rows of 32-element types may end
@@ -412,7 +323,11 @@ __global__ void __launch_bounds__(kThreads, kB)
     // at hand from the lane of its quad that has them: no table, no shared memory for it
     // (so three blocks fit an SM up to 32 tokens).
     uint32_t ent[2][2] = {};
-    if constexpr (kTma) {
+    if constexpr (kTma && (std::is_same_v<U, UnitQ4_K> || std::is_same_v<U, UnitQ5_K>)) {
+      k_quant_scales(raw_lo, t4, ent[0]), k_quant_scales(raw_hi, t4, ent[1]);  // whole chunks
+    } else if constexpr (kTma && std::is_same_v<U, UnitQ6_K>) {
+      q6_k_scales(raw_lo, t4, ent[0]), q6_k_scales(raw_hi, t4, ent[1]);
+    } else if constexpr (kTma) {
 #pragma unroll
       for (int e = 0; e < 2; ++e)
         if (2 * t4 + e < nbk)
