@@ -70,8 +70,8 @@
 #include <type_traits>
 
 #include "backend/cuda/common.cuh"
-#include "backend/cuda/ptx.cuh"
 #include "backend/cuda/mma_f16_decode.cuh"
+#include "backend/cuda/ptx.cuh"
 #include "backend/cuda/quant_units.cuh"
 
 namespace hearth::cuda {
