@@ -276,8 +276,12 @@ __global__ void __launch_bounds__(kThreads, kB)
       const uint8_t* raw = ring + (slot * kRows + rr) * kPitch + lead;
       uint32_t* tab = table_all + buf * (kRows * kScalePitch) + rr * kScalePitch;
 #pragma unroll
-      for (int kb = kb0; kb < kb0 + 4; ++kb)
-        if (kb < nbk) tab[kb] = block_scales<U>(raw, kb);
+      for (int pair = kb0 / 2; pair < kb0 / 2 + 2; ++pair) {
+        uint32_t e[2] = {};
+        block_scale_pair<U>(raw, pair, nbk, e);
+        if (2 * pair < nbk) tab[2 * pair] = e[0];
+        if (2 * pair + 1 < nbk) tab[2 * pair + 1] = e[1];
+      }
     }
   };
 
@@ -323,16 +327,7 @@ __global__ void __launch_bounds__(kThreads, kB)
     // at hand from the lane of its quad that has them: no table, no shared memory for it
     // (so three blocks fit an SM up to 32 tokens).
     uint32_t ent[2][2] = {};
-    if constexpr (kTma && (std::is_same_v<U, UnitQ4_K> || std::is_same_v<U, UnitQ5_K>)) {
-      k_quant_scales(raw_lo, t4, ent[0]), k_quant_scales(raw_hi, t4, ent[1]);  // whole chunks
-    } else if constexpr (kTma && std::is_same_v<U, UnitQ6_K>) {
-      q6_k_scales(raw_lo, t4, ent[0]), q6_k_scales(raw_hi, t4, ent[1]);
-    } else if constexpr (kTma) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e)
-        if (2 * t4 + e < nbk)
-          ent[0][e] = block_scales<U>(raw_lo, 2 * t4 + e), ent[1][e] = block_scales<U>(raw_hi, 2 * t4 + e);
-    }
+    if constexpr (kTma) block_scale_pair<U>(raw_lo, t4, nbk, ent[0]), block_scale_pair<U>(raw_hi, t4, nbk, ent[1]);
     auto scales_of = [&](int kb, __half2& el, __half2& eh) {
       if constexpr (kTma) {
         el = bits_h2(__shfl_sync(0xffffffffu, ent[0][kb & 1], 4 * g + (kb >> 1)));

@@ -78,65 +78,59 @@ __device__ __forceinline__ void block_values(const uint8_t* raw, int kb, int t, 
   }
 }
 
-// Scale table entry of one row's block kb, an f16 pair: (scale, min), the weight being
-// (q - offset) * scale + min; Q6_K (no min): the scales of elements 0-15 and 16-31.
+// Scale entry of a Q4_0 or Q8_0 row's block kb, an f16 pair (scale, min): (the block's d, 0).
 template <class U>
 __device__ __forceinline__ uint32_t block_scales(const uint8_t* raw, int kb) {
-  float s0, s1, mn = 0.0f;
-  if constexpr (std::is_same_v<U, UnitQ4_0> || std::is_same_v<U, UnitQ8_0>) {
-    s0 = s1 = half_bits_to_float(*reinterpret_cast<const uint16_t*>(raw + Fmt<U>::kBytes / 8 * kb));
-  } else if constexpr (std::is_same_v<U, UnitQ4_K> || std::is_same_v<U, UnitQ5_K>) {
-    const auto* head = reinterpret_cast<const uint32_t*>(raw);  // d, dmin; 12 scale bytes
-    const float d = half_bits_to_float(static_cast<uint16_t>(head[0] & 0xFFFF));
-    const float dmin = half_bits_to_float(static_cast<uint16_t>(head[0] >> 16));
-    const uint8_t* sc = raw + 4;
-    int s, m;
-    if (kb < 4) {
-      s = sc[kb] & 63, m = sc[kb + 4] & 63;
-    } else {
-      s = (sc[kb + 4] & 0xF) | ((sc[kb - 4] >> 6) << 4);
-      m = (sc[kb + 4] >> 4) | ((sc[kb] >> 6) << 4);
-    }
-    s0 = s1 = d * static_cast<float>(s), mn = -dmin * static_cast<float>(m);
-  } else {  // Q6_K: int8 scales per 16 elements, d at 208
-    const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(raw + 208));
-    const auto* sc = reinterpret_cast<const int8_t*>(raw + 192);
-    s0 = d * static_cast<float>(sc[2 * kb]), s1 = d * static_cast<float>(sc[2 * kb + 1]);
-  }
-  if constexpr (std::is_same_v<U, UnitQ6_K>) return h2_bits(__floats2half2_rn(s0, s1));
-  (void)s1;
-  return h2_bits(__floats2half2_rn(s0, mn));
+  static_assert(std::is_same_v<U, UnitQ4_0> || std::is_same_v<U, UnitQ8_0>, "K-quants: block_scale_pair");
+  return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(raw + Fmt<U>::kBytes / 8 * kb));  // high half +0
 }
 
-// block_scales of blocks 2 t4 and 2 t4 + 1 of a Q4_K or Q5_K chunk (one superblock, 16-byte
-// aligned in the ring), for the tensor-copy form's lanes: the same f16 pairs (d sc, -dmin m),
-// each an f16 times a 6-bit integer rounded once, but from three word loads and byte masks,
-// with no branch on the lane's half of the blocks (block_scales' kb < 4 test splits a warp).
-// Blocks 0-3: sc = bytes 0-3 & 63, m = bytes 4-7 & 63; blocks 4-7: the low (sc) and high (m)
-// nibbles of bytes 8-11, with the top two bits of bytes 0-3 (sc) and 4-7 (m) above them.
-__device__ __forceinline__ void k_quant_scales(const uint8_t* raw, int t4, uint32_t (&out)[2]) {
+// Scale entries (d sc, -dmin m) of blocks 2 p and 2 p + 1 of a Q4_K or Q5_K chunk (one
+// superblock, 16-byte aligned in the ring): an f16 times a 6-bit integer, rounded once,
+// from three word loads and byte masks, with no branch on which half of the blocks p is in
+// (a test per block would split the warps whose lanes take both halves). Blocks 0-3: sc =
+// bytes 0-3 & 63, m = bytes 4-7 & 63; blocks 4-7: the low (sc) and high (m) nibbles of
+// bytes 8-11, with the top two bits of bytes 0-3 (sc) and 4-7 (m) above them.
+__device__ __forceinline__ void k_quant_scales(const uint8_t* raw, int p, uint32_t (&out)[2]) {
   const auto* w = reinterpret_cast<const uint32_t*>(raw);  // d | dmin << 16, then the 12 scale bytes
   const uint32_t w0 = w[1], w1 = w[2], w2 = w[3];
-  const bool high = t4 >= 2;
+  const bool high = p >= 2;
   const uint32_t sc = high ? (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u) : w0 & 0x3F3F3F3Fu;
   const uint32_t mn = high ? ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u) : w1 & 0x3F3F3F3Fu;
   const __half2 d = bits_h2(w[0] ^ 0x80000000u), k1024 = __float2half2_rn(1024.0f);  // (d, -dmin)
 #pragma unroll
   for (int e = 0; e < 2; ++e) {
-    const int b = 8 * ((2 * t4 + e) & 3);
+    const int b = 8 * ((2 * p + e) & 3);
     const uint32_t v = ((sc >> b) & 0xFFu) | ((mn >> b) & 0xFFu) << 16 | 0x64006400u;  // (1024 + sc, 1024 + m)
     out[e] = h2_bits(__hmul2(d, __hsub2(bits_h2(v), k1024)));
   }
 }
 
-// The same for a Q6_K chunk: (d sc[2 kb], d sc[2 kb + 1]) of blocks kb = 2 t4 and 2 t4 + 1,
-// the four int8 scales from one 2-byte aligned word (a Q6_K chunk starts off 4-byte
-// boundaries) made exact f16 by the 1024 + 128 + sc trick, then one f16 product each.
-__device__ __forceinline__ void q6_k_scales(const uint8_t* raw, int t4, uint32_t (&out)[2]) {
-  const uint32_t sc = ld_u32_2(raw + 192 + 4 * t4) ^ 0x80808080u;  // sc + 128, bytes 4 t4 .. + 3
+// The same for a Q6_K chunk: (d sc[2 kb], d sc[2 kb + 1]) of blocks kb = 2 p and 2 p + 1
+// (two scales a block, one per 16 elements), the four int8 scales from one 2-byte aligned
+// word (a Q6_K chunk starts off 4-byte boundaries) made exact f16 by the 1024 + 128 + sc
+// trick, then one f16 product each.
+__device__ __forceinline__ void q6_k_scales(const uint8_t* raw, int p, uint32_t (&out)[2]) {
+  const uint32_t sc = ld_u32_2(raw + 192 + 4 * p) ^ 0x80808080u;  // sc + 128, bytes 4 p .. + 3
   const __half2 d = __half2half2(*reinterpret_cast<const __half*>(raw + 208)), k1152 = __float2half2_rn(1152.0f);
   out[0] = h2_bits(__hmul2(d, __hsub2(bits_h2(__byte_perm(sc, 0x64646464u, 0x4140)), k1152)));
   out[1] = h2_bits(__hmul2(d, __hsub2(bits_h2(__byte_perm(sc, 0x64646464u, 0x4342)), k1152)));
+}
+
+// The scale table entries of blocks 2 p and 2 p + 1 of a row's chunk (those below nbk;
+// K-quant chunks are whole): (scale, min) pairs, the weight being (q - offset) * scale +
+// min; Q6_K (no min): the scales of elements 0-15 and 16-31.
+template <class U>
+__device__ __forceinline__ void block_scale_pair(const uint8_t* raw, int p, int nbk, uint32_t (&out)[2]) {
+  if constexpr (std::is_same_v<U, UnitQ4_K> || std::is_same_v<U, UnitQ5_K>) {
+    (void)nbk, k_quant_scales(raw, p, out);
+  } else if constexpr (std::is_same_v<U, UnitQ6_K>) {
+    (void)nbk, q6_k_scales(raw, p, out);
+  } else {
+#pragma unroll
+    for (int e = 0; e < 2; ++e)
+      if (2 * p + e < nbk) out[e] = block_scales<U>(raw, 2 * p + e);
+  }
 }
 
 }  // namespace hearth::cuda::mma_f16_decode
