@@ -8,7 +8,10 @@
 // tile, nor of the blocks), in shuffled blocks, then runs decode steps: one token a
 // sequence with the o_proj-like product after it (whose 8-bit input quantization the
 // backend fuses into the attention launch: out_q), the same step without the product, and
-// a step of two tokens a sequence (one for a sequence at its first position). Shapes: GQA
+// a step of two tokens a sequence (one for a sequence at its first position). Small
+// batches (blocks of 4 warps would fill at most half the multiprocessors: one sequence,
+// or a few with few kv heads) take the kernel's 8-warp blocks, the others its 4-warp
+// blocks (HEARTH_CUDA_DECODE_WARPS=4|8 forces one for every batch). Shapes: GQA
 // groups of 1, 4, 8 and 16 heads, head_dim 64 and 128, f16 and q8_0 caches, blocks of 16
 // and 32 positions.
 //

@@ -158,6 +158,7 @@ class CudaBackend final : public Backend {
   // 8,192 and 16,384 the same; 8 and 32 sequences unchanged: docs/benchmarks_cuda_decode.md).
   int decode_attn_ = 0;
   int decode_stages_ = 3, decode_blocks_ = 0, decode_min_keys_ = 512;
+  int decode_warps_ = 0;  // HEARTH_CUDA_DECODE_WARPS=4|8: warps a block of every launch (0: by the grid)
   int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
   float* read_staging_ = nullptr;  // pinned host buffer for read_rows

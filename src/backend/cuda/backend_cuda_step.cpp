@@ -460,9 +460,18 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
     p.stages = decode_stages_;
     // As many blocks as are resident at once (a second wave would start with empty
     // pipelines): by shared memory, 2 an SM at head_dim 128 and 3 stages.
-    const int64_t smem = decode_attention_smem(hd, p.kind, p.stages);
-    const int64_t per_sm = decode_blocks_ > 0 ? decode_blocks_ : std::max<int64_t>(1, (smem_optin_ + 1024) / (smem + 1024));
-    p.n_splits = decode_attention_splits(n, kv_config_.n_kv_heads, bucket, per_sm * sm_count_, decode_min_keys_);
+    const auto splits_at = [&](int warps) {
+      const int64_t smem = decode_attention_smem(hd, p.kind, p.stages, warps);
+      const int64_t per_sm =
+          decode_blocks_ > 0 ? decode_blocks_ : std::max<int64_t>(1, (smem_optin_ + 1024) / (smem + 1024));
+      return decode_attention_splits(n, kv_config_.n_kv_heads, bucket, per_sm * sm_count_, decode_min_keys_);
+    };
+    p.n_splits = splits_at(4);
+    // 8 warps a block where blocks of 4 would fill at most half the multiprocessors (one
+    // or two sequences): each warp's chain of key tiles is half as long.
+    const bool fits8 = decode_attention_smem(hd, p.kind, p.stages, 8) <= smem_optin_;
+    const bool few = n * kv_config_.n_kv_heads * p.n_splits * 2 <= sm_count_;
+    if (fits8 && (decode_warps_ == 8 || (decode_warps_ == 0 && few))) p.warps = 8, p.n_splits = splits_at(8);
   } else {
     p.n_splits = attention_splits(n, n_heads);
   }

@@ -2,12 +2,12 @@
 // tensor cores, from the paged f16 or q8_0 cache (the backend's choice on sm_90 for steps of
 // 1-64 tokens, at most two a sequence; docs/benchmarks_cuda_attention.md has its figures).
 //
-// One block of 4 warps per (token, kv head, key split); grid x is the kv head, so the blocks
+// One block of W warps per (token, kv head, key split); grid x is the kv head, so the blocks
 // of one token, which read the same cache rows, start together. The block's 16 query rows are the
 // GQA group's heads of that token (group <= 16; rows past it are zero and never written),
 // so every key and value row is loaded once for all heads that share it. Keys are cut into
 // 16-key tiles counted from key 0 (only the sequence's last tile is partial); a split takes
-// a run of tiles and its warps take every 4th of them. Each warp is its own pipeline: it
+// a run of tiles and its warps take every W-th of them. Each warp is its own pipeline: it
 // gathers its tiles from the paged cache into its own shared-memory stages with cp.async
 // (AttentionParams::stages of them in flight, 16-byte chunks, zero-filled past the last
 // key), waits on its own copy groups and meets the other warps only at the end, so no block
@@ -46,8 +46,11 @@
 namespace hearth::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * kWarp;
+// W, the warps a block: 4, or 8 where blocks of 4 would fill at most half the
+// multiprocessors (the backend's choice, AttentionParams::warps): one sequence is 8 kv heads
+// x 2 splits, 16 blocks on 132 multiprocessors, and with 8 warps each warp's chain of tiles
+// (load, wait, products) is half as long. H100, 8B Q4_K_M tg128 378 / 384 -> 395 / 393 tok/s,
+// Q4_0 417 -> 429; 8 sequences keep 4 (8: 1,751 -> 1,728; docs/benchmarks_cuda_decode.md).
 constexpr int kRows = 16;  // query rows of a block: the group's heads, zero-padded
 constexpr int kTile = 16;  // keys a warp takes at a time
 constexpr float kLog2e = 1.4426950408889634f;
@@ -58,8 +61,8 @@ std::atomic<int64_t> g_launches{0};
 // warp's area: f16 stages [stages][K, V][kTile][kStride] halves; Q8: raw stages
 // [stages][K, V][kTile][HD] int8, [stages][K, V][kTile][HD / 32] f16 scales, then one f16
 // tile pair [K, V][kTile][kStride] the raw stage is converted into. After the loop the
-// warp areas hold the merge: o [kWarps][kRows][HD] floats, then (max, sum) [kWarps][kRows][2].
-template <int HD, bool Q8>
+// warp areas hold the merge: o [W][kRows][HD] floats, then (max, sum) [W][kRows][2].
+template <int HD, bool Q8, int W>
 struct Layout {
   static constexpr int kStride = HD + 8;                     // halves: 8 rows hit distinct banks
   static constexpr int kQ = kRows * kStride * 2;             // bytes
@@ -68,9 +71,9 @@ struct Layout {
   static constexpr int kRawScales = 2 * kTile * (HD / 32) * 2;
   static constexpr int kStage = Q8 ? kRawValues + kRawScales : kF16Tiles;
   __host__ __device__ static constexpr int warp_bytes(int stages) { return stages * kStage + (Q8 ? kF16Tiles : 0); }
-  static constexpr int kMerge = kWarps * kRows * (HD + 2) * 4;
+  static constexpr int kMerge = W * kRows * (HD + 2) * 4;
   __host__ __device__ static constexpr int smem(int stages) {
-    const int warps = kWarps * warp_bytes(stages);
+    const int warps = W * warp_bytes(stages);
     return kQ + (warps > kMerge ? warps : kMerge);
   }
 };
@@ -86,9 +89,10 @@ __device__ __forceinline__ void cp_async_wait_pending(int pending) {
   }
 }
 
-template <int HD, bool Q8>
-__global__ void __launch_bounds__(kThreads) decode_attention_kernel(const AttentionParams p) {
-  using L = Layout<HD, Q8>;
+template <int HD, bool Q8, int W>
+__global__ void __launch_bounds__(W * kWarp) decode_attention_kernel(const AttentionParams p) {
+  using L = Layout<HD, Q8, W>;
+  constexpr int kWarps = W, kThreads = W * kWarp;
   constexpr int S = L::kStride, kChunks = HD / 8;
   extern __shared__ __align__(16) unsigned char smem[];
   __half* q_s = reinterpret_cast<__half*>(smem);  // [kRows][S]
@@ -318,10 +322,10 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const Attent
     combine_splits<true>(p, t * p.n_heads + h0 + i / HD, i % HD, HD);
 }
 
-template <int HD, bool Q8>
+template <int HD, bool Q8, int W>
 void launch_for(const AttentionParams& p, cudaStream_t stream) {
-  const int smem = Layout<HD, Q8>::smem(p.stages);
-  const auto kernel = decode_attention_kernel<HD, Q8>;
+  const int smem = Layout<HD, Q8, W>::smem(p.stages);
+  const auto kernel = decode_attention_kernel<HD, Q8, W>;
   static int smem_set = 0;  // the opt-in already granted to this kernel (host side, one device)
   if (smem > smem_set) {
     check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
@@ -329,8 +333,20 @@ void launch_for(const AttentionParams& p, cudaStream_t stream) {
     smem_set = smem;
   }
   const dim3 grid(static_cast<unsigned>(p.n_kv_heads), static_cast<unsigned>(p.n), static_cast<unsigned>(p.n_splits));
-  HEARTH_LAUNCH(kernel, grid, dim3(kThreads), static_cast<size_t>(smem), stream, p);
+  HEARTH_LAUNCH(kernel, grid, dim3(W * kWarp), static_cast<size_t>(smem), stream, p);
   HEARTH_CUDA_LAUNCHED();
+}
+
+template <int HD, bool Q8>
+void launch_for(const AttentionParams& p, cudaStream_t stream) {
+  p.warps == 8 ? launch_for<HD, Q8, 8>(p, stream) : launch_for<HD, Q8, 4>(p, stream);
+}
+
+template <int W>
+int64_t smem_for(int64_t head_dim, bool q8, int stages) {
+  if (head_dim == 64) return q8 ? Layout<64, true, W>::smem(stages) : Layout<64, false, W>::smem(stages);
+  if (head_dim == 128) return q8 ? Layout<128, true, W>::smem(stages) : Layout<128, false, W>::smem(stages);
+  return 0;
 }
 
 }  // namespace
@@ -340,11 +356,8 @@ bool decode_attention_applies(int64_t n_heads, int64_t n_kv_heads, int64_t head_
   return (kind == 1 || kind == 2) && (head_dim == 64 || head_dim == 128) && group >= 1 && group <= kRows;
 }
 
-int64_t decode_attention_smem(int64_t head_dim, int32_t kind, int stages) {
-  const bool q8 = kind == 2;
-  if (head_dim == 64) return q8 ? Layout<64, true>::smem(stages) : Layout<64, false>::smem(stages);
-  if (head_dim == 128) return q8 ? Layout<128, true>::smem(stages) : Layout<128, false>::smem(stages);
-  return 0;
+int64_t decode_attention_smem(int64_t head_dim, int32_t kind, int stages, int warps) {
+  return warps == 8 ? smem_for<8>(head_dim, kind == 2, stages) : smem_for<4>(head_dim, kind == 2, stages);
 }
 
 int32_t decode_attention_splits(int64_t n_tokens, int64_t n_kv_heads, int64_t ctx_bucket, int64_t slots,
@@ -358,10 +371,11 @@ int64_t decode_attention_launches() { return g_launches.load(); }
 
 void launch_decode_attention(const AttentionParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
-  if (!decode_attention_applies(p.n_heads, p.n_kv_heads, p.head_dim, p.kind) || p.stages < 1 || p.stages > 4)
+  if (!decode_attention_applies(p.n_heads, p.n_kv_heads, p.head_dim, p.kind) || p.stages < 1 || p.stages > 4 ||
+      (p.warps != 0 && p.warps != 4 && p.warps != 8))
     fail("decode attention: no kernel for head_dim " + std::to_string(p.head_dim) + ", group " +
          std::to_string(p.n_heads / p.n_kv_heads) + ", cache kind " + std::to_string(p.kind) + ", " +
-         std::to_string(p.stages) + " stages");
+         std::to_string(p.stages) + " stages, " + std::to_string(p.warps) + " warps");
   g_launches.fetch_add(1);
   if (p.head_dim == 64) p.kind == 2 ? launch_for<64, true>(p, stream) : launch_for<64, false>(p, stream);
   else p.kind == 2 ? launch_for<128, true>(p, stream) : launch_for<128, false>(p, stream);

@@ -242,6 +242,7 @@ struct AttentionParams {
   // split_count [n, n_kv_heads]; the other fields as above.
   int32_t tensor_cores;
   int32_t stages;
+  int32_t warps;  // the decode kernel's warps a block: 4 (or 0) or 8
 };
 void launch_attention(const AttentionParams& p, cudaStream_t stream);
 bool attention_head_dim_supported(int64_t head_dim);
@@ -251,7 +252,7 @@ bool attention_head_dim_supported(int64_t head_dim);
 // kv head, key split) with the whole GQA group (at most 16 heads), head_dim 64 or 128.
 void launch_decode_attention(const AttentionParams& p, cudaStream_t stream);
 bool decode_attention_applies(int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int32_t kind);
-int64_t decode_attention_smem(int64_t head_dim, int32_t kind, int stages);  // bytes a block
+int64_t decode_attention_smem(int64_t head_dim, int32_t kind, int stages, int warps = 4);  // bytes a block
 // Key splits: at most `slots` blocks (those resident on the GPU at once), at least
 // min_keys keys a split of the context's power-of-two bucket, at most 64 splits; a
 // function of the batch shape and the bucket only.
