@@ -120,7 +120,8 @@ bool CudaBackend::supports_weight(const Weight& w) const {
   if (!weight_type_supported(w.type, w.bits)) return false;
   if (w.type != DType::MLX_AFFINE) return true;
   const bool scales_ok = w.scale_type == DType::F32 || w.scale_type == DType::F16 || w.scale_type == DType::BF16;
-  return scales_ok && w.group_size % 32 == 0 && w.cols % w.group_size == 0;
+  // Groups of a power of two, at least 32 (quant_units.cuh mlx_group shifts).
+  return scales_ok && w.group_size >= 32 && (w.group_size & (w.group_size - 1)) == 0 && w.cols % w.group_size == 0;
 }
 
 void* CudaBackend::copy_in(const void* host, size_t bytes, const std::string& what) {

@@ -73,6 +73,10 @@ constexpr int kMaxUnits = 128 / U::kElems;
 template <class U>
 constexpr bool kMlx = std::is_same_v<U, UnitMlx4> || std::is_same_v<U, UnitMlx8>;
 
+// Units whose activations in registers are arranged for them (UnitMlx4::pair_x).
+template <class U>
+constexpr bool kPairedX = std::is_same_v<U, UnitMlx4>;
+
 // Units whose loads need 16-byte aligned addresses (ld_words16); the others read any.
 template <class U>
 constexpr bool kAlignedUnits = !(std::is_same_v<U, UnitQ4_0> || std::is_same_v<U, UnitQ8_0> || std::is_same_v<U, UnitQ6_K>);
@@ -170,7 +174,10 @@ __device__ __forceinline__ void warp_rows(const WarpStreamParams& s, const XShar
 #pragma unroll
     for (int k = 0; k < kMax; ++k) {
       const int u = lane + kWarp * k;
-      if (u < s.chunk_units) xb[k] = gather_x<U>(xs, u);
+      if (u < s.chunk_units) {
+        xb[k] = gather_x<U>(xs, u);
+        if constexpr (kPairedX<U>) U::pair_x(xb[k]);
+      }
     }
   }
   const int per_lane = (s.chunk_units + kWarp - 1) / kWarp;
@@ -209,9 +216,13 @@ __device__ __forceinline__ void warp_rows(const WarpStreamParams& s, const XShar
       for (int k = 0; k < kMax; ++k) {
         const int u = lane + kWarp * k;
         if (u < s.chunk_units) {
-          U w;
-          w.load(row_base, 0, u, aux);
-          acc += w.dot(xb[k]);
+          if constexpr (kPairedX<U>) {
+            acc += U::load_dot_paired(row_base, u, aux, xb[k]);
+          } else {
+            U w;
+            w.load(row_base, 0, u, aux);
+            acc += w.dot(xb[k]);
+          }
         }
       }
     } else {

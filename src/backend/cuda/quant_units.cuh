@@ -413,6 +413,17 @@ HEARTH_UNROLL
   }
 };
 
+// The scale group of an MLX unit's first element: group sizes are powers of two (32, 64
+// or 128; CudaBackend::supports_weight), so a shift, not a division, in every unit.
+HEARTH_HD int64_t mlx_group(int64_t r, int u, const WAux& aux) {
+#ifdef __CUDA_ARCH__
+  const int shift = __ffs(aux.group_size) - 1;
+#else
+  const int shift = __builtin_ctz(static_cast<unsigned>(aux.group_size));
+#endif
+  return r * aux.groups_per_row + ((32 * u) >> shift);
+}
+
 // MLX affine, 4 bits: 32 elements = 4 words; word k holds elements 8k..8k+7, lowest first.
 struct UnitMlx4 {
   static constexpr int kElems = 32;
@@ -427,9 +438,34 @@ HEARTH_UNROLL
       v[2 * k] = byte_perm(even, odd, 0x5140);
       v[2 * k + 1] = byte_perm(even, odd, 0x7362);
     }
-    const int64_t g = r * aux.groups_per_row + (32 * u) / aux.group_size;
+    const int64_t g = mlx_group(r, u, aux);
     scale = load_scale(aux.scales, aux.scale_kind, g);
     bias = load_scale(aux.biases, aux.scale_kind, g);
+  }
+  // Activations held in registers for many rows (matmul_stream.cu's one-chunk rows) are
+  // arranged once by pair_x: words 2k and 2k + 1 become elements 8k + 0, 2, 4, 6 and
+  // 8k + 1, 3, 5, 7, which meet a weight word's low and high nibbles as stored, so
+  // load_dot_paired needs no byte permutes (8 a unit in load()).
+  static HEARTH_HD void pair_x(XBlocks<1>& x) {
+HEARTH_UNROLL
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t a = static_cast<uint32_t>(x.q[0][2 * k]), b = static_cast<uint32_t>(x.q[0][2 * k + 1]);
+      x.q[0][2 * k] = static_cast<int32_t>(byte_perm(a, b, 0x6420));
+      x.q[0][2 * k + 1] = static_cast<int32_t>(byte_perm(a, b, 0x7531));
+    }
+  }
+  static HEARTH_HD float load_dot_paired(const uint8_t* row, int u, const WAux& aux, const XBlocks<1>& px) {
+    uint32_t w[4];
+    ld_words16<4>(row + 16 * u, w);
+    int sum = 0;
+HEARTH_UNROLL
+    for (int k = 0; k < 4; ++k) {
+      sum = dp4a(w[k] & 0x0F0F0F0Fu, px.q[0][2 * k], sum);
+      sum = dp4a((w[k] >> 4) & 0x0F0F0F0Fu, px.q[0][2 * k + 1], sum);
+    }
+    const int64_t g = mlx_group(0, u, aux);
+    return load_scale(aux.scales, aux.scale_kind, g) * px.d[0] * static_cast<float>(sum) +
+           load_scale(aux.biases, aux.scale_kind, g) * px.s[0];
   }
   static constexpr int kBlocks = 1;
   static HEARTH_HD int x_block(int u, int) { return u; }
@@ -460,7 +496,7 @@ struct UnitMlx8 {
     ld_words16<8>(row + 32 * u, v);
 HEARTH_UNROLL
     for (int i = 0; i < 8; ++i) v[i] ^= 0x80808080u;
-    const int64_t g = r * aux.groups_per_row + (32 * u) / aux.group_size;
+    const int64_t g = mlx_group(r, u, aux);
     scale = load_scale(aux.scales, aux.scale_kind, g);
     bias = load_scale(aux.biases, aux.scale_kind, g);
   }
