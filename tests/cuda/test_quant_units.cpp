@@ -70,6 +70,11 @@ struct TestWeight {
   int bits = 0, group_size = 0;
   const uint8_t* row(int64_t r) const { return data.data() + r * (data.size() / rows); }
   WAux aux() const { return WAux{scales.data(), biases.data(), 1, group_size, group_size ? cols / group_size : 0}; }
+  // Row r's scales as the first row's (the stream kernel's view of a row in its slot).
+  WAux aux_at(int64_t r) const {
+    const int64_t g = group_size ? cols / group_size : 0;
+    return WAux{scales.data() + r * g, biases.data() + r * g, 1, group_size, g};
+  }
 };
 
 TestWeight make_weight(DType type, int64_t rows, int64_t cols, std::mt19937& rng, int bits = 0, int group_size = 0) {
@@ -119,6 +124,16 @@ void check_units(const TestWeight& w, std::mt19937& rng) {
       U unit;
       unit.load(w.row(r), r, u, w.aux());
       dot += unit.dot(x.row(), u);
+      // The decode products' form with activations arranged once (matmul_stream.cu): the
+      // very same float, indexing the row at r = 0 as those kernels do.
+      if constexpr (requires { U::pair_x; }) {
+        const auto xb = gather_x<U>(x.row(), u);
+        U at0;
+        at0.load(w.row(r), 0, u, w.aux_at(r));
+        auto px = xb;
+        U::pair_x(px);
+        EXPECT_EQ(U::load_dot_paired(w.row(r), u, w.aux_at(r), px), at0.dot(xb)) << "paired, row " << r << " unit " << u;
+      }
       if constexpr (requires { U::part_offset(0, 0); }) {
         for (int i = 0; i < U::kElems; ++i) elems[static_cast<size_t>(U::part_offset(u, i / 32) + i % 32)] = unit.elem(i);
         // The tensor-core pieces: int8 words and their affine map give the same elements.
