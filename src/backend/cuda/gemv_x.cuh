@@ -33,12 +33,25 @@ struct XShared {
 };
 
 // Copies token 0's q/d/s of p into `smem` (stage_bytes(cols) bytes, 16-byte aligned) with
-// all threads of the block; the caller synchronizes before reading.
+// all threads of the block; the caller synchronizes before reading. kPairs: every 8
+// values (words 2k, 2k + 1) go in as UnitMlx4::pair_x arranges them, even-indexed values
+// first, so MLX 4-bit products read them without permutes (matmul_stream.cu).
+template <bool kPairs = false>
 __device__ __forceinline__ XShared stage_x(const GemvParams& p, int4* smem) {
   auto* q = reinterpret_cast<int8_t*>(smem);
   const int64_t chunks = p.w.cols / 16, nb = p.w.cols / 32;
   const auto* src = reinterpret_cast<const int4*>(p.xq);
-  for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) smem[swizzle(c)] = src[c];
+  for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
+    int4 v = src[c];
+    if constexpr (kPairs) {
+      const auto pair = [](int& a, int& b) {
+        const int even = static_cast<int>(__byte_perm(a, b, 0x6420)), odd = static_cast<int>(__byte_perm(a, b, 0x7531));
+        a = even, b = odd;
+      };
+      pair(v.x, v.y), pair(v.z, v.w);
+    }
+    smem[swizzle(c)] = v;
+  }
   auto* f = reinterpret_cast<float*>(q + stage_q_bytes(p.w.cols));
   for (int64_t i = threadIdx.x; i < nb; i += blockDim.x) f[i] = p.xd[i], f[nb + i] = p.xs[i];
   return XShared{q, f, f + nb};

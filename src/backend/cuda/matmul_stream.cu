@@ -73,7 +73,7 @@ constexpr int kMaxUnits = 128 / U::kElems;
 template <class U>
 constexpr bool kMlx = std::is_same_v<U, UnitMlx4> || std::is_same_v<U, UnitMlx8>;
 
-// Units whose activations in registers are arranged for them (UnitMlx4::pair_x).
+// Units whose staged activations are arranged for them (UnitMlx4::pair_x, stage_x<true>).
 template <class U>
 constexpr bool kPairedX = std::is_same_v<U, UnitMlx4>;
 
@@ -174,10 +174,7 @@ __device__ __forceinline__ void warp_rows(const WarpStreamParams& s, const XShar
 #pragma unroll
     for (int k = 0; k < kMax; ++k) {
       const int u = lane + kWarp * k;
-      if (u < s.chunk_units) {
-        xb[k] = gather_x<U>(xs, u);
-        if constexpr (kPairedX<U>) U::pair_x(xb[k]);
-      }
+      if (u < s.chunk_units) xb[k] = gather_x<U>(xs, u);
     }
   }
   const int per_lane = (s.chunk_units + kWarp - 1) / kWarp;
@@ -229,9 +226,13 @@ __device__ __forceinline__ void warp_rows(const WarpStreamParams& s, const XShar
       for (int k = 0; k < per_lane; ++k) {
         const int u = u0 + lane + kWarp * k;
         if (u < u0 + s.chunk_units) {
-          U w;
-          w.load(row_base, 0, u, aux);
-          acc += w.dot(gather_x<U>(xs, u));
+          if constexpr (kPairedX<U>) {
+            acc += U::load_dot_paired(row_base, u, aux, gather_x<U>(xs, u));
+          } else {
+            U w;
+            w.load(row_base, 0, u, aux);
+            acc += w.dot(gather_x<U>(xs, u));
+          }
         }
       }
     }
@@ -280,7 +281,7 @@ __global__ void __launch_bounds__(kMaxWarps * kWarp, 1) gemv_warp_kernel(const W
     }
   }
   pdl_begin();
-  const XShared xs = stage_x(p, smem);
+  const XShared xs = stage_x<kPairedX<U>>(p, smem);
   __syncthreads();  // activations staged, every warp's barriers initialised
   if (n_chunks > 0) warp_rows<U, kXRegs>(s, xs, ring, bars, row_begin, n_chunks);
 #endif

@@ -442,8 +442,8 @@ HEARTH_UNROLL
     scale = load_scale(aux.scales, aux.scale_kind, g);
     bias = load_scale(aux.biases, aux.scale_kind, g);
   }
-  // Activations held in registers for many rows (matmul_stream.cu's one-chunk rows) are
-  // arranged once by pair_x: words 2k and 2k + 1 become elements 8k + 0, 2, 4, 6 and
+  // Activations staged once for a whole product (matmul_stream.cu, stage_x<true>) are
+  // arranged as pair_x does: words 2k and 2k + 1 become elements 8k + 0, 2, 4, 6 and
   // 8k + 1, 3, 5, 7, which meet a weight word's low and high nibbles as stored, so
   // load_dot_paired needs no byte permutes (8 a unit in load()).
   static HEARTH_HD void pair_x(XBlocks<1>& x) {
