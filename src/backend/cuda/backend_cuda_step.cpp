@@ -468,7 +468,7 @@ void CudaBackend::attention(Tensor out, Tensor q, int32_t layer, int64_t n_heads
     };
     p.n_splits = splits_at(4);
     // 8 warps a block where blocks of 4 would fill at most half the multiprocessors (one
-    // or two sequences): each warp's chain of key tiles is half as long.
+    // sequence, or a few with few kv heads): each warp's chain of key tiles is half as long.
     const bool fits8 = decode_attention_smem(hd, p.kind, p.stages, 8) <= smem_optin_;
     const bool few = n * kv_config_.n_kv_heads * p.n_splits * 2 <= sm_count_;
     if (fits8 && (decode_warps_ == 8 || (decode_warps_ == 0 && few))) p.warps = 8, p.n_splits = splits_at(8);
