@@ -124,8 +124,14 @@ void check_units(const TestWeight& w, std::mt19937& rng) {
       U unit;
       unit.load(w.row(r), r, u, w.aux());
       dot += unit.dot(x.row(), u);
-      // The decode products' form with activations arranged once (matmul_stream.cu): the
-      // very same float, indexing the row at r = 0 as those kernels do.
+      // The decode products' fused forms (matmul_stream.cu): the very same float, indexing
+      // the row at r = 0 as those kernels do.
+      if constexpr (requires { U::load_dot; }) {
+        const auto xb = gather_x<U>(x.row(), u);
+        U at0;
+        at0.load(w.row(r), 0, u, w.aux_at(r));
+        EXPECT_EQ(U::load_dot(w.row(r), u, w.aux_at(r), xb), at0.dot(xb)) << "load_dot, row " << r << " unit " << u;
+      }
       if constexpr (requires { U::pair_x; }) {
         const auto xb = gather_x<U>(x.row(), u);
         U at0;

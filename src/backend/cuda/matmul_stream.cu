@@ -77,6 +77,10 @@ constexpr bool kMlx = std::is_same_v<U, UnitMlx4> || std::is_same_v<U, UnitMlx8>
 template <class U>
 constexpr bool kPairedX = std::is_same_v<U, UnitMlx4>;
 
+// Units with a fused load_dot for these kernels (fewer instructions, the same result).
+template <class U>
+constexpr bool kLoadDot = std::is_same_v<U, UnitQ6_K>;
+
 // Units whose loads need 16-byte aligned addresses (ld_words16); the others read any.
 template <class U>
 constexpr bool kAlignedUnits = !(std::is_same_v<U, UnitQ4_0> || std::is_same_v<U, UnitQ8_0> || std::is_same_v<U, UnitQ6_K>);
@@ -215,6 +219,8 @@ __device__ __forceinline__ void warp_rows(const WarpStreamParams& s, const XShar
         if (u < s.chunk_units) {
           if constexpr (kPairedX<U>) {
             acc += U::load_dot_paired(row_base, u, aux, xb[k]);
+          } else if constexpr (kLoadDot<U>) {
+            acc += U::load_dot(row_base, u, aux, xb[k]);
           } else {
             U w;
             w.load(row_base, 0, u, aux);
@@ -228,6 +234,8 @@ __device__ __forceinline__ void warp_rows(const WarpStreamParams& s, const XShar
         if (u < u0 + s.chunk_units) {
           if constexpr (kPairedX<U>) {
             acc += U::load_dot_paired(row_base, u, aux, gather_x<U>(xs, u));
+          } else if constexpr (kLoadDot<U>) {
+            acc += U::load_dot(row_base, u, aux, gather_x<U>(xs, u));
           } else {
             U w;
             w.load(row_base, 0, u, aux);

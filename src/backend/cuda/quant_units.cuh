@@ -396,6 +396,33 @@ HEARTH_UNROLL
     }
     return d * (x.d[0] * static_cast<float>(sa0 * a0 + sa1 * a1) + x.d[1] * static_cast<float>(sb0 * b0 + sb1 * b1));
   }
+  // load + dot for the decode products (matmul_stream.cu): the values stay 0..63 and the
+  // offset comes off the integer sums, sum((q - 32) x) = sum(q x) - 32 sum(x) over each
+  // 16-element half, so the 16 byte-wise subtractions of load() become 16 dp4a; the
+  // same integer sums, so the same float.
+  static HEARTH_HD float load_dot(const uint8_t* row, int u, const WAux&, const XBlocks<2>& x) {
+    const int h = (u >> 1) & 1, r0 = u & 1;
+    const uint8_t* p = row + 210 * static_cast<int64_t>(u >> 2);
+    uint32_t ql[8], qh[8];
+    ld_words_any<8>(p + 64 * h + 32 * r0, ql);
+    ld_words_any<8>(p + 128 + 32 * h, qh);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(p + 192 + 8 * h + 2 * r0);
+    int sum[4] = {0, 0, 0, 0}, xsum[4] = {0, 0, 0, 0};  // halves: a0, a1, b0, b1
+HEARTH_UNROLL
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t va = (ql[i] & 0x0F0F0F0Fu) | ((qh[i] >> (2 * r0)) & 0x03030303u) << 4;
+      const uint32_t vb = ((ql[i] >> 4) & 0x0F0F0F0Fu) | ((qh[i] >> (2 * r0 + 4)) & 0x03030303u) << 4;
+      const int half = i / 4;
+      sum[half] = dp4a(va, x.q[0][i], sum[half]), xsum[half] = dp4a(0x01010101u, x.q[0][i], xsum[half]);
+      sum[2 + half] = dp4a(vb, x.q[1][i], sum[2 + half]), xsum[2 + half] = dp4a(0x01010101u, x.q[1][i], xsum[2 + half]);
+    }
+    int a[4];
+HEARTH_UNROLL
+    for (int k = 0; k < 4; ++k) a[k] = sum[k] - 32 * xsum[k];
+    const float d = half_bits_to_float(ld_u16(p + 208));
+    return d * (x.d[0] * static_cast<float>(sc[0] * a[0] + sc[1] * a[1]) +
+                x.d[1] * static_cast<float>(sc[4] * a[2] + sc[5] * a[3]));
+  }
   HEARTH_HD float elem(int i) const {
     const int l = i % 32;
     const int q = i < 32 ? sbyte(static_cast<uint32_t>(a[l / 4]), l % 4) : sbyte(static_cast<uint32_t>(b[l / 4]), l % 4);
