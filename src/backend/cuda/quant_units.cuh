@@ -365,19 +365,33 @@ struct UnitQ6_K {
   int32_t a[8], b[8];  // signed 6-bit values (q - 32) of quarters r0 and r0 + 2
   int sa0, sa1, sb0, sb1;  // scales of their 16-element halves
   float d;
-  HEARTH_HD void load(const uint8_t* row, int64_t, int u, const WAux&) {
+  // Unit u's block, and its low-bit and high-bit words (load, load_dot).
+  static HEARTH_HD const uint8_t* words(const uint8_t* row, int u, uint32_t (&ql)[8], uint32_t (&qh)[8]) {
     const int h = (u >> 1) & 1, r0 = u & 1;
     const uint8_t* p = row + 210 * static_cast<int64_t>(u >> 2);
-    uint32_t ql[8], qh[8];
     ld_words_any<8>(p + 64 * h + 32 * r0, ql);
     ld_words_any<8>(p + 128 + 32 * h, qh);
-    const int8_t* sc = reinterpret_cast<const int8_t*>(p + 192 + 8 * h + 2 * r0);
+    return p;
+  }
+  // The scales of unit u's four 16-element halves (a0, a1, b0, b1) in the block at p.
+  static HEARTH_HD const int8_t* half_scales(const uint8_t* p, int u) {
+    return reinterpret_cast<const int8_t*>(p + 192 + 8 * ((u >> 1) & 1) + 2 * (u & 1));
+  }
+  // Word i's 6-bit values 0..63 of quarters r0 (va) and r0 + 2 (vb).
+  static HEARTH_HD void values(uint32_t ql, uint32_t qh, int r0, uint32_t* va, uint32_t* vb) {
+    *va = (ql & 0x0F0F0F0Fu) | ((qh >> (2 * r0)) & 0x03030303u) << 4;
+    *vb = ((ql >> 4) & 0x0F0F0F0Fu) | ((qh >> (2 * r0 + 4)) & 0x03030303u) << 4;
+  }
+  HEARTH_HD void load(const uint8_t* row, int64_t, int u, const WAux&) {
+    uint32_t ql[8], qh[8];
+    const uint8_t* p = words(row, u, ql, qh);
+    const int8_t* sc = half_scales(p, u);
     sa0 = sc[0], sa1 = sc[1], sb0 = sc[4], sb1 = sc[5];
     d = half_bits_to_float(ld_u16(p + 208));
 HEARTH_UNROLL
     for (int i = 0; i < 8; ++i) {
-      const uint32_t va = (ql[i] & 0x0F0F0F0Fu) | ((qh[i] >> (2 * r0)) & 0x03030303u) << 4;
-      const uint32_t vb = ((ql[i] >> 4) & 0x0F0F0F0Fu) | ((qh[i] >> (2 * r0 + 4)) & 0x03030303u) << 4;
+      uint32_t va, vb;
+      values(ql[i], qh[i], u & 1, &va, &vb);
       a[i] = static_cast<int32_t>(vsub4(va, 0x20202020u));
       b[i] = static_cast<int32_t>(vsub4(vb, 0x20202020u));
     }
@@ -401,17 +415,14 @@ HEARTH_UNROLL
   // 16-element half, so the 16 byte-wise subtractions of load() become 16 dp4a; the
   // same integer sums, so the same float.
   static HEARTH_HD float load_dot(const uint8_t* row, int u, const WAux&, const XBlocks<2>& x) {
-    const int h = (u >> 1) & 1, r0 = u & 1;
-    const uint8_t* p = row + 210 * static_cast<int64_t>(u >> 2);
     uint32_t ql[8], qh[8];
-    ld_words_any<8>(p + 64 * h + 32 * r0, ql);
-    ld_words_any<8>(p + 128 + 32 * h, qh);
-    const int8_t* sc = reinterpret_cast<const int8_t*>(p + 192 + 8 * h + 2 * r0);
+    const uint8_t* p = words(row, u, ql, qh);
+    const int8_t* sc = half_scales(p, u);
     int sum[4] = {0, 0, 0, 0}, xsum[4] = {0, 0, 0, 0};  // halves: a0, a1, b0, b1
 HEARTH_UNROLL
     for (int i = 0; i < 8; ++i) {
-      const uint32_t va = (ql[i] & 0x0F0F0F0Fu) | ((qh[i] >> (2 * r0)) & 0x03030303u) << 4;
-      const uint32_t vb = ((ql[i] >> 4) & 0x0F0F0F0Fu) | ((qh[i] >> (2 * r0 + 4)) & 0x03030303u) << 4;
+      uint32_t va, vb;
+      values(ql[i], qh[i], u & 1, &va, &vb);
       const int half = i / 4;
       sum[half] = dp4a(va, x.q[0][i], sum[half]), xsum[half] = dp4a(0x01010101u, x.q[0][i], xsum[half]);
       sum[2 + half] = dp4a(vb, x.q[1][i], sum[2 + half]), xsum[2 + half] = dp4a(0x01010101u, x.q[1][i], xsum[2 + half]);
