@@ -93,7 +93,10 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   decode_attn_ = da ? std::clamp(std::atoi(da), 0, 2) : (prop.major == 9 && prop.minor == 0 ? 1 : 0);
   if (const char* e = std::getenv("HEARTH_CUDA_DECODE_STAGES")) decode_stages_ = std::clamp(std::atoi(e), 1, 4);
   if (const char* e = std::getenv("HEARTH_CUDA_DECODE_BLOCKS")) decode_blocks_ = std::clamp(std::atoi(e), 1, 64);
-  if (const char* e = std::getenv("HEARTH_CUDA_DECODE_WARPS")) decode_warps_ = std::atoi(e) == 8 ? 8 : std::atoi(e) == 4 ? 4 : 0;
+  if (const char* e = std::getenv("HEARTH_CUDA_DECODE_WARPS")) {
+    const int w = std::atoi(e);
+    decode_warps_ = w == 4 || w == 8 ? w : 0;
+  }
   if (const char* e = std::getenv("HEARTH_CUDA_DECODE_KEYS")) decode_min_keys_ = std::clamp(std::atoi(e), 16, 4096);
   const char* prof = std::getenv("HEARTH_CUDA_PROFILE");
   if (prof && std::string(prof) == "1") {

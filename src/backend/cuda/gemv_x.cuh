@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "backend/cuda/ops.h"
+#include "backend/cuda/quant_units.cuh"
 
 namespace hearth::cuda {
 
@@ -43,13 +44,7 @@ __device__ __forceinline__ XShared stage_x(const GemvParams& p, int4* smem) {
   const auto* src = reinterpret_cast<const int4*>(p.xq);
   for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
     int4 v = src[c];
-    if constexpr (kPairs) {
-      const auto pair = [](int& a, int& b) {
-        const int even = static_cast<int>(__byte_perm(a, b, 0x6420)), odd = static_cast<int>(__byte_perm(a, b, 0x7531));
-        a = even, b = odd;
-      };
-      pair(v.x, v.y), pair(v.z, v.w);
-    }
+    if constexpr (kPairs) UnitMlx4::pair_words(v.x, v.y), UnitMlx4::pair_words(v.z, v.w);
     smem[swizzle(c)] = v;
   }
   auto* f = reinterpret_cast<float*>(q + stage_q_bytes(p.w.cols));

@@ -81,6 +81,22 @@ constexpr bool kPairedX = std::is_same_v<U, UnitMlx4>;
 template <class U>
 constexpr bool kLoadDot = std::is_same_v<U, UnitQ6_K>;
 
+// Unit u of the row at row_base (scales at aux, indexed from the row's first group)
+// against its staged activations x: the unit's fused form where it has one.
+template <class U>
+__device__ __forceinline__ float unit_dot(const uint8_t* row_base, int u, const WAux& aux,
+                                          const XBlocks<U::kBlocks>& x) {
+  if constexpr (kPairedX<U>) {
+    return U::load_dot_paired(row_base, u, aux, x);
+  } else if constexpr (kLoadDot<U>) {
+    return U::load_dot(row_base, u, aux, x);
+  } else {
+    U w;
+    w.load(row_base, 0, u, aux);
+    return w.dot(x);
+  }
+}
+
 // Units whose loads need 16-byte aligned addresses (ld_words16); the others read any.
 template <class U>
 constexpr bool kAlignedUnits = !(std::is_same_v<U, UnitQ4_0> || std::is_same_v<U, UnitQ8_0> || std::is_same_v<U, UnitQ6_K>);
@@ -216,32 +232,12 @@ __device__ __forceinline__ void warp_rows(const WarpStreamParams& s, const XShar
 #pragma unroll
       for (int k = 0; k < kMax; ++k) {
         const int u = lane + kWarp * k;
-        if (u < s.chunk_units) {
-          if constexpr (kPairedX<U>) {
-            acc += U::load_dot_paired(row_base, u, aux, xb[k]);
-          } else if constexpr (kLoadDot<U>) {
-            acc += U::load_dot(row_base, u, aux, xb[k]);
-          } else {
-            U w;
-            w.load(row_base, 0, u, aux);
-            acc += w.dot(xb[k]);
-          }
-        }
+        if (u < s.chunk_units) acc += unit_dot<U>(row_base, u, aux, xb[k]);
       }
     } else {
       for (int k = 0; k < per_lane; ++k) {
         const int u = u0 + lane + kWarp * k;
-        if (u < u0 + s.chunk_units) {
-          if constexpr (kPairedX<U>) {
-            acc += U::load_dot_paired(row_base, u, aux, gather_x<U>(xs, u));
-          } else if constexpr (kLoadDot<U>) {
-            acc += U::load_dot(row_base, u, aux, gather_x<U>(xs, u));
-          } else {
-            U w;
-            w.load(row_base, 0, u, aux);
-            acc += w.dot(gather_x<U>(xs, u));
-          }
-        }
+        if (u < u0 + s.chunk_units) acc += unit_dot<U>(row_base, u, aux, gather_x<U>(xs, u));
       }
     }
     __syncwarp();  // every lane is done with the slot

@@ -484,13 +484,14 @@ HEARTH_UNROLL
   // arranged as pair_x does: words 2k and 2k + 1 become elements 8k + 0, 2, 4, 6 and
   // 8k + 1, 3, 5, 7, which meet a weight word's low and high nibbles as stored, so
   // load_dot_paired needs no byte permutes (8 a unit in load()).
+  // Words a (values 0-3 of 8) and b (4-7) -> (0, 2, 4, 6) and (1, 3, 5, 7).
+  static HEARTH_HD void pair_words(int32_t& a, int32_t& b) {
+    const auto ua = static_cast<uint32_t>(a), ub = static_cast<uint32_t>(b);
+    a = static_cast<int32_t>(byte_perm(ua, ub, 0x6420)), b = static_cast<int32_t>(byte_perm(ua, ub, 0x7531));
+  }
   static HEARTH_HD void pair_x(XBlocks<1>& x) {
 HEARTH_UNROLL
-    for (int k = 0; k < 4; ++k) {
-      const uint32_t a = static_cast<uint32_t>(x.q[0][2 * k]), b = static_cast<uint32_t>(x.q[0][2 * k + 1]);
-      x.q[0][2 * k] = static_cast<int32_t>(byte_perm(a, b, 0x6420));
-      x.q[0][2 * k + 1] = static_cast<int32_t>(byte_perm(a, b, 0x7531));
-    }
+    for (int k = 0; k < 4; ++k) pair_words(x.q[0][2 * k], x.q[0][2 * k + 1]);
   }
   static HEARTH_HD float load_dot_paired(const uint8_t* row, int u, const WAux& aux, const XBlocks<1>& px) {
     uint32_t w[4];
