@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
   if (cublasCreate(&cublas) != CUBLAS_STATUS_SUCCESS) return std::fprintf(stderr, "cublasCreate failed\n"), 1;
 
   const int64_t max_n = *std::max_element(tokens.begin(), tokens.end()), max_cols = 12288, max_rows = 24576;
-  void *x, *q, *d, *s, *out, *part, *xh, *tile;
+  void *x, *q, *d, *s, *out, *part, *xh, *xq_h, *tile;
   const int64_t tile_elems = int64_t{32} << 20;
   check(cudaMalloc(&x, 4 * max_n * max_cols), "cudaMalloc");
   check(cudaMalloc(&q, max_n * max_cols), "cudaMalloc");
@@ -158,6 +158,7 @@ int main(int argc, char** argv) {
   check(cudaMalloc(&out, 4 * max_n * max_rows), "cudaMalloc");
   check(cudaMalloc(&part, 4 * 64 * 64 * max_rows), "cudaMalloc");  // splits <= 48 at these shapes
   check(cudaMalloc(&xh, 2 * max_n * max_cols), "cudaMalloc");
+  check(cudaMalloc(&xq_h, 2 * x_half_elems(max_n, max_cols)), "cudaMalloc");  // the quantized x's f16 copy
   check(cudaMalloc(&tile, 2 * tile_elems), "cudaMalloc");
   {
     std::vector<float> hx(static_cast<size_t>(max_n * max_cols));
@@ -198,6 +199,7 @@ int main(int argc, char** argv) {
         QuantizeXParams qp{};
         qp.x = static_cast<float*>(x), qp.q = static_cast<int8_t*>(q), qp.d = static_cast<float*>(d);
         qp.s = static_cast<float*>(s), qp.n = n, qp.cols = w.cols;
+        if (n <= kMmaMaxTokens) qp.h = XHalf{static_cast<uint16_t*>(xq_h), n, w.cols};
         launch_quantize_x(qp, stream);
         double t_dp4a = 0, t_mma = 0, t_blas = 0;
         int32_t splits = 0, blocks = 0;
@@ -210,7 +212,7 @@ int main(int argc, char** argv) {
         }
         if (n <= kMmaMaxTokens) {
           MmaParams p{};
-          p.w = w, p.xq = qp.q, p.xd = qp.d, p.xs = qp.s, p.out = static_cast<float*>(out);
+          p.w = w, p.xq = qp.q, p.xd = qp.d, p.xs = qp.s, p.xh = qp.h.h, p.out = static_cast<float*>(out);
           p.partial = static_cast<float*>(part), p.n = n;
           p.splits = splits = mma_plan_splits(w, n, sms);
           blocks = mma_f16_applies(w) ? 0 : mma_blocks_per_sm(w.type, w.bits, n);

@@ -8,7 +8,9 @@
 // f16 kernel's cases check that it is the one taking them. Weights whose rows are 16-byte
 // multiples take the f16 kernel's tensor-copy form (TensorCopies checks it ran; with
 // HEARTH_CUDA_MMA_TMA=0 they keep the row-copy form, with HEARTH_CUDA_MMA_F16_B3=0 two
-// blocks an SM).
+// blocks an SM). The tensor-copy form takes x's f16 copy (XHalf, checked value by value by
+// XHalfCopy) from 17 tokens (kXHalfMinTokens); given none, such a launch keeps the row-copy
+// form.
 //
 // Reference: the double-precision product of the dequantized weight (check_matmul) with
 // the int8 activations' bound (5% of sqrt(sum of squared terms), as the dp4a products).
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "backend/cuda/ops.h"
+#include "core/half.h"
 #include "cuda_test_util.h"
 
 using namespace hearth;
@@ -64,20 +67,24 @@ class CudaMma : public ::testing::Test {
     if (stream) cudaStreamDestroy(stream);
   }
 
-  // out = x @ w^T for n tokens through launch_mma with `splits` K splits.
-  std::vector<float> product(const Weight& w, const std::vector<float>& x, int64_t n, int32_t splits) {
+  // out = x @ w^T for n tokens through launch_mma with `splits` K splits; x's f16 copy
+  // (XHalf) made and passed along unless with_h is false.
+  std::vector<float> product(const Weight& w, const std::vector<float>& x, int64_t n, int32_t splits,
+                             bool with_h = true) {
     const int64_t cols = w.cols, rows = w.rows;
     DeviceArray xd(sizeof(float) * n * cols), q(n * cols), d(sizeof(float) * n * cols / 32),
-        s(sizeof(float) * n * cols / 32), out(sizeof(float) * n * rows), part(sizeof(float) * splits * n * rows);
+        s(sizeof(float) * n * cols / 32), out(sizeof(float) * n * rows), part(sizeof(float) * splits * n * rows),
+        h(2 * cuda::x_half_elems(n, cols));
     EXPECT_EQ(cudaMemcpy(xd.p, x.data(), sizeof(float) * n * cols, cudaMemcpyHostToDevice), cudaSuccess);
     cuda::QuantizeXParams qp{};
     qp.x = xd.as<float>(), qp.q = q.as<int8_t>(), qp.d = d.as<float>(), qp.s = s.as<float>(), qp.n = n, qp.cols = cols;
+    if (with_h) qp.h = cuda::XHalf{h.as<uint16_t>(), n, cols};
     cuda::launch_quantize_x(qp, stream);
     std::vector<float> nan(static_cast<size_t>(n * rows), NAN);  // an element never written fails
     EXPECT_EQ(cudaMemcpy(out.p, nan.data(), sizeof(float) * n * rows, cudaMemcpyHostToDevice), cudaSuccess);
     cuda::MmaParams p{};
     p.w = dev_weight(w);
-    p.xq = q.as<int8_t>(), p.xd = d.as<float>(), p.xs = s.as<float>();
+    p.xq = q.as<int8_t>(), p.xd = d.as<float>(), p.xs = s.as<float>(), p.xh = qp.h.h;
     p.out = out.as<float>(), p.partial = part.as<float>();
     p.n = n, p.splits = splits;
     cuda::launch_mma(p, stream);
@@ -161,7 +168,8 @@ TEST_F(CudaMma, MergedWeights) {
         const int32_t chunks = static_cast<int32_t>((cols + 255) / 256);
         for (int32_t splits : {1, chunks}) {
           DeviceArray xd(sizeof(float) * n * cols), q(n * cols), d(sizeof(float) * n * cols / 32),
-              s(sizeof(float) * n * cols / 32), part(sizeof(float) * splits * n * 500);
+              s(sizeof(float) * n * cols / 32), part(sizeof(float) * splits * n * 500),
+              h(2 * cuda::x_half_elems(n, cols));
           std::vector<std::unique_ptr<DeviceArray>> outs;
           for (int k = 0; k < parts; ++k) {
             outs.push_back(std::make_unique<DeviceArray>(sizeof(float) * n * row_counts[k]));
@@ -171,11 +179,11 @@ TEST_F(CudaMma, MergedWeights) {
           ASSERT_EQ(cudaMemcpy(xd.p, x.data(), sizeof(float) * n * cols, cudaMemcpyHostToDevice), cudaSuccess);
           cuda::QuantizeXParams qp{};
           qp.x = xd.as<float>(), qp.q = q.as<int8_t>(), qp.d = d.as<float>(), qp.s = s.as<float>(), qp.n = n;
-          qp.cols = cols;
+          qp.cols = cols, qp.h = cuda::XHalf{h.as<uint16_t>(), n, cols};
           cuda::launch_quantize_x(qp, stream);
           cuda::MmaParams p{};
           p.w = dev_weight(g[0]);
-          p.xq = q.as<int8_t>(), p.xd = d.as<float>(), p.xs = s.as<float>();
+          p.xq = q.as<int8_t>(), p.xd = d.as<float>(), p.xs = s.as<float>(), p.xh = h.as<uint16_t>();
           p.out = outs[0]->as<float>(), p.partial = part.as<float>(), p.n = n, p.splits = splits;
           p.data2 = static_cast<const uint8_t*>(g[1].data), p.out2 = outs[1]->as<float>(), p.rows2 = row_counts[1];
           if (parts == 3)
@@ -219,8 +227,55 @@ TEST_F(CudaMma, TensorCopies) {
                                    std::to_string(splits);
           check_matmul(product(g, x, n, std::min(splits, chunks)), hw.w, x, n, 5e-2, false, what);
           EXPECT_EQ(cuda::mma_f16_tensor_launches() - before, off ? 0 : 1) << what;
+          if (splits != 3) continue;
+          // No f16 copy of x: the row-copy form from kXHalfMinTokens on, with the same result.
+          check_matmul(product(g, x, n, std::min(splits, chunks), false), hw.w, x, n, 5e-2, false, what + " no XHalf");
+          EXPECT_EQ(cuda::mma_f16_tensor_launches() - before, off ? 0 : n >= cuda::kXHalfMinTokens ? 1 : 2) << what;
         }
       }
+    }
+}
+
+// launch_quantize_x's f16 copy (XHalf): every value the f16 product of its q and its f16 d,
+// at its place (chunk, token, the order 0, 2, 1, 3 within 4 columns), for a row length
+// whose last 256-column chunk is partial; the padding after each token's 256 stays as it was.
+TEST_F(CudaMma, XHalfCopy) {
+  for (int64_t n : {1, 7, 20})
+    for (int64_t cols : {64, 2080}) {
+      const auto x = random_vector(static_cast<size_t>(n * cols), rng, 3.0f);
+      const int64_t elems = cuda::x_half_elems(n, cols);
+      DeviceArray xd(sizeof(float) * n * cols), q(n * cols), d(sizeof(float) * n * cols / 32),
+          s(sizeof(float) * n * cols / 32), h(2 * elems);
+      ASSERT_EQ(cudaMemset(h.p, 0xFF, 2 * elems), cudaSuccess);  // NaN halves: a place never written shows
+      ASSERT_EQ(cudaMemcpy(xd.p, x.data(), sizeof(float) * n * cols, cudaMemcpyHostToDevice), cudaSuccess);
+      cuda::QuantizeXParams qp{};
+      qp.x = xd.as<float>(), qp.q = q.as<int8_t>(), qp.d = d.as<float>(), qp.s = s.as<float>(), qp.n = n;
+      qp.cols = cols, qp.h = cuda::XHalf{h.as<uint16_t>(), n, cols};
+      cuda::launch_quantize_x(qp, stream);
+      ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+      std::vector<int8_t> hq(static_cast<size_t>(n * cols));
+      std::vector<float> hd(static_cast<size_t>(n * cols / 32));
+      std::vector<uint16_t> hh(static_cast<size_t>(elems));
+      ASSERT_EQ(cudaMemcpy(hq.data(), q.p, hq.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(hd.data(), d.p, 4 * hd.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(hh.data(), h.p, 2 * hh.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+      std::vector<bool> written(hh.size(), false);
+      int bad = 0;
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t c = 0; c < cols; ++c) {
+          const int64_t e = c % 4, at = ((c / 256) * n + t) * cuda::kXHalfPitch + c % 256 - e + (e == 1 ? 2 : e == 2 ? 1 : e);
+          written[static_cast<size_t>(at)] = true;
+          // q * d in f16 with one rounding: q and the f16 d are exact in float, their product
+          // within float's 24 bits.
+          const float want = f16_to_f32(f32_to_f16(static_cast<float>(hq[t * cols + c]) *
+                                                   f16_to_f32(f32_to_f16(hd[(t * cols + c) / 32]))));
+          if (hh[static_cast<size_t>(at)] != f32_to_f16(want) && ++bad <= 5)
+            ADD_FAILURE() << "n " << n << " cols " << cols << " token " << t << " column " << c << ": "
+                          << f16_to_f32(hh[static_cast<size_t>(at)]) << " want " << want;
+        }
+      for (size_t i = 0; i < hh.size(); ++i)
+        if (!written[i] && hh[i] != 0xFFFF && ++bad <= 5) ADD_FAILURE() << "n " << n << " padding half " << i << " written";
+      EXPECT_EQ(bad, 0) << "n " << n << " cols " << cols;
     }
 }
 

@@ -3,8 +3,9 @@
 // on the same tokens: a 21-token prompt (tensor cores: mma.cu's int8 products for
 // quantized weights; cuBLAS for float ones) and then 12 single-token decode steps (the
 // streaming or register-dequantizing kernels, replayed from CUDA graphs) fed with the
-// CPU's greedy tokens so both see identical contexts; then 12 sequences decoded together
-// for 4 steps (tensor-core products, recorded as a graph and replayed). At every step the log-softmax
+// CPU's greedy tokens so both see identical contexts; then 12 and 20 sequences decoded
+// together for 4 steps (tensor-core products, recorded as a graph and replayed; from 17
+// tokens their f16 activations come from the launch before them, ops.h XHalf). At every step the log-softmax
 // of the CPU's top-5 tokens must agree within a bound, and so must the greedy token unless
 // the CPU's top two are closer than that bound.
 // An 8-bit (q8_0) cache runs on both backends (the CPU's is the reference quantizer): the
@@ -136,11 +137,11 @@ double compare(const std::string& path, DType gpu_kv, double bound) {
   return worst;
 }
 
-// Batched decode: 12 sequences in their own cache blocks, one token each per step, so
-// the GPU's step of 12 tokens takes the tensor-core products and is recorded as a graph
-// (its first step) and replayed (the next three). Every sequence's logits are compared.
-double compare_batch(const std::string& path, DType gpu_kv, double bound) {
-  const int32_t block = 16, n_seqs = 12, steps = 4;
+// Batched decode: n_seqs sequences in their own cache blocks, one token each per step, so
+// the GPU's step of n_seqs tokens takes the tensor-core products and is recorded as a
+// graph (its first step) and replayed (the next three). Every sequence's logits are compared.
+double compare_batch(const std::string& path, DType gpu_kv, double bound, int32_t n_seqs) {
+  const int32_t block = 16, steps = 4;
   const Loaded m = load_both(path, gpu_kv, n_seqs, block);
   auto& mc = m.cpu_model;
   auto& mg = m.gpu_model;
@@ -203,9 +204,11 @@ TEST_P(CudaModel, LogitsMatchCpu) {
   const double worst = compare(path, c.kv, c.bound);
   std::printf("[ %s ] max |logprob(cuda) - logprob(cpu)| over the CPU's top 5 = %.3g (bound %.3g)\n", name.c_str(),
               worst, c.bound);
-  const double batched = compare_batch(path, c.kv, c.bound);
-  std::printf("[ %s ] 12 sequences decoded together: max |logprob(cuda) - logprob(cpu)| over top 5 = %.3g\n", name.c_str(),
-              batched);
+  for (int32_t n_seqs : {12, 20}) {
+    const double batched = compare_batch(path, c.kv, c.bound, n_seqs);
+    std::printf("[ %s ] %d sequences decoded together: max |logprob(cuda) - logprob(cpu)| over top 5 = %.3g\n",
+                name.c_str(), n_seqs, batched);
+  }
 }
 
 // The loader asks the backend before its first upload (loader.cpp): weights that cannot fit

@@ -27,7 +27,7 @@ __device__ __forceinline__ void store_split_state(const AttentionParams& p, int6
                                                   float m, float sum, float a) {
   if (p.n_splits == 1) {
     p.out[oh * hd + d] = a / sum;
-    if (p.out_q) warp_quantize(a / sum, oh * hd + d, p.out_q, p.out_qd, p.out_qs);
+    if (p.out_q) warp_quantize(a / sum, oh * hd + d, p.out_q, p.out_qd, p.out_qs, p.out_qh);
   } else {
     const int64_t ps = oh * p.n_splits + split;
     p.part_acc[ps * hd + d] = a;
@@ -66,7 +66,7 @@ __device__ __forceinline__ void combine_splits(const AttentionParams& p, int64_t
     a += __ldcg(p.part_acc + (oh * p.n_splits + s) * hd + d) * f;
   }
   p.out[oh * hd + d] = a / sum;
-  if (p.out_q) warp_quantize(a / sum, oh * hd + d, p.out_q, p.out_qd, p.out_qs);
+  if (p.out_q) warp_quantize(a / sum, oh * hd + d, p.out_q, p.out_qd, p.out_qs, p.out_qh);
 }
 
 }  // namespace hearth::cuda

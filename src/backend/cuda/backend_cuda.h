@@ -105,11 +105,12 @@ class CudaBackend final : public Backend {
   int gemv_rows_per_block(const Weight& w) const;
   int gemv_rows_per_block(const DevWeight& w, int64_t rows) const;
   bool use_mma(const Weight& w, int64_t n) const;
-  // x quantized as launch_quantize_x writes it (or reused from the last product of x).
-  void quantized_x(Tensor x, const int8_t** q, const float** d, const float** s);
+  // x quantized as launch_quantize_x writes it (or reused from the last product of x);
+  // *h (if asked) its XHalf copy where n is a batched tensor-core product's, else nullptr.
+  void quantized_x(Tensor x, const int8_t** q, const float** d, const float** s, const uint16_t** h = nullptr);
   // Peephole fusions of recorded decode launches (backend_cuda_fuse.cpp); each returns
   // true when it recorded the fused launch in place of the plain one.
-  bool fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs);
+  bool fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs, const XHalf& h);
   void fuse_residual_add(RmsNormParams& p);
   bool fuse_gemv(const GemvParams& p);
   bool fuse_residual_gemv(const AddParams& a);

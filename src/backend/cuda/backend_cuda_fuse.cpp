@@ -32,12 +32,13 @@ bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
 
 }  // namespace
 
-bool CudaBackend::fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs) {
+bool CudaBackend::fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs,
+                                const XHalf& h) {
   if (!fuse_ || cols % 32 != 0) return false;
   if (tape_.is<RmsNormParams, launch_rms_norm>(0)) {
     auto r = tape_.get<RmsNormParams>(0);
     if (r.out != x.data || r.dim != cols || r.rows != n || r.q) return false;
-    r.q = q, r.qd = qd, r.qs = qs;
+    r.q = q, r.qd = qd, r.qs = qs, r.qh = h;
     tape_.erase(0);
     launch<RmsNormParams, launch_rms_norm>(r);
     return true;
@@ -46,7 +47,7 @@ bool CudaBackend::fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t
     auto a = tape_.get<AttentionParams>(0);
     if (a.out != x.data || a.n != n || static_cast<int64_t>(a.n_heads) * a.head_dim != cols || a.head_dim % 32 || a.out_q)
       return false;
-    a.out_q = q, a.out_qd = qd, a.out_qs = qs;
+    a.out_q = q, a.out_qd = qd, a.out_qs = qs, a.out_qh = h;
     tape_.erase(0);
     launch<AttentionParams, launch_attention>(a);
     return true;
@@ -54,7 +55,7 @@ bool CudaBackend::fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t
   if (tape_.is<SwigluParams, launch_swiglu>(0)) {
     auto s = tape_.get<SwigluParams>(0);
     if (s.out != x.data || s.n != n * cols || s.q) return false;
-    s.q = q, s.qd = qd, s.qs = qs;
+    s.q = q, s.qd = qd, s.qs = qs, s.qh = h;
     tape_.erase(0);
     launch<SwigluParams, launch_swiglu>(s);
     return true;
@@ -119,7 +120,7 @@ bool CudaBackend::fuse_mma(const MmaParams& p) {
   if (!fuse_ || !tape_.is<MmaParams, launch_mma>(0)) return false;
   auto m = tape_.get<MmaParams>(0);
   // The products read only the quantized x, which no product writes.
-  const bool same_input = m.xq == p.xq && m.xd == p.xd && m.xs == p.xs && m.n == p.n;
+  const bool same_input = m.xq == p.xq && m.xd == p.xd && m.xs == p.xs && m.xh == p.xh && m.n == p.n;
   const bool same_kind = m.w.type == p.w.type && m.w.cols == p.w.cols && m.w.row_bytes == p.w.row_bytes;
   if (!same_input || !same_kind || m.data3 || !mma_f16_applies(m.w) || !mma_f16_applies(p.w)) return false;
   if (!m.data2) m.data2 = p.w.data, m.out2 = p.out, m.rows2 = p.w.rows;

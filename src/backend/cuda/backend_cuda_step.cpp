@@ -199,11 +199,17 @@ bool CudaBackend::use_mma(const Weight& w, int64_t n) const {
   return mma_ && n >= mma_min_tokens_ && n <= kMmaMaxTokens && mma_type_supported(w.type, w.bits);
 }
 
-void CudaBackend::quantized_x(Tensor x, const int8_t** q_out, const float** d_out, const float** s_out) {
+void CudaBackend::quantized_x(Tensor x, const int8_t** q_out, const float** d_out, const float** s_out,
+                              const uint16_t** h_out) {
   const int64_t n = x.rows(), cols = x.cols();
   const int64_t blocks = n * cols / 32, q_bytes = align256(n * cols), f_bytes = align256(4 * blocks);
+  // The f16 copy for mma_f16.cu's tensor-copy form: made whenever n is a batched product's,
+  // so that every product of this x finds it (n alone decides).
+  const bool with_h = mma_ && n >= std::max(mma_min_tokens_, kXHalfMinTokens) && n <= kMmaMaxTokens;
+  const int64_t h_bytes = with_h ? align256(2 * x_half_elems(n, cols)) : 0;
   if (!qx_in_.holds(x.data, n, cols)) {
-    auto* base = static_cast<char*>(scratch(qx_, static_cast<size_t>(q_bytes + 2 * f_bytes), "quantized activations"));
+    auto* base =
+        static_cast<char*>(scratch(qx_, static_cast<size_t>(q_bytes + 2 * f_bytes + h_bytes), "quantized activations"));
     auto q = zeroed<QuantizeXParams>();
     q.x = x.f32();
     q.q = reinterpret_cast<int8_t*>(base);
@@ -211,13 +217,15 @@ void CudaBackend::quantized_x(Tensor x, const int8_t** q_out, const float** d_ou
     q.s = reinterpret_cast<float*>(base + q_bytes + f_bytes);
     q.n = n;
     q.cols = cols;
-    if (!fuse_quantize(x, n, cols, q.q, q.d, q.s)) launch<QuantizeXParams, launch_quantize_x>(q);
+    if (with_h) q.h = XHalf{reinterpret_cast<uint16_t*>(base + q_bytes + 2 * f_bytes), n, cols};
+    if (!fuse_quantize(x, n, cols, q.q, q.d, q.s, q.h)) launch<QuantizeXParams, launch_quantize_x>(q);
     qx_in_.set(x.data, n, cols);
   }
   auto* base = static_cast<char*>(qx_->ptr);
   *q_out = reinterpret_cast<const int8_t*>(base);
   *d_out = reinterpret_cast<const float*>(base + q_bytes);
   *s_out = reinterpret_cast<const float*>(base + q_bytes + f_bytes);
+  if (h_out) *h_out = with_h ? reinterpret_cast<const uint16_t*>(base + q_bytes + 2 * f_bytes) : nullptr;
 }
 
 void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
@@ -230,7 +238,7 @@ void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
     p.w = dev_weight(w);
     p.out = out.f32();
     p.n = n;
-    quantized_x(x, &p.xq, &p.xd, &p.xs);
+    quantized_x(x, &p.xq, &p.xd, &p.xs, &p.xh);
     if (!fuse_mma(p)) {
       plan_mma_splits(p, w.rows);
       launch<MmaParams, launch_mma>(p);

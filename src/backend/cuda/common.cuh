@@ -105,8 +105,9 @@ __device__ __forceinline__ float warp_max(float v) {
 
 // 8-bit quantization of one 32-block held one value per lane by a full warp, as
 // launch_quantize_x writes it: q[i] = rint(y / d) with d = amax / 127, and for block i / 32
-// its scale d and d * sum(q). i is this lane's element index.
-__device__ __forceinline__ void warp_quantize(float y, int64_t i, int8_t* q, float* qd, float* qs) {
+// its scale d and d * sum(q). i is this lane's element index. With h.h, also the f16 q * d
+// (one rounding, of the f16 d, as mma_f16.cu made it of q and d) at its XHalf place.
+__device__ __forceinline__ void warp_quantize(float y, int64_t i, int8_t* q, float* qd, float* qs, const XHalf& h) {
   const float amax = warp_max(fabsf(y));
   const float d = amax / 127.0f;
   const int v = amax > 0.0f ? __float2int_rn(y / d) : 0;
@@ -115,6 +116,12 @@ __device__ __forceinline__ void warp_quantize(float y, int64_t i, int8_t* q, flo
   if (threadIdx.x % kWarp == 0) {
     qd[i / 32] = d;
     qs[i / 32] = d * sum;
+  }
+  if (h.h) {  // n <= 64 tokens: 32-bit division (a 64-bit one is a long software routine)
+    const auto u = static_cast<uint32_t>(i), cols = static_cast<uint32_t>(h.cols), t = u / cols, c = u - t * cols;
+    const uint32_t e = c & 3;
+    const int64_t at = (static_cast<int64_t>(c >> 8) * h.n + t) * kXHalfPitch + (c & 255) - e + ((e & 1) << 1 | e >> 1);
+    h.h[at] = __half_as_ushort(__hmul(__int2half_rn(v), __float2half_rn(d)));
   }
 }
 

@@ -22,7 +22,7 @@ __global__ void swiglu_kernel(const SwigluParams p) {
   const float g = p.gate[i];
   const float y = g / (1.0f + expf(-g)) * p.up[i];
   p.out[i] = y;
-  if (p.q) warp_quantize(y, i, p.q, p.qd, p.qs);  // quantize_x's 32-blocks: one warp is one block
+  if (p.q) warp_quantize(y, i, p.q, p.qd, p.qs, p.qh);  // quantize_x's 32-blocks: one warp is one block
 }
 
 __global__ void add_kernel(const AddParams p) {

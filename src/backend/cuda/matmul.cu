@@ -238,7 +238,7 @@ __global__ void quantize_x_kernel(const QuantizeXParams p) {
   const int64_t block = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (block >= p.n * p.cols / 32) return;  // uniform per warp
-  warp_quantize(p.x[block * 32 + lane], block * 32 + lane, p.q, p.d, p.s);
+  warp_quantize(p.x[block * 32 + lane], block * 32 + lane, p.q, p.d, p.s, p.h);
 }
 
 // Four elements a thread (n % 4 == 0: 16-byte loads) or one.

@@ -20,10 +20,14 @@
 //  - its weight bytes, each row's stored chunk as is, come through a ring of kStages slots
 //    completing on the slot's mbarrier, requested kStages - 1 chunks ahead, the first ones
 //    before pdl_wait (weights are constant): in the tensor-copy form (the default where
-//    every weight's rows are 16-byte multiples) thread 0 asks for all 128 rows' chunk with
+//    every weight's rows are 16-byte multiples, and from 17 tokens x has its XHalf copy)
+//    thread 0 asks for all 128 rows' chunk with
 //    one 2D tensor copy; in the row-copy form thread r asks for row r's with a bulk copy;
-//  - its int8 activations (launch_quantize_x's q and d) are loaded into registers a chunk
-//    ahead and written to shared memory as f16 q * d;
+//  - its activations as f16 q * d: in the tensor-copy form from 17 tokens on (kXCopy),
+//    thread 0 asks for the chunk's rows of every token of the XHalf copy (MmaParams::xh,
+//    made by whichever launch quantized x) with one bulk copy, a chunk ahead; otherwise the
+//    int8 q and d (launch_quantize_x) are loaded into registers a chunk ahead and converted
+//    by every block;
 //  - each row's scale (two for Q6_K's 16-element halves) and min per 32-element block, as
 //    f16 pairs: in the row-copy form two threads a row write them to a table in shared
 //    memory; in the tensor-copy form lane (g, t) works out those of blocks 2t and 2t+1 of
@@ -40,6 +44,9 @@
 // offset), then scaled with one rounding: w = fma(v, scale, min) in f16, as the prompt
 // path's f16 tiles. Q4_K in the tensor-copy form decodes blocks 2p and 2p+1 (low and high
 // nibbles of the same bytes) from one load.
+// NOTE(xhalf): the f16 activations made once by the quantizing launch instead of by every
+// block (H100, 24576 x 4096 Q4_K at 32 tokens, leaving the conversion out took 43.0 -> 37.2
+// us; docs/benchmarks_cuda_decode.md, session 10).
 // Up to three weights of one type and row length run in one launch (q/k/v, gate/up:
 // MmaParams' data2/data3), each from its own row tile on.
 // Types: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K (MLX, whose scales live outside the rows, stays
@@ -179,10 +186,14 @@ template <class U, int NT, int kB, bool kTma>
 __global__ void __launch_bounds__(kThreads, kB)
     mma_f16_kernel(const MmaParams p, const __grid_constant__ TensorMaps maps) {
   constexpr int kS = stages<U, NT, kB, kTma>(), kPitch = Fmt<U>::kPitch, kTok = 8 * NT;
+  // The activations by bulk copies of the XHalf copy (from kXHalfMinTokens tokens).
+  constexpr bool kXCopy = kTma && NT >= 4;
+  static_assert(kXHalfMinTokens == 17, "kXCopy's token tiles");
   // Activation pieces (16 int8 of one token) a thread converts per chunk.
   constexpr int kXPer = (kTok * 16 + kThreads - 1) / kThreads;
   extern __shared__ __align__(128) int4 smem_raw[];
   __shared__ uint64_t full[kS];
+  __shared__ uint64_t x_full[2];  // kXCopy: the activation buffers
   auto* ring = reinterpret_cast<uint8_t*>(smem_raw);                       // [kS][kRows][kPitch]
   auto* xh_all = ring + kS * kRows * kPitch;                               // [2][kTok][kXPitch] f16
   auto* table_all = reinterpret_cast<uint32_t*>(xh_all + 2 * kTok * kXPitch);  // [2][kRows][kScalePitch]
@@ -295,15 +306,29 @@ __global__ void __launch_bounds__(kThreads, kB)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[j][i] = acc2[j][i] = 0.0f;
 
+  // kXCopy: chunk c_begin + i of every token's activations into buffer i & 1.
+  auto issue_x = [&](int64_t i) {
+    if (tid != 0) return;
+    const auto bytes = static_cast<uint32_t>(n * kXPitch);
+    mbar_expect_tx(&x_full[i & 1], bytes);
+    bulk_copy(xh_all + (i & 1) * (kTok * kXPitch), p.xh + (c_begin + i) * n * kXHalfPitch, bytes, &x_full[i & 1]);
+  };
+  static_assert(kXPitch == 2 * kXHalfPitch, "the XHalf layout is the kernel's");
+
   // Weights first (before the previous kernel ends), kS - 1 chunks ahead.
   if (tid == 0) {
     for (int s = 0; s < kS; ++s) mbar_init(&full[s], kTma ? 1 : kRows);
+    mbar_init(&x_full[0], 1), mbar_init(&x_full[1], 1);
     mbar_fence_init();
   }
   __syncthreads();
   for (int64_t i = 0; i < kS - 1 && i < count; ++i) issue(i);
   pdl_begin();
-  if (count > 0) load_x(c_begin), prepare(0);
+  if constexpr (kXCopy) {
+    if (count > 0) issue_x(0);
+  } else {
+    if (count > 0) load_x(c_begin), prepare(0);
+  }
 
   // This lane's two rows (g, g + 8 of the warp's 16) and where their chunks start.
   const int r_lo = 16 * warp + g, r_hi = r_lo + 8;
@@ -316,6 +341,11 @@ __global__ void __launch_bounds__(kThreads, kB)
     // slot and buffers, which chunks i + kS - 1 and i + 1 reuse.
     __syncthreads();
     if (i + kS - 1 < count) issue(i + kS - 1);
+    if constexpr (kXCopy) {
+      if (i + 1 < count) issue_x(i + 1);
+      mbar_wait(&full[slot], static_cast<uint32_t>((i / kS) & 1));
+      mbar_wait(&x_full[i & 1], static_cast<uint32_t>((i >> 1) & 1));
+    }
 
     const int nbk = blocks_in(c);
     const uint8_t* raw_lo = ring + (slot * kRows + r_lo) * kPitch + lead_of(row_lo, c);
@@ -423,7 +453,8 @@ __global__ void __launch_bounds__(kThreads, kB)
     } else {
       for (int kb = 0; kb < nbk; ++kb) block(kb);
     }
-    if (i + 1 < count) prepare(i + 1);
+    if constexpr (!kXCopy)
+      if (i + 1 < count) prepare(i + 1);
   }
 
   // Accumulator i of tile j: row g (i < 2) or g + 8, token 8j + 2 t4 + i % 2. With K
@@ -467,7 +498,8 @@ int64_t row_tiles(const MmaParams& p) {
 }
 
 // Tensor copies where every weight's rows are 16-byte multiples from a 16-byte aligned
-// start (HEARTH_CUDA_MMA_TMA=0: never, the session-5 kernel as it was).
+// start, and from 17 tokens x has its XHalf copy (HEARTH_CUDA_MMA_TMA=0: never, the
+// session-5 kernel as it was).
 int64_t g_tensor_launches = 0;  // mma_f16_tensor_launches
 int g_sms = 0;                   // the device's multiprocessors (init_mma_f16)
 bool tma_on() {
@@ -522,7 +554,7 @@ void launch_nt(const MmaParams& p, cudaStream_t stream) {
   {
     constexpr int kPitch = Fmt<U>::kPitch;
     const int64_t rb = p.w.row_bytes;
-    if (tma_on() && encode_map(&maps.m[0], p.w.data, p.w.rows, rb, kPitch) &&
+    if (tma_on() && (NT < 4 || p.xh) && encode_map(&maps.m[0], p.w.data, p.w.rows, rb, kPitch) &&
         (!p.data2 || encode_map(&maps.m[1], p.data2, p.rows2, rb, kPitch)) &&
         (!p.data3 || encode_map(&maps.m[2], p.data3, p.rows3, rb, kPitch))) {
       if constexpr (kThreeTma<U, NT>) {

@@ -24,7 +24,7 @@ namespace {
 // i runs lane-contiguously in 32-element strides, so `i / 32` is one block per warp step.
 __device__ __forceinline__ void norm_store(const RmsNormParams& p, int64_t row, int64_t i, float y) {
   p.out[row * p.dim + i] = y;
-  if (p.q) warp_quantize(y, row * p.dim + i, p.q, p.qd, p.qs);
+  if (p.q) warp_quantize(y, row * p.dim + i, p.q, p.qd, p.qs, p.qh);
 }
 
 __device__ __forceinline__ float norm_load(const RmsNormParams& p, int64_t row, int64_t i) {

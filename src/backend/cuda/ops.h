@@ -39,14 +39,31 @@ bool weight_type_supported(DType type, int bits);
 void set_programmatic_launch(bool on);
 bool programmatic_launch();
 
+// The quantized activations x[n, cols] once more as f16 values q * d (the same values the
+// batched tensor-core products would make of q and d), laid out for mma_f16.cu's
+// tensor-copy form to take a chunk of every token by one bulk copy: 256-column chunks,
+// each [n][kXHalfPitch] halves (16 of them padding, never written), and within every 4
+// columns the order 0, 2, 1, 3 (its B fragments' order). h = nullptr: not written.
+struct XHalf {
+  uint16_t* h;  // [ceil(cols / 256)][n][kXHalfPitch]
+  int64_t n, cols;
+};
+constexpr int64_t kXHalfPitch = 272;
+// Products of at least this many tokens take it (below, every block converting q and d
+// itself was as fast: H100, 8 tokens 29.6 us against 30.6 for 24576 x 4096 Q4_K).
+constexpr int64_t kXHalfMinTokens = 17;
+inline int64_t x_half_elems(int64_t n, int64_t cols) { return (cols + 255) / 256 * n * kXHalfPitch; }
+
 // ---- matmul.cu ---------------------------------------------------------------------------
-// x[n, cols] -> 32-element int8 blocks: q[n, cols], d[n, cols/32], s = d * sum(q).
+// x[n, cols] -> 32-element int8 blocks: q[n, cols], d[n, cols/32], s = d * sum(q); and
+// optionally their f16 copy h.
 struct QuantizeXParams {
   const float* x;
   int8_t* q;
   float* d;
   float* s;
   int64_t n, cols;
+  XHalf h;
 };
 void launch_quantize_x(const QuantizeXParams& p, cudaStream_t stream);
 
@@ -119,6 +136,7 @@ struct MmaParams {
   const int8_t* xq;
   const float* xd;
   const float* xs;
+  const uint16_t* xh;  // optional: the XHalf copy of xq/xd (mma_f16.cu's tensor-copy form needs it)
   float* out;      // [n, rows]
   float* partial;  // [splits, n, rows + rows2 + rows3] scratch, splits > 1 only
   int64_t n;
@@ -166,6 +184,7 @@ struct RmsNormParams {
   int8_t* q;         // optional
   float* qd;
   float* qs;
+  XHalf qh;          // optional, with q
   int64_t rows, dim;
   float eps;
   int32_t pad;
@@ -233,6 +252,7 @@ struct AttentionParams {
   int8_t* out_q;    // optional: out quantized as launch_quantize_x writes it
   float* out_qd;
   float* out_qs;
+  XHalf out_qh;     // optional, with out_q
   int64_t n;
   int32_t n_heads, n_kv_heads, head_dim, block_size, n_splits, kind;  // kind as KvStoreParams
   float scale;
@@ -297,6 +317,7 @@ struct SwigluParams {
   int8_t* q;
   float* qd;
   float* qs;
+  XHalf qh;  // optional, with q
   int64_t n;
 };
 void launch_swiglu(const SwigluParams& p, cudaStream_t stream);
