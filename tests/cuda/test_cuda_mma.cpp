@@ -1,5 +1,5 @@
 // The tensor-core products of batched decode (backend/cuda/mma.cu, and mma_f16.cu for
-// Q4_0, Q8_0, Q4_K, Q5_K and Q6_K), launched directly: every type they take; token counts
+// Q4_0, Q8_0, Q4_K, Q5_K, Q6_K and MLX 4-bit), launched directly: every type they take; token counts
 // from 1 to 64 (the backend uses 5..64), so the last tile of 8 tokens is partly padding;
 // row counts that fill no 64- or 128-row block; rows of 32-element types that end inside
 // a 256-element chunk; one K split and several, and rows long enough that a block loops
@@ -71,6 +71,10 @@ class CudaMma : public ::testing::Test {
   // (XHalf) made and passed along unless with_h is false.
   std::vector<float> product(const Weight& w, const std::vector<float>& x, int64_t n, int32_t splits,
                              bool with_h = true) {
+    return product(dev_weight(w), x, n, splits, with_h);
+  }
+  std::vector<float> product(const cuda::DevWeight& w, const std::vector<float>& x, int64_t n, int32_t splits,
+                             bool with_h = true) {
     const int64_t cols = w.cols, rows = w.rows;
     DeviceArray xd(sizeof(float) * n * cols), q(n * cols), d(sizeof(float) * n * cols / 32),
         s(sizeof(float) * n * cols / 32), out(sizeof(float) * n * rows), part(sizeof(float) * splits * n * rows),
@@ -83,7 +87,7 @@ class CudaMma : public ::testing::Test {
     std::vector<float> nan(static_cast<size_t>(n * rows), NAN);  // an element never written fails
     EXPECT_EQ(cudaMemcpy(out.p, nan.data(), sizeof(float) * n * rows, cudaMemcpyHostToDevice), cudaSuccess);
     cuda::MmaParams p{};
-    p.w = dev_weight(w);
+    p.w = w;
     p.xq = q.as<int8_t>(), p.xd = d.as<float>(), p.xs = s.as<float>(), p.xh = qp.h.h;
     p.out = out.as<float>(), p.partial = part.as<float>();
     p.n = n, p.splits = splits;
@@ -155,12 +159,14 @@ TEST_F(CudaMma, MergedWeights) {
   if (!cuda::mma_f16_applies(dev_weight(gpu->upload_weight(make_weight(kTypes[2], 1, rng).w))))
     GTEST_SKIP() << "the f16 kernel is off (HEARTH_CUDA_MMA_F16=0) or not on this card";
   const WeightSpec specs[] = {{"q4_K", DType::Q4_K, 1024}, {"q6_K", DType::Q6_K, 768}, {"q4_0", DType::Q4_0, 608},
-                              {"q8_0", DType::Q8_0, 256},  {"q5_K", DType::Q5_K, 512}, {"q6_K", DType::Q6_K, 2048}};
+                              {"q8_0", DType::Q8_0, 256},  {"q5_K", DType::Q5_K, 512}, {"q6_K", DType::Q6_K, 2048},
+                              {"mlx4 g64", DType::MLX_AFFINE, 768, 4, 64}};
   for (const auto& spec : specs) {
     const int64_t row_counts[3] = {300, 67, 129};
     std::vector<HostWeight> hw;
     std::vector<Weight> g;
     for (int64_t r : row_counts) hw.push_back(make_weight(spec, r, rng)), g.push_back(gpu->upload_weight(hw.back().w));
+    if (!cuda::mma_f16_applies(dev_weight(g[0]))) continue;  // MLX without tensor copies: mma.cu merges nothing
     for (int parts : {2, 3})
       for (int64_t n : {5, 8, 20, 32, 64}) {
         const int64_t cols = spec.cols;
@@ -186,8 +192,11 @@ TEST_F(CudaMma, MergedWeights) {
           p.xq = q.as<int8_t>(), p.xd = d.as<float>(), p.xs = s.as<float>(), p.xh = h.as<uint16_t>();
           p.out = outs[0]->as<float>(), p.partial = part.as<float>(), p.n = n, p.splits = splits;
           p.data2 = static_cast<const uint8_t*>(g[1].data), p.out2 = outs[1]->as<float>(), p.rows2 = row_counts[1];
-          if (parts == 3)
+          p.scales2 = g[1].scales, p.biases2 = g[1].biases;
+          if (parts == 3) {
             p.data3 = static_cast<const uint8_t*>(g[2].data), p.out3 = outs[2]->as<float>(), p.rows3 = row_counts[2];
+            p.scales3 = g[2].scales, p.biases3 = g[2].biases;
+          }
           cuda::launch_mma(p, stream);
           ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
           for (int k = 0; k < parts; ++k) {
@@ -231,6 +240,59 @@ TEST_F(CudaMma, TensorCopies) {
           // No f16 copy of x: the row-copy form from kXHalfMinTokens on, with the same result.
           check_matmul(product(g, x, n, std::min(splits, chunks), false), hw.w, x, n, 5e-2, false, what + " no XHalf");
           EXPECT_EQ(cuda::mma_f16_tensor_launches() - before, off ? 0 : n >= cuda::kXHalfMinTokens ? 1 : 2) << what;
+        }
+      }
+    }
+}
+
+// MLX 4-bit takes the tensor-copy form (4096-, 1280- and 768-column rows: groups of 64, 32
+// and 128), with f16, bf16 and f32 scales and biases (the reference keeps the f16 ones, so
+// bf16's rounding is inside the bound); from 17 tokens without x's f16 copy mma.cu's int8
+// kernel takes it, with the same result.
+TEST_F(CudaMma, MlxTensorCopies) {
+  const char* e = std::getenv("HEARTH_CUDA_MMA_TMA");
+  const bool off = (e && std::string(e) == "0") ||
+                   !cuda::mma_f16_applies(dev_weight(gpu->upload_weight(make_weight(kTypes[2], 1, rng).w)));
+  const WeightSpec specs[] = {{"mlx4 g64", DType::MLX_AFFINE, 4096, 4, 64},
+                              {"mlx4 g32", DType::MLX_AFFINE, 1280, 4, 32},
+                              {"mlx4 g128", DType::MLX_AFFINE, 768, 4, 128}};
+  for (const auto& spec : specs)
+    for (int64_t rows : {1, 67, 300}) {
+      const HostWeight hw = make_weight(spec, rows, rng);
+      const Weight g = gpu->upload_weight(hw.w);
+      const int64_t groups = rows * spec.cols / spec.group_size;
+      // The scales and biases as f32 (kind 0) and bf16 (kind 2) too.
+      std::vector<float> s32(static_cast<size_t>(groups)), b32(s32.size());
+      std::vector<uint16_t> s16(s32.size()), b16(s32.size());
+      for (size_t i = 0; i < s32.size(); ++i) {
+        s32[i] = f16_to_f32(hw.scales[i]), b32[i] = f16_to_f32(hw.biases[i]);
+        s16[i] = f32_to_bf16(s32[i]), b16[i] = f32_to_bf16(b32[i]);
+      }
+      DeviceArray ds32(4 * s32.size()), db32(4 * s32.size()), ds16(2 * s32.size()), db16(2 * s32.size());
+      ASSERT_EQ(cudaMemcpy(ds32.p, s32.data(), 4 * s32.size(), cudaMemcpyHostToDevice), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(db32.p, b32.data(), 4 * s32.size(), cudaMemcpyHostToDevice), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(ds16.p, s16.data(), 2 * s32.size(), cudaMemcpyHostToDevice), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(db16.p, b16.data(), 2 * s32.size(), cudaMemcpyHostToDevice), cudaSuccess);
+      const int32_t chunks = static_cast<int32_t>(spec.cols / 256);
+      for (int kind : {1, 0, 2}) {
+        cuda::DevWeight d = dev_weight(g);
+        if (kind == 0) d.scales = ds32.p, d.biases = db32.p, d.scale_kind = 0;
+        if (kind == 2) d.scales = ds16.p, d.biases = db16.p, d.scale_kind = 2;
+        EXPECT_EQ(cuda::mma_f16_applies(d), !off) << spec.name;
+        for (int64_t n : {5, 8, 16, 20, 32, 33, 64}) {
+          const auto x = random_vector(static_cast<size_t>(n * spec.cols), rng, 2.0f);
+          for (int32_t splits : {1, 3, cuda::mma_plan_splits(d, n, 132)}) {
+            const std::string what = std::string(spec.name) + " scale kind " + std::to_string(kind) + " rows " +
+                                     std::to_string(rows) + " n " + std::to_string(n) + " splits " +
+                                     std::to_string(splits);
+            int64_t before = cuda::mma_f16_tensor_launches();
+            check_matmul(product(d, x, n, std::min(splits, chunks)), hw.w, x, n, 5e-2, false, what);
+            EXPECT_EQ(cuda::mma_f16_tensor_launches() - before, off ? 0 : 1) << what;
+            if (splits != 3) continue;
+            before = cuda::mma_f16_tensor_launches();
+            check_matmul(product(d, x, n, std::min(splits, chunks), false), hw.w, x, n, 5e-2, false, what + " no XHalf");
+            EXPECT_EQ(cuda::mma_f16_tensor_launches() - before, off || n >= cuda::kXHalfMinTokens ? 0 : 1) << what;
+          }
         }
       }
     }
@@ -287,6 +349,7 @@ TEST_F(CudaMma, F16KernelTakesItsTypes) {
   for (const auto& spec : kTypes) {
     const HostWeight hw = make_weight(spec, 67, rng);
     const Weight g = gpu->upload_weight(hw.w);
+    // kTypes' MLX rows are not whole 256-column chunks (MlxTensorCopies has those).
     const bool f16_type = spec.type != DType::MLX_AFFINE;
     EXPECT_EQ(cuda::mma_f16_applies(dev_weight(g)), f16_type && !off) << spec.name;
   }

@@ -121,10 +121,12 @@ bool CudaBackend::fuse_mma(const MmaParams& p) {
   auto m = tape_.get<MmaParams>(0);
   // The products read only the quantized x, which no product writes.
   const bool same_input = m.xq == p.xq && m.xd == p.xd && m.xs == p.xs && m.xh == p.xh && m.n == p.n;
-  const bool same_kind = m.w.type == p.w.type && m.w.cols == p.w.cols && m.w.row_bytes == p.w.row_bytes;
+  const bool same_kind = m.w.type == p.w.type && m.w.cols == p.w.cols && m.w.row_bytes == p.w.row_bytes &&
+                         m.w.bits == p.w.bits && m.w.group_size == p.w.group_size &&
+                         m.w.scale_kind == p.w.scale_kind && m.w.groups_per_row == p.w.groups_per_row;
   if (!same_input || !same_kind || m.data3 || !mma_f16_applies(m.w) || !mma_f16_applies(p.w)) return false;
-  if (!m.data2) m.data2 = p.w.data, m.out2 = p.out, m.rows2 = p.w.rows;
-  else m.data3 = p.w.data, m.out3 = p.out, m.rows3 = p.w.rows;
+  if (!m.data2) m.data2 = p.w.data, m.out2 = p.out, m.rows2 = p.w.rows, m.scales2 = p.w.scales, m.biases2 = p.w.biases;
+  else m.data3 = p.w.data, m.out3 = p.out, m.rows3 = p.w.rows, m.scales3 = p.w.scales, m.biases3 = p.w.biases;
   plan_mma_splits(m, m.w.rows + m.rows2 + m.rows3);
   tape_.erase(0);
   launch<MmaParams, launch_mma>(m);

@@ -145,12 +145,15 @@ struct Segment {
   float* out;
   int64_t rows, tile0, col0;
   int index;  // 0, 1 or 2: which of the launch's weights (its tensor map)
+  const void* scales;  // MLX
+  const void* biases;
 };
 __device__ __forceinline__ Segment segment_of(const MmaParams& p, int64_t tile) {
   const int64_t t1 = (p.w.rows + kRows - 1) / kRows, t2 = t1 + (p.rows2 + kRows - 1) / kRows;
-  if (p.data3 && tile >= t2) return Segment{p.data3, p.out3, p.rows3, t2, p.w.rows + p.rows2, 2};
-  if (p.data2 && tile >= t1) return Segment{p.data2, p.out2, p.rows2, t1, p.w.rows, 1};
-  return Segment{p.w.data, p.out, p.w.rows, 0, 0, 0};
+  if (p.data3 && tile >= t2)
+    return Segment{p.data3, p.out3, p.rows3, t2, p.w.rows + p.rows2, 2, p.scales3, p.biases3};
+  if (p.data2 && tile >= t1) return Segment{p.data2, p.out2, p.rows2, t1, p.w.rows, 1, p.scales2, p.biases2};
+  return Segment{p.w.data, p.out, p.w.rows, 0, 0, 0, p.w.scales, p.w.biases};
 }
 
 // One row's chunk into the ring, completing on bar (every row's thread arrives, with 0
@@ -186,6 +189,8 @@ template <class U, int NT, int kB, bool kTma>
 __global__ void __launch_bounds__(kThreads, kB)
     mma_f16_kernel(const MmaParams p, const __grid_constant__ TensorMaps maps) {
   constexpr int kS = stages<U, NT, kB, kTma>(), kPitch = Fmt<U>::kPitch, kTok = 8 * NT;
+  constexpr bool kMlx4 = std::is_same_v<U, UnitMlx4>;
+  static_assert(!kMlx4 || kTma, "MLX 4-bit takes the tensor-copy form only");
   // The activations by bulk copies of the XHalf copy (from kXHalfMinTokens tokens).
   constexpr bool kXCopy = kTma && NT >= 4;
   static_assert(kXHalfMinTokens == 17, "kXCopy's token tiles");
@@ -281,17 +286,19 @@ __global__ void __launch_bounds__(kThreads, kB)
     // Scales (row-copy form): thread 2r + h takes blocks 4h..4h+3 of row r.
     const int slot = static_cast<int>(i % kS);
     mbar_wait(&full[slot], static_cast<uint32_t>((i / kS) & 1));
-    const int rr = tid / 2, kb0 = 4 * (tid & 1);
-    if (!kTma && row0 + rr < rows) {
-      const int lead = lead_of(seg.data + (row0 + rr) * row_bytes, c);
-      const uint8_t* raw = ring + (slot * kRows + rr) * kPitch + lead;
-      uint32_t* tab = table_all + buf * (kRows * kScalePitch) + rr * kScalePitch;
+    if constexpr (!kTma) {
+      const int rr = tid / 2, kb0 = 4 * (tid & 1);
+      if (row0 + rr < rows) {
+        const int lead = lead_of(seg.data + (row0 + rr) * row_bytes, c);
+        const uint8_t* raw = ring + (slot * kRows + rr) * kPitch + lead;
+        uint32_t* tab = table_all + buf * (kRows * kScalePitch) + rr * kScalePitch;
 #pragma unroll
-      for (int pair = kb0 / 2; pair < kb0 / 2 + 2; ++pair) {
-        uint32_t e[2] = {};
-        block_scale_pair<U>(raw, pair, nbk, e);
-        if (2 * pair < nbk) tab[2 * pair] = e[0];
-        if (2 * pair + 1 < nbk) tab[2 * pair + 1] = e[1];
+        for (int pair = kb0 / 2; pair < kb0 / 2 + 2; ++pair) {
+          uint32_t e[2] = {};
+          block_scale_pair<U>(raw, pair, nbk, e);
+          if (2 * pair < nbk) tab[2 * pair] = e[0];
+          if (2 * pair + 1 < nbk) tab[2 * pair + 1] = e[1];
+        }
       }
     }
   };
@@ -334,6 +341,24 @@ __global__ void __launch_bounds__(kThreads, kB)
   const int r_lo = 16 * warp + g, r_hi = r_lo + 8;
   const uint8_t* row_lo = seg.data + min(row0 + r_lo, rows - 1) * row_bytes;
   const uint8_t* row_hi = seg.data + min(row0 + r_hi, rows - 1) * row_bytes;
+  // MLX: the scale and bias of blocks 2 t4 and 2 t4 + 1 of the lane's two rows, from the
+  // arrays beside the rows, loaded a chunk ahead (group sizes are powers of two).
+  float mlx_s[2][2] = {}, mlx_b[2][2] = {};
+  auto load_mlx = [&](int64_t c) {
+    if constexpr (kMlx4) {
+      const int shift = 31 - __clz(p.w.group_size);
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int64_t row = min(row0 + (r ? r_hi : r_lo), rows - 1);
+          const int64_t grp = row * p.w.groups_per_row + ((c * kChunk + 32 * (2 * t4 + e)) >> shift);
+          mlx_s[r][e] = load_scale(seg.scales, p.w.scale_kind, grp);
+          mlx_b[r][e] = load_scale(seg.biases, p.w.scale_kind, grp);
+        }
+    }
+  };
+  if (count > 0) load_mlx(c_begin);
   for (int64_t i = 0; i < count; ++i) {
     const int64_t c = c_begin + i;
     const int slot = static_cast<int>(i % kS), buf = static_cast<int>(i & 1);
@@ -357,7 +382,15 @@ __global__ void __launch_bounds__(kThreads, kB)
     // at hand from the lane of its quad that has them: no table, no shared memory for it
     // (so three blocks fit an SM up to 32 tokens).
     uint32_t ent[2][2] = {};
-    if constexpr (kTma) block_scale_pair<U>(raw_lo, t4, nbk, ent[0]), block_scale_pair<U>(raw_hi, t4, nbk, ent[1]);
+    if constexpr (kMlx4) {  // (scale, bias) as the (scale, min) pairs of the other types
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) ent[r][e] = h2_bits(__floats2half2_rn(mlx_s[r][e], mlx_b[r][e]));
+      if (i + 1 < count) load_mlx(c + 1);
+    } else if constexpr (kTma) {
+      block_scale_pair<U>(raw_lo, t4, nbk, ent[0]), block_scale_pair<U>(raw_hi, t4, nbk, ent[1]);
+    }
     auto scales_of = [&](int kb, __half2& el, __half2& eh) {
       if constexpr (kTma) {
         el = bits_h2(__shfl_sync(0xffffffffu, ent[0][kb & 1], 4 * g + (kb >> 1)));
@@ -443,10 +476,38 @@ __global__ void __launch_bounds__(kThreads, kB)
         }
       }
     };
+    // MLX 4-bit: a 32-element block is 4 words of 8 values in order; the lane's elements 4 t4
+    // .. 4 t4 + 3 of each 16-element half are 2 bytes of word 2 hf + t4 / 2, moved under the
+    // f16 exponent as (0, 2) and (1, 3) by one byte permute and a mask: the tensor-copy
+    // form's order of k (the activations' order, XHalf).
+    auto mlx_block = [&](int kb) {
+      __half2 el, eh;
+      scales_of(kb, el, eh);
+      const __half2 s_lo = __low2half2(el), m_lo = __high2half2(el), s_hi = __low2half2(eh), m_hi = __high2half2(eh);
+      const __half2 k1024 = __float2half2_rn(1024.0f);
+      const uint32_t sel = (t4 & 1) ? 0x4342u : 0x4140u;
+      auto value = [&](uint32_t y) { return __hsub2(bits_h2((y & 0x000F000Fu) | 0x64006400u), k1024); };
+      uint32_t a[2][4];
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf) {
+        const int at = 16 * kb + 4 * (2 * hf + (t4 >> 1));
+        const uint32_t yl = __byte_perm(*reinterpret_cast<const uint32_t*>(raw_lo + at), 0u, sel);
+        const uint32_t yh = __byte_perm(*reinterpret_cast<const uint32_t*>(raw_hi + at), 0u, sel);
+        a[hf][0] = h2_bits(__hfma2(value(yl), s_lo, m_lo));
+        a[hf][1] = h2_bits(__hfma2(value(yh), s_hi, m_hi));
+        a[hf][2] = h2_bits(__hfma2(value(yl >> 4), s_lo, m_lo));
+        a[hf][3] = h2_bits(__hfma2(value(yh >> 4), s_hi, m_hi));
+      }
+      mmas(kb, a);
+    };
     if constexpr (kTma && std::is_same_v<U, UnitQ4_K>) {
       (void)nbk;  // K-quant rows are whole chunks
 #pragma unroll
       for (int pp = 0; pp < 4; ++pp) pair(pp);
+    } else if constexpr (kMlx4) {
+      (void)nbk;  // rows of whole chunks (mma_f16_applies)
+#pragma unroll
+      for (int kb = 0; kb < 8; ++kb) mlx_block(kb);
     } else if (nbk == 8) {
 #pragma unroll
       for (int kb = 0; kb < 8; ++kb) block(kb);
@@ -547,8 +608,9 @@ bool three_blocks();
 template <class U, int NT>
 constexpr bool kThreeTma = NT >= 2 && NT <= 4 && smem_bytes<U, NT, 3, true>() <= smem_budget(3, true);
 
+// False (nothing launched) where MLX 4-bit cannot take the tensor-copy form.
 template <class U, int NT, int kB = 2>
-void launch_nt(const MmaParams& p, cudaStream_t stream) {
+bool launch_nt(const MmaParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(row_tiles(p)), static_cast<unsigned>(p.splits));
   TensorMaps maps{};
   {
@@ -566,19 +628,24 @@ void launch_nt(const MmaParams& p, cudaStream_t stream) {
                         p, maps);
           HEARTH_CUDA_LAUNCHED();
           ++g_tensor_launches;
-          return;
+          return true;
         }
       }
       HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB, true>), grid, dim3(kThreads), (smem_bytes<U, NT, kB, true>()), stream,
                     p, maps);
       HEARTH_CUDA_LAUNCHED();
       ++g_tensor_launches;
-      return;
+      return true;
     }
   }
-  HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB, false>), grid, dim3(kThreads), (smem_bytes<U, NT, kB, false>()), stream, p,
-                maps);
-  HEARTH_CUDA_LAUNCHED();
+  if constexpr (std::is_same_v<U, UnitMlx4>) {
+    return false;
+  } else {
+    HEARTH_LAUNCH((mma_f16_kernel<U, NT, kB, false>), grid, dim3(kThreads), (smem_bytes<U, NT, kB, false>()), stream,
+                  p, maps);
+    HEARTH_CUDA_LAUNCHED();
+    return true;
+  }
 }
 
 template <class U, int NT, int kB, bool kTma>
@@ -592,7 +659,7 @@ void allow_one() {
 }
 template <class U, int NT, int kB = 2>
 void allow_nt() {
-  allow_one<U, NT, kB, false>();
+  if constexpr (!std::is_same_v<U, UnitMlx4>) allow_one<U, NT, kB, false>();
   allow_one<U, NT, kB, true>();
   if constexpr (kThreeTma<U, NT>) allow_one<U, NT, 3, true>();
 }
@@ -612,15 +679,15 @@ bool three_blocks() {
 }
 
 template <class F>
-bool with_unit(DType type, F&& f);
+bool with_unit(DType type, int bits, F&& f);
 
 // Blocks an SM of the kernel form (tensor copies or not) for n tokens: two (or three,
 // three_blocks) where the shared memory allows, else one (Q8_0 and Q6_K at 64 tokens; Q4_K
 // and Q5_K there too in the row-copy form).
 template <bool kTma>
-int with_blocks(DType type, int64_t n) {
+int with_blocks(DType type, int bits, int64_t n) {
   int b = 1;
-  with_unit(type, [&](auto u) {
+  with_unit(type, bits, [&](auto u) {
     using U = decltype(u);
     constexpr size_t k2 = smem_budget(2, kTma);
     constexpr int b1 = smem_bytes<U, 1, 2, kTma>() <= k2 ? 2 : 1, b8 = smem_bytes<U, 8, 2, kTma>() <= k2 ? 2 : 1;
@@ -637,7 +704,8 @@ int with_blocks(DType type, int64_t n) {
 }
 
 template <class F>
-bool with_unit(DType type, F&& f) {  // the quantized types but MLX
+bool with_unit(DType type, int bits, F&& f) {  // the quantized types, of MLX the 4-bit one
+  if (type == DType::MLX_AFFINE) return bits == 4 && f(UnitMlx4{});
   return with_quant_unit<false>(type, 0, f);
 }
 
@@ -667,11 +735,16 @@ void init_mma_f16() {
     using U = decltype(u);
     allow_nt<U, 1>(), allow_nt<U, 1, 3>(), allow_nt<U, 2>(), allow_nt<U, 4>(), allow_nt<U, 8>();
   };
-  all(UnitQ4_0{}), all(UnitQ8_0{}), all(UnitQ4_K{}), all(UnitQ5_K{}), all(UnitQ6_K{});
+  all(UnitQ4_0{}), all(UnitQ8_0{}), all(UnitQ4_K{}), all(UnitQ5_K{}), all(UnitQ6_K{}), all(UnitMlx4{});
 }
 
 bool mma_f16_applies(const DevWeight& w) {
-  if (!g_ready || !with_unit(w.type, [](auto) { return true; })) return false;
+  if (!g_ready || !with_unit(w.type, w.bits, [](auto) { return true; })) return false;
+  // MLX 4-bit: the tensor-copy form only, rows of whole chunks, power-of-two groups (the
+  // group of an element is a shift) that no 32-element block straddles.
+  if (w.type == DType::MLX_AFFINE)
+    return tma_on() && reinterpret_cast<uintptr_t>(w.data) % 16 == 0 && w.row_bytes % 16 == 0 &&
+           w.cols % kChunk == 0 && w.group_size >= 32 && (w.group_size & (w.group_size - 1)) == 0;
   // 4-byte word loads of the K-quant rows need 16-byte aligned chunks; the other types
   // read 2-byte aligned halves. Rows of 32-element types may end inside a chunk.
   const bool k_quant = w.type == DType::Q4_K || w.type == DType::Q5_K;
@@ -683,7 +756,7 @@ bool mma_f16_applies(const DevWeight& w) {
 int32_t mma_plan_splits(const DevWeight& w, int64_t n, int sm_count) {
   if (!mma_f16_applies(w)) return mma_splits(w.rows, w.cols, int64_t{sm_count} * mma_blocks_per_sm(w.type, w.bits, n));
   const bool tma = tma_on() && reinterpret_cast<uintptr_t>(w.data) % 16 == 0 && w.row_bytes % 16 == 0;
-  const int per_sm = tma ? with_blocks<true>(w.type, n) : with_blocks<false>(w.type, n);
+  const int per_sm = tma ? with_blocks<true>(w.type, w.bits, n) : with_blocks<false>(w.type, w.bits, n);
   // Blocks of the last wave idle while the others finish: a weight of `tiles` row blocks
   // split s ways takes ceil(tiles s / slots) waves of 1/s of the work each. K splits even
   // that out but write and read s partial sums per output: count both in bytes.
@@ -706,13 +779,15 @@ int32_t mma_plan_splits(const DevWeight& w, int64_t n, int sm_count) {
 bool launch_mma_f16(const MmaParams& params, cudaStream_t stream) {
   if (!mma_f16_applies(params.w)) return false;
   const MmaParams& p = params;
-  return with_unit(p.w.type, [&](auto u) {
+  return with_unit(p.w.type, p.w.bits, [&](auto u) {
     using U = decltype(u);
-    if (p.n <= 8 && three_blocks()) launch_nt<U, 1, 3>(p, stream);
-    else if (p.n <= 8) launch_nt<U, 1>(p, stream);
-    else if (p.n <= 16) launch_nt<U, 2>(p, stream);
-    else if (p.n <= 32) launch_nt<U, 4>(p, stream);
-    else launch_nt<U, 8>(p, stream);
+    bool ran = false;
+    if (p.n <= 8 && three_blocks()) ran = launch_nt<U, 1, 3>(p, stream);
+    else if (p.n <= 8) ran = launch_nt<U, 1>(p, stream);
+    else if (p.n <= 16) ran = launch_nt<U, 2>(p, stream);
+    else if (p.n <= 32) ran = launch_nt<U, 4>(p, stream);
+    else ran = launch_nt<U, 8>(p, stream);
+    if (!ran) return false;  // MLX 4-bit without its tensor copies: mma.cu takes it
     if (p.splits > 1) {
       HEARTH_LAUNCH(mma_f16_reduce_kernel, grid_for(p.n * (p.w.rows + p.rows2 + p.rows3), 256), 256, 0, stream, p);
       HEARTH_CUDA_LAUNCHED();

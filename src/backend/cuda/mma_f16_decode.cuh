@@ -26,6 +26,9 @@ template <> struct Fmt<UnitQ8_0> { static constexpr int kBytes = 272, kPitch = 3
 template <> struct Fmt<UnitQ4_K> { static constexpr int kBytes = 144, kPitch = 144, kOffset = 0; };
 template <> struct Fmt<UnitQ5_K> { static constexpr int kBytes = 176, kPitch = 176, kOffset = 0; };
 template <> struct Fmt<UnitQ6_K> { static constexpr int kBytes = 210, kPitch = 240, kOffset = 32; };
+// MLX 4-bit: 256 values in 128 bytes, eight to a word in order (scales and biases live in
+// arrays beside the rows); the tensor copy's box of 144 bytes reads 16 of the next chunk.
+template <> struct Fmt<UnitMlx4> { static constexpr int kBytes = 128, kPitch = 144, kOffset = 0; };
 
 __device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
 __device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }

@@ -150,6 +150,10 @@ struct MmaParams {
   float* out2;
   float* out3;
   int64_t rows2, rows3;
+  const void* scales2;  // MLX: the second and third weights' scales and biases
+  const void* biases2;
+  const void* scales3;
+  const void* biases3;
 };
 void launch_mma(const MmaParams& p, cudaStream_t stream);
 void init_mma();  // once per device, before any launch_mma (the kernels' shared memory)
@@ -160,8 +164,9 @@ int mma_blocks_per_sm(DType type, int bits, int64_t n);  // after init_mma
 constexpr int64_t kMmaMaxTokens = 64;
 
 // mma_f16.cu: the same products with the weight decoded into f16 mma fragments in
-// registers and f16 activations (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, where a block may have the
-// kernel's shared memory); launch_mma takes it where it applies. HEARTH_CUDA_MMA_F16=0:
+// registers and f16 activations (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, and MLX 4-bit in its
+// tensor-copy form, where a block may have the kernel's shared memory); launch_mma takes
+// it where it applies. HEARTH_CUDA_MMA_F16=0:
 // never (the int8 kernel of mma.cu for every type).
 void init_mma_f16();  // called by init_mma
 bool mma_f16_applies(const DevWeight& w);
