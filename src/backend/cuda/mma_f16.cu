@@ -100,8 +100,14 @@ __host__ __device__ constexpr size_t smem_budget(int kB, bool kTma) {
   return kB == 3 ? 74 * 1024 : 112 * 1024;
 }
 
+// MLX 4-bit: the chunk's scales, then its biases, of every row of the block (at most 8
+// bytes a row: two or four f16/bf16, or two f32; mma_f16_applies), beside each ring slot.
 template <class U>
-__host__ __device__ constexpr size_t stage_bytes() { return static_cast<size_t>(kRows) * Fmt<U>::kPitch; }
+constexpr int kScaleArea = std::is_same_v<U, UnitMlx4> ? 2 * kRows * 8 : 0;
+template <class U>
+__host__ __device__ constexpr size_t stage_bytes() {
+  return static_cast<size_t>(kRows) * Fmt<U>::kPitch + kScaleArea<U>;
+}
 // Two buffers of activations, and of scale tables (the row-copy form only: the
 // tensor-copy form's warps take their scales from the ring).
 template <int NT, bool kTma>
@@ -200,7 +206,8 @@ __global__ void __launch_bounds__(kThreads, kB)
   __shared__ uint64_t full[kS];
   __shared__ uint64_t x_full[2];  // kXCopy: the activation buffers
   auto* ring = reinterpret_cast<uint8_t*>(smem_raw);                       // [kS][kRows][kPitch]
-  auto* xh_all = ring + kS * kRows * kPitch;                               // [2][kTok][kXPitch] f16
+  auto* scale_ring = ring + kS * kRows * kPitch;                           // MLX: [kS][scales, biases][kRows][8]
+  auto* xh_all = scale_ring + kS * kScaleArea<U>;                          // [2][kTok][kXPitch] f16
   auto* table_all = reinterpret_cast<uint32_t*>(xh_all + 2 * kTok * kXPitch);  // [2][kRows][kScalePitch]
 
   const Segment seg = segment_of(p, blockIdx.x);
@@ -215,7 +222,25 @@ __global__ void __launch_bounds__(kThreads, kB)
   // barrier, so it completes once per chunk.
   const uint8_t* my_row = seg.data + min(row0 + tid, rows - 1) * row_bytes;
   const bool my_row_real = tid < kRows && row0 + tid < rows;
+  // MLX: thread t asks for row t % kRows's scales (t < kRows) or biases of the chunk (S
+  // bytes, S = 256 / group_size elements), one cp.async group a chunk, empty ones too, so
+  // that a thread's groups and the chunks stay in step (its wait below counts on it).
+  const int s_elem = p.w.scale_kind == 0 ? 4 : 2, s_bytes = kMlx4 ? kChunk / p.w.group_size * s_elem : 0;
+  auto issue_scales = [&](int64_t i) {
+    if constexpr (kMlx4) {
+      if (i < count) {
+        const int r = tid % kRows;
+        const auto* src = static_cast<const uint8_t*>(tid < kRows ? seg.scales : seg.biases) +
+                          min(row0 + r, rows - 1) * (cols / p.w.group_size) * s_elem + (c_begin + i) * s_bytes;
+        const uint32_t dst = smem_addr(scale_ring + (i % kS) * kScaleArea<U> + tid * 8);
+        if (s_bytes == 8) cp_async_small<8>(dst, src, true);
+        else cp_async_small<4>(dst, src, true);
+      }
+      cp_async_commit();
+    }
+  };
   auto issue = [&](int64_t i) {  // chunk c_begin + i into slot i % kS
+    issue_scales(i);
     if constexpr (kTma) {
       if (tid != 0) return;
       const int slot = static_cast<int>(i % kS);
@@ -330,6 +355,7 @@ __global__ void __launch_bounds__(kThreads, kB)
   }
   __syncthreads();
   for (int64_t i = 0; i < kS - 1 && i < count; ++i) issue(i);
+  for (int64_t i = count; i < kS - 1; ++i) issue_scales(i);  // MLX: empty groups
   pdl_begin();
   if constexpr (kXCopy) {
     if (count > 0) issue_x(0);
@@ -341,31 +367,16 @@ __global__ void __launch_bounds__(kThreads, kB)
   const int r_lo = 16 * warp + g, r_hi = r_lo + 8;
   const uint8_t* row_lo = seg.data + min(row0 + r_lo, rows - 1) * row_bytes;
   const uint8_t* row_hi = seg.data + min(row0 + r_hi, rows - 1) * row_bytes;
-  // MLX: the scale and bias of blocks 2 t4 and 2 t4 + 1 of the lane's two rows, from the
-  // arrays beside the rows, loaded a chunk ahead (group sizes are powers of two).
-  float mlx_s[2][2] = {}, mlx_b[2][2] = {};
-  auto load_mlx = [&](int64_t c) {
-    if constexpr (kMlx4) {
-      const int shift = 31 - __clz(p.w.group_size);
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int64_t row = min(row0 + (r ? r_hi : r_lo), rows - 1);
-          const int64_t grp = row * p.w.groups_per_row + ((c * kChunk + 32 * (2 * t4 + e)) >> shift);
-          mlx_s[r][e] = load_scale(seg.scales, p.w.scale_kind, grp);
-          mlx_b[r][e] = load_scale(seg.biases, p.w.scale_kind, grp);
-        }
-    }
-  };
-  if (count > 0) load_mlx(c_begin);
   for (int64_t i = 0; i < count; ++i) {
     const int64_t c = c_begin + i;
     const int slot = static_cast<int>(i % kS), buf = static_cast<int>(i & 1);
     // Chunk i is prepared by every thread, and every thread is done with chunk i - 1's
-    // slot and buffers, which chunks i + kS - 1 and i + 1 reuse.
+    // slot and buffers, which chunks i + kS - 1 and i + 1 reuse. MLX: this thread's
+    // scale copies of chunk i have landed (kS - 2 newer groups may be in flight).
+    if constexpr (kMlx4) cp_async_wait<kS - 2>();
     __syncthreads();
     if (i + kS - 1 < count) issue(i + kS - 1);
+    else issue_scales(i + kS - 1);  // MLX: an empty group
     if constexpr (kXCopy) {
       if (i + 1 < count) issue_x(i + 1);
       mbar_wait(&full[slot], static_cast<uint32_t>((i / kS) & 1));
@@ -382,12 +393,18 @@ __global__ void __launch_bounds__(kThreads, kB)
     // at hand from the lane of its quad that has them: no table, no shared memory for it
     // (so three blocks fit an SM up to 32 tokens).
     uint32_t ent[2][2] = {};
-    if constexpr (kMlx4) {  // (scale, bias) as the (scale, min) pairs of the other types
+    if constexpr (kMlx4) {  // (scale, bias) of blocks 2 t4, 2 t4 + 1 as the (scale, min) pairs of the other types
+      const uint8_t* area = scale_ring + slot * kScaleArea<U>;
+      const int shift = 31 - __clz(p.w.group_size);
 #pragma unroll
       for (int r = 0; r < 2; ++r)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) ent[r][e] = h2_bits(__floats2half2_rn(mlx_s[r][e], mlx_b[r][e]));
-      if (i + 1 < count) load_mlx(c + 1);
+        for (int e = 0; e < 2; ++e) {
+          const int k = (32 * (2 * t4 + e)) >> shift, row = r ? r_hi : r_lo;
+          const float sc = load_scale(area + row * 8, p.w.scale_kind, k);
+          const float bi = load_scale(area + (kRows + row) * 8, p.w.scale_kind, k);
+          ent[r][e] = h2_bits(__floats2half2_rn(sc, bi));
+        }
     } else if constexpr (kTma) {
       block_scale_pair<U>(raw_lo, t4, nbk, ent[0]), block_scale_pair<U>(raw_hi, t4, nbk, ent[1]);
     }
@@ -741,10 +758,14 @@ void init_mma_f16() {
 bool mma_f16_applies(const DevWeight& w) {
   if (!g_ready || !with_unit(w.type, w.bits, [](auto) { return true; })) return false;
   // MLX 4-bit: the tensor-copy form only, rows of whole chunks, power-of-two groups (the
-  // group of an element is a shift) that no 32-element block straddles.
-  if (w.type == DType::MLX_AFFINE)
+  // group of an element is a shift) whose scales for a chunk are 4 or 8 bytes a row (one
+  // cp.async: groups of 64 or 128 with f16/bf16 scales, 128 with f32 ones).
+  if (w.type == DType::MLX_AFFINE) {
+    const int64_t g = w.group_size, s_bytes = g > 0 ? kChunk / g * (w.scale_kind == 0 ? 4 : 2) : 0;
     return tma_on() && reinterpret_cast<uintptr_t>(w.data) % 16 == 0 && w.row_bytes % 16 == 0 &&
-           w.cols % kChunk == 0 && w.group_size >= 32 && (w.group_size & (w.group_size - 1)) == 0;
+           w.cols % kChunk == 0 && g >= 32 && (g & (g - 1)) == 0 && (s_bytes == 4 || s_bytes == 8) &&
+           reinterpret_cast<uintptr_t>(w.scales) % 8 == 0 && reinterpret_cast<uintptr_t>(w.biases) % 8 == 0;
+  }
   // 4-byte word loads of the K-quant rows need 16-byte aligned chunks; the other types
   // read 2-byte aligned halves. Rows of 32-element types may end inside a chunk.
   const bool k_quant = w.type == DType::Q4_K || w.type == DType::Q5_K;
