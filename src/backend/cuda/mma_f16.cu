@@ -44,29 +44,23 @@
 // offset), then scaled with one rounding: w = fma(v, scale, min) in f16, as the prompt
 // path's f16 tiles. Q4_K in the tensor-copy form decodes blocks 2p and 2p+1 (low and high
 // nibbles of the same bytes) from one load.
-// NOTE(xhalf): the f16 activations made once by the quantizing launch instead of by every
-// block (H100, 24576 x 4096 Q4_K at 32 tokens, leaving the conversion out took 43.0 -> 37.2
-// us; docs/benchmarks_cuda_decode.md, session 10).
 // Up to three weights of one type and row length run in one launch (q/k/v, gate/up:
 // MmaParams' data2/data3), each from its own row tile on.
-// Types: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K (MLX, whose scales live outside the rows, stays
-// with mma.cu); sm_90 only. HEARTH_CUDA_MMA_F16=0 sends everything to mma.cu;
-// HEARTH_CUDA_MMA_TMA=0 keeps the row-copy form (session 5's kernel) for every weight.
+// Types: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, and MLX 4-bit in the tensor-copy form only: its
+// scales and biases live in arrays beside the rows, so each thread brings one row's
+// scales or biases of a chunk into an area beside the ring slot by cp.async (4 or 8 bytes;
+// other group sizes and scale types stay with mma.cu), and a word's 8 values in order are
+// put in the activations' order by one byte permute. sm_90 only. HEARTH_CUDA_MMA_F16=0
+// sends everything to mma.cu; HEARTH_CUDA_MMA_TMA=0 keeps the row-copy form (session 5's
+// kernel) for every weight but MLX (mma.cu).
 //
-// NOTE(mma2): measured on an H200 (docs/benchmarks_cuda_batched.md), 24576 x 4096 Q4_K: 8 tokens 37 us
-// (int8 kernel 58), 32 tokens 63 us (74). With two blocks an SM, ncu at 8 tokens: 1.29
-// TB/s, 0.51 instructions issued per cycle and scheduler, 4 warps a scheduler (registers
-// and shared memory), 2.9 waves; 46.8 us in all, 33.7 leaving the products out
-// (a timing switch, since removed), 38.1 leaving the preparation out, 27.3 both: the
-// block's skeleton (copies, barriers, a chunk's activations loaded while the last is
-// multiplied) is the larger part, then the decoding; a third block an SM gave 37.0.
-// NOTE(mma6): the tensor-copy form, same H200 call as the row-copy form, 24576 x 4096 Q4_K:
-// 8 tokens 36.8 -> 29.7 us, 16: 50.9 -> 35.0, 32: 62.4 -> 44.3, 64: 135.6 -> 75.8. ncu at 32
-// tokens (before the third block): 0.49 issued a cycle and scheduler, ~6 cycles between a
-// warp's instructions (fixed-latency dependencies first, then shared and global loads),
-// the tensor pipe 22% busy: bound by latency with 3 warps a scheduler, hence the third
-// block (the scale table's 9 KiB given up for it). Cutting decode instructions (the paired
-// Q4_K decode) alone moved nothing measurable.
+// Measurements (docs/benchmarks_cuda_batched.md, docs/benchmarks_cuda_decode.md):
+// - mma2, mma6 (H200, 24576 x 4096 Q4_K): the tensor-copy form 8 tokens 36.8 -> 29.7 us,
+//   32: 62.4 -> 44.3; bound by latency with 3 warps a scheduler (tensor pipe 22% busy),
+//   hence the third block an SM; cutting decode instructions alone moved nothing.
+// - Session 10 (H100): leaving the activation conversion out took 43.0 -> 37.2 us at 32
+//   tokens, hence the XHalf copy (38.1 us); MLX 4-bit scale loads from global memory a
+//   chunk ahead took 50.9 us at 8 tokens against 30.4 without them, by cp.async 41.3.
 #include <cuda.h>  // CUtensorMap (the encoder is reached through the runtime)
 #include <cuda_fp16.h>
 
@@ -80,6 +74,7 @@
 #include "backend/cuda/mma_f16_decode.cuh"
 #include "backend/cuda/ptx.cuh"
 #include "backend/cuda/quant_units.cuh"
+#include "backend/cuda/tensor_map.h"
 
 namespace hearth::cuda {
 namespace {
@@ -588,34 +583,9 @@ bool tma_on() {
   return on;
 }
 
-// cuTensorMapEncodeTiled, from the driver through the runtime (no link to libcuda).
-using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
-                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
-                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-EncodeTiled encode_tiled() {
-  static const EncodeTiled f = [] {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
-            cudaSuccess ||
-        found != cudaDriverEntryPointSuccess)
-      return EncodeTiled{nullptr};
-    return reinterpret_cast<EncodeTiled>(fn);
-  }();
-  return f;
-}
-
 // The tensor map of one weight (rows x row_bytes) for boxes of `pitch` bytes x kRows rows.
 bool encode_map(CUtensorMap* map, const uint8_t* data, int64_t rows, int64_t row_bytes, int pitch) {
-  const EncodeTiled f = encode_tiled();
-  if (!f || reinterpret_cast<uintptr_t>(data) % 16 != 0 || row_bytes % 16 != 0) return false;
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(row_bytes / 2), static_cast<cuuint64_t>(rows)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(row_bytes)};
-  const cuuint32_t box[2] = {static_cast<cuuint32_t>(pitch / 2), static_cast<cuuint32_t>(kRows)};
-  const cuuint32_t step[2] = {1, 1};
-  return f(map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, const_cast<uint8_t*>(data), dims, strides, box, step,
-           CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-           CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+  return encode_rows_map(map, data, rows, row_bytes, pitch, kRows);
 }
 
 bool three_blocks();
