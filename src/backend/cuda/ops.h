@@ -50,7 +50,7 @@ struct XHalf {
 };
 constexpr int64_t kXHalfPitch = 272;
 // Products of at least this many tokens take it (below, every block converting q and d
-// itself was as fast: H100, 8 tokens 29.6 us against 30.6 for 24576 x 4096 Q4_K).
+// itself was faster: H100, 8 tokens 29.6 us against 30.6 for 24576 x 4096 Q4_K).
 constexpr int64_t kXHalfMinTokens = 17;
 inline int64_t x_half_elems(int64_t n, int64_t cols) { return (cols + 255) / 256 * n * kXHalfPitch; }
 
