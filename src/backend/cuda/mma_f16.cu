@@ -226,7 +226,7 @@ __global__ void __launch_bounds__(kThreads, kB)
       if (i < count) {
         const int r = tid % kRows;
         const auto* src = static_cast<const uint8_t*>(tid < kRows ? seg.scales : seg.biases) +
-                          min(row0 + r, rows - 1) * (cols / p.w.group_size) * s_elem + (c_begin + i) * s_bytes;
+                          min(row0 + r, rows - 1) * p.w.groups_per_row * s_elem + (c_begin + i) * s_bytes;
         const uint32_t dst = smem_addr(scale_ring + (i % kS) * kScaleArea<U> + tid * 8);
         if (s_bytes == 8) cp_async_small<8>(dst, src, true);
         else cp_async_small<4>(dst, src, true);
