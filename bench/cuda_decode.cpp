@@ -2,14 +2,16 @@
 // the fraction of the GPU's measured memory bandwidth that decoding reaches.
 //   cuda_decode [--shape 8b] [--type q4_k_m|q4_0|q8_0|q6_k|mlx4|mlx8] [--layers N]
 //               [--prompt 512] [--gen 128] [--reps 3] [--kv f16|q8_0|f32] [--batch B]
-//               [--deep 1] [--chunk 512]
+//               [--deep 1] [--chunk 512] [--read top|all|none]
 // The weights are made in memory: random bytes in the stored layout of
 // each type with valid scales (the Q4_K_M mix gives attn_v/ffn_down of the same layers
 // Q6_K as the writer does, and the output head Q6_K), uploaded one matrix at a time. Speed
 // does not depend on the values, and an 8B model is ready in seconds instead of the
 // minutes make-model needs to search K-quant scales. The step runs the same ops as
 // Model::forward (embedding, attention_block + swiglu_ffn_block per layer, final norm,
-// output head, logits copied to the host); tests/cuda/test_cuda_model checks that path
+// output head, then what the engine reads back: by default each row's best 128 logits,
+// as for greedy and top_k sampling; --read all copies every logit, as the engine does for
+// a sampler that needs the whole row); tests/cuda/test_cuda_model checks that path
 // against the CPU on real files.
 //
 // ppN: one N-token prompt from an empty cache (with --chunk C, in steps of at most C
@@ -44,7 +46,11 @@ namespace {
 struct Options {
   std::string shape = "8b", type = "q4_k_m", kv = "f16";
   int layers = 0, prompt = 512, gen = 128, reps = 3, batch = 0, deep = 0, chunk = 0;
+  // What a step reads back: "top" the best 128 logits of each row (what the engine reads
+  // for greedy and top_k sampling), "all" every logit, "none" nothing (a ceiling).
+  std::string read = "top";
 };
+Options g_opt;
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
@@ -190,7 +196,16 @@ void forward(Backend& be, const Net& net, const StepBatch& batch, std::vector<fl
   be.matmul(o, lg, net.w.output);
   const double t1 = now_s();
   logits.resize(static_cast<size_t>(n_logits * c.vocab_size));
-  be.read_rows(o, logits.data());
+  if (g_opt.read == "none") {
+    be.sync();
+  } else if (g_opt.read == "all") {
+    be.read_rows(o, logits.data());
+  } else {
+    static std::vector<int32_t> ids;
+    ids.resize(static_cast<size_t>(n_logits * Backend::kMaxTopRows));
+    be.read_top_rows(o, static_cast<int32_t>(c.vocab_size), Backend::kMaxTopRows, ids.data(),
+                     logits.data());  // values: the first rows * 128 floats of `logits`
+  }
   g_issue_s += t1 - t0;
   g_wait_s += now_s() - t1;
 }
@@ -247,8 +262,12 @@ int main(int argc, char** argv) {
     else if (f == "--batch") o.batch = std::stoi(v);
     else if (f == "--deep") o.deep = std::stoi(v);
     else if (f == "--chunk") o.chunk = std::stoi(v);
+    else if (f == "--read") o.read = v;
     else return std::fprintf(stderr, "cuda_decode: unknown flag %s\n", f.c_str()), 2;
+    if (o.read != "top" && o.read != "all" && o.read != "none")
+      return std::fprintf(stderr, "cuda_decode: --read takes top, all or none\n"), 2;
   }
+  g_opt = o;
   try {
     if (!cuda_available()) return std::fprintf(stderr, "cuda_decode: no CUDA device\n"), 1;
     auto be = make_cuda_backend(0);
@@ -290,6 +309,7 @@ int main(int argc, char** argv) {
     const double step_bytes = static_cast<double>(net.read_bytes) + kv_per_token * (depth + o.gen / 2.0);
     const BackendMemory mem = be->memory();
     std::printf("%s\n", be->name().c_str());
+    std::printf("logits read back each step: %s\n", o.read.c_str());
     std::printf("model: qwen3 %s shape, %lld layers, %s (synthetic), KV %s; weights %.2f GiB, read per step %.3f GB\n",
                 o.shape.c_str(), static_cast<long long>(c.num_hidden_layers), o.type.c_str(), o.kv.c_str(),
                 static_cast<double>(mem.weights) / (1 << 30), step_bytes / 1e9);

@@ -161,6 +161,13 @@ class Backend {
   virtual void gather_logit_rows(Tensor out, Tensor x) = 0;
   // Copies rows of an F32 tensor to host memory (waits for queued work).
   virtual void read_rows(Tensor x, float* host) = 0;
+  // The k largest values of each row of an F32 tensor x[rows, C] among its columns
+  // [0, n_valid), best first by (value descending, column ascending), -inf and NaN left
+  // out, -0 equal to +0 (the sampler's top_k order): ids[r * k + j] and values[r * k + j],
+  // a row with fewer than k such values padded with id -1. 1 <= k <= kMaxTopRows. Waits
+  // for queued work. Lets a step copy back k candidates a sequence instead of its row.
+  static constexpr int32_t kMaxTopRows = 128;
+  virtual void read_top_rows(Tensor x, int32_t n_valid, int32_t k, int32_t* ids, float* values) = 0;
   // Waits for all queued work.
   virtual void sync() = 0;
 

@@ -262,9 +262,12 @@ void Engine::run_step() {
     }
   }
   logits_.resize(plan.batch.logit_rows.size() * static_cast<size_t>(n_vocab_));
+  std::vector<uint8_t> use_top(plan.chunks.size(), 0);
   try {
     apply_transfers(plan);
-    runner_->forward(plan.batch, logits_.data());
+    const bool keeps = runner_->keeps_logits();
+    runner_->forward(plan.batch, keeps ? nullptr : logits_.data());
+    if (keeps) fetch_logits(plan, use_top);
   } catch (const std::exception& e) {
     // A failed step fails the requests in it, never the process.
     log_error(std::string("engine: forward pass failed: ") + e.what());
@@ -290,6 +293,11 @@ void Engine::run_step() {
     float* row = logits_.data() + static_cast<size_t>(c.logit_row + c.n_logit_rows - 1) * static_cast<size_t>(n_vocab_);
     SampleLogprobs lp;
     const bool want_lp = a->req.params.logprobs;
+    if (use_top[i]) {
+      const size_t at = static_cast<size_t>(c.logit_row + c.n_logit_rows - 1) * Backend::kMaxTopRows;
+      next[i] = a->sampler.sample_top(top_ids_.data() + at, top_values_.data() + at, Backend::kMaxTopRows);
+      return;
+    }
     next[i] = a->sampler.sample(row, want_lp ? &lp : nullptr);
     if (want_lp) lps[i] = std::move(lp);
   };
@@ -310,6 +318,26 @@ void Engine::run_step() {
   }
   for (size_t i = 0; i < plan.chunks.size(); ++i)
     if (plan.chunks[i].sample) on_token(*active_.at(plan.chunks[i].id), next[i], std::move(lps[i]));
+}
+
+void Engine::fetch_logits(const StepPlan& plan, std::vector<uint8_t>& use_top) {
+  const size_t n_rows = plan.batch.logit_rows.size();
+  bool any_top = false;
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    const ScheduledChunk& c = plan.chunks[i];
+    if (c.logit_row < 0) continue;
+    const Active& a = *active_.at(c.id);
+    if (c.sample && !a.req.prompt_logprobs && a.sampler.can_sample_top(Backend::kMaxTopRows, a.req.params.logprobs)) {
+      use_top[i] = 1, any_top = true;
+    } else {
+      runner_->read_logits(c.logit_row, c.n_logit_rows, logits_.data() + static_cast<size_t>(c.logit_row) * n_vocab_);
+    }
+  }
+  if (!any_top) return;
+  top_ids_.resize(n_rows * Backend::kMaxTopRows);
+  top_values_.resize(n_rows * Backend::kMaxTopRows);
+  const int32_t n_valid = vocab_.n_tokens >= 0 && vocab_.n_tokens <= n_vocab_ ? vocab_.n_tokens : n_vocab_;
+  runner_->read_top_logits(n_valid, Backend::kMaxTopRows, top_ids_.data(), top_values_.data());
 }
 
 void Engine::emit_prompt_logprobs(Active& a, const ScheduledChunk& c, const float* logits) {

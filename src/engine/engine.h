@@ -50,8 +50,20 @@ class StepRunner {
   virtual int32_t n_vocab() const = 0;  // length of one logits row
   // (Re)creates the KV cache for n_blocks blocks of block_size tokens.
   virtual void init_kv_cache(int32_t n_blocks, int32_t block_size) = 0;
-  // logits: [batch.logit_rows.size(), n_vocab] floats.
+  // logits: [batch.logit_rows.size(), n_vocab] floats; null only where keeps_logits().
   virtual void forward(const StepBatch& batch, float* logits) = 0;
+
+  // ---- optional: logits left where they were computed (a GPU) ----------------------------
+  // forward(batch, nullptr) leaves the step's logits in the runner, and the engine reads
+  // back only what its samplers need: the best Backend::kMaxTopRows of each row, or a
+  // whole row for a sampler that cannot do with them (penalties, bias, logprobs, ...).
+  virtual bool keeps_logits() const { return false; }
+  // Rows [first, first + n) of the last step's logits into out[n, n_vocab].
+  virtual void read_logits(int32_t /*first*/, int32_t /*n*/, float* /*out*/) { fail("this runner keeps no logits"); }
+  // Backend::read_top_rows over every logits row of the last step.
+  virtual void read_top_logits(int32_t /*n_valid*/, int32_t /*k*/, int32_t* /*ids*/, float* /*values*/) {
+    fail("this runner keeps no logits");
+  }
 
   // ---- optional: moving KV blocks to host memory, for the prefix cache's tier --------
   // A name for the model and KV layout; 0 = this runner can't move blocks (no tier).
@@ -69,6 +81,13 @@ class ModelRunner : public StepRunner {
   int32_t n_vocab() const override { return static_cast<int32_t>(model_.config().vocab_size); }
   void init_kv_cache(int32_t n_blocks, int32_t block_size) override;
   void forward(const StepBatch& batch, float* logits) override { model_.forward(batch, logits); }
+  // On a GPU: a step's whole logits are 0.6 MB a sequence (Qwen3) to copy and scan on the
+  // host; their best 128 are 1 KB. On the CPU they are in host memory already.
+  bool keeps_logits() const override { return model_.backend().device() != Device::CPU; }
+  void read_logits(int32_t first, int32_t n, float* out) override { model_.read_logits(first, n, out); }
+  void read_top_logits(int32_t n_valid, int32_t k, int32_t* ids, float* values) override {
+    model_.read_top_logits(n_valid, k, ids, values);
+  }
   uint64_t cache_identity() const override;
   int64_t kv_block_bytes() const override { return hearth::kv_block_bytes(model_.backend().kv_cache_config()); }
   DType kv_dtype() const override { return model_.backend().kv_cache_config().dtype; }
@@ -227,6 +246,10 @@ class Engine {
   void run_step();
   void take_inbox();
   void publish_stats();
+  // Where the runner keeps the logits: reads back the rows that must come whole into
+  // logits_ and the best kMaxTopRows of every row into top_ids_/top_values_; use_top[i]:
+  // chunk i samples from those.
+  void fetch_logits(const StepPlan& plan, std::vector<uint8_t>& use_top);
   void emit_prompt_logprobs(Active& a, const ScheduledChunk& c, const float* logits);
   void on_token(Active& a, int32_t token, std::optional<SampleLogprobs> lp);
   void finish(RequestId id, FinishReason reason, const std::string& error = "");
@@ -257,7 +280,9 @@ class Engine {
   EngineStats stats_;
 
   std::unordered_map<RequestId, std::unique_ptr<Active>> active_;  // compute thread only
-  std::vector<float> logits_;
+  std::vector<float> logits_;       // [logit rows, n_vocab] (rows read back whole)
+  std::vector<int32_t> top_ids_;    // [logit rows, kMaxTopRows] where the runner keeps logits
+  std::vector<float> top_values_;
   std::thread thread_;
 };
 

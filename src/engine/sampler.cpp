@@ -428,6 +428,10 @@ void Sampler::run_chain(const float* logits) {
       if (logits[i] > kNegInf) cands_.push_back({i, logits[i], 0.0f, 0.0f});
     }
   }
+  finish_chain();
+}
+
+void Sampler::finish_chain() {
   if (cands_.empty()) fail("sampler: no token can be sampled, every logit is -inf or NaN");
 
   candidates_typical(cands_, params_.typical_p);
@@ -583,6 +587,48 @@ void Sampler::advance_forced(int32_t token) {
   for (const auto& seq : params_.forced_start) {
     if (seq == forced_so_far_) forced_done_ = true;
   }
+}
+
+bool Sampler::can_sample_top(int32_t available, bool want_logprobs) const {
+  if (want_logprobs || !params_.logit_bias.empty()) return false;
+  if (!params_.forced_start.empty() && !forced_done_) return false;
+  const bool penalties = params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
+                         params_.frequency_penalty != 0.0f;
+  if (penalties && !counts_.empty()) return false;
+  // ignore_eos's banned ids may take places in the list: room for them too.
+  const auto banned = params_.ignore_eos ? static_cast<int32_t>(vocab_.eog.size()) : 0;
+  if (params_.greedy()) return available >= 1 + banned;
+  return params_.top_k > 0 && params_.top_k + banned <= available && params_.top_k < vocab_.n_tokens;
+}
+
+int32_t Sampler::sample_top(const int32_t* ids, const float* values, int32_t n) {
+  HEARTH_ASSERT(can_sample_top(n, false));
+  // ignore_eos bans the end tokens (-inf): they leave the list, and what stays is still the
+  // best of the row without them (can_sample_top asked for room for them).
+  const bool banned = params_.ignore_eos && !vocab_.eog.empty();
+  const int32_t want = params_.greedy() ? 1 : params_.top_k;
+  cands_.clear();
+  bool complete = false;
+  for (int32_t j = 0; j < n && static_cast<int32_t>(cands_.size()) < want; ++j) {
+    const int32_t id = ids[j];
+    if (id < 0) {
+      complete = true;
+      break;
+    }
+    if (banned && std::find(vocab_.eog.begin(), vocab_.eog.end(), id) != vocab_.eog.end()) continue;
+    cands_.push_back({id, values[j], 0.0f, 0.0f});
+  }
+  if (static_cast<int32_t>(cands_.size()) < want && !complete && n > 0 && ids[n - 1] >= 0)
+    fail("sampler: the top logits given do not hold enough candidates");
+  if (params_.greedy()) {
+    if (cands_.empty()) fail("sampler: no token can be sampled, every logit is -inf or NaN");
+    cands_.front().p = 1.0f;
+  } else {
+    finish_chain();
+  }
+  const int32_t token = cands_.size() > 1 ? draw(rng_.uniform()) : cands_.front().id;
+  advance_forced(token);
+  return token;
 }
 
 int32_t Sampler::sample(float* logits, SampleLogprobs* logprobs) {

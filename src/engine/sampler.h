@@ -98,6 +98,17 @@ class Sampler {
   // logprobs is given it is filled from the raw logits as they were on entry.
   int32_t sample(float* logits, SampleLogprobs* logprobs = nullptr);
 
+  // Whether sample_top can pick this sampler's next token exactly, from a row's best
+  // `available` logits alone (by the ByLogit order, as select_top_k gives them, -inf and NaN
+  // left out): greedy or a top_k of at most `available`, with no logit_bias, no active
+  // penalty, no forced start and no logprobs. Then the rest of the row cannot matter:
+  // every later stage sees only top_k's candidates. ignore_eos's bans only drop entries.
+  bool can_sample_top(int32_t available, bool want_logprobs) const;
+  // The next token from the row's best logits: ids[n] best first, values[n] (ids padded with
+  // -1 where the row has fewer). The same token, and the same RNG draws, as sample() on
+  // the whole row. Call only when can_sample_top(n, false).
+  int32_t sample_top(const int32_t* ids, const float* values, int32_t n);
+
   // Runs steps 1-5 without drawing: the final candidates with their probabilities, in the
   // order the draw walks them. Greedy gives one candidate with p = 1. For tests and tools.
   const std::vector<Candidate>& distribution(float* logits);
@@ -118,6 +129,7 @@ class Sampler {
  private:
   void modify_logits(float* logits, bool save_raw);
   void run_chain(const float* logits);
+  void finish_chain();  // the stages after top_k, on cands_
   int32_t argmax(const float* logits) const;
   int32_t draw(double u) const;
   // Temperature alone (no cut-off applies): the draw from softmax(logits / T) computed

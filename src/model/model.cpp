@@ -77,6 +77,7 @@ void Model::forward(const StepBatch& batch, float* logits) {
                    .tmp = rows(s.tmp, n)};
   backend_.embed(state.x, weights_.token_embd);
   for (int il = 0; il < config_.num_hidden_layers; ++il) arch_->layer(state, weights_.layers[static_cast<size_t>(il)], il);
+  step_logits_ = n_logits;
   if (n_logits == 0) {
     backend_.sync();
     return;
@@ -87,7 +88,21 @@ void Model::forward(const StepBatch& batch, float* logits) {
   backend_.rms_norm(last, last, weights_.output_norm, static_cast<float>(config_.rms_norm_eps));
   Tensor out = rows(s.logits, n_logits);
   backend_.matmul(out, last, weights_.output);
-  backend_.read_rows(out, logits);
+  if (logits) backend_.read_rows(out, logits);
+}
+
+void Model::read_logits(int32_t first, int32_t n, float* out) {
+  HEARTH_CHECK(first >= 0 && n >= 0 && first + n <= step_logits_, "read_logits: rows outside the last step's");
+  if (n == 0) return;
+  Tensor t = scratch_.logits;
+  t.shape[0] = n;
+  t.data = scratch_.logits.f32() + static_cast<int64_t>(first) * config_.vocab_size;
+  backend_.read_rows(t, out);
+}
+
+void Model::read_top_logits(int32_t n_valid, int32_t k, int32_t* ids, float* values) {
+  if (step_logits_ == 0) return;
+  backend_.read_top_rows(rows(scratch_.logits, step_logits_), n_valid, k, ids, values);
 }
 
 }  // namespace hearth

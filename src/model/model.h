@@ -75,8 +75,14 @@ class Model {
   // cache's files carry it so they are never used with another model.
   uint64_t identity() const;
 
-  // Runs one step. logits: host memory for [batch.logit_rows.size(), vocab_size] floats.
+  // Runs one step. logits: host memory for [batch.logit_rows.size(), vocab_size] floats,
+  // or null to leave them in the backend's memory for the reads below (until the next step).
   void forward(const StepBatch& batch, float* logits);
+  // The last step's logit rows [first, first + n) into out[n, vocab_size].
+  void read_logits(int32_t first, int32_t n, float* out);
+  // The k best ids and logits of each of the last step's logit rows among ids [0, n_valid)
+  // (Backend::read_top_rows): ids/values[logit_rows * k].
+  void read_top_logits(int32_t n_valid, int32_t k, int32_t* ids, float* values);
 
  private:
   Model(Backend& backend) : backend_(backend) {}
@@ -94,6 +100,7 @@ class Model {
 
   // Scratch activations, sized for scratch_tokens_ tokens and scratch_logits_ rows.
   int64_t scratch_tokens_ = 0, scratch_logits_ = 0;
+  int64_t step_logits_ = 0;  // logit rows of the last step (rows of scratch_.logits that hold them)
   struct Scratch {
     Tensor x, xn, q, k, v, attn, gate, up, tmp;  // [n, ...] per-token activations
     Tensor last, logits;                          // [n_logits, H], [n_logits, V]

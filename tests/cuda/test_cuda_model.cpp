@@ -137,6 +137,28 @@ double compare(const std::string& path, DType gpu_kv, double bound) {
   return worst;
 }
 
+// What the engine reads of a step's logits left on the GPU: each row's best 128 (the
+// order of Backend::read_top_rows, from the whole rows read back) and single rows.
+void check_kept_logits(Model& mg, const std::vector<float>& whole, int32_t rows, int64_t vocab, const std::string& what) {
+  const int32_t k = Backend::kMaxTopRows;
+  std::vector<int32_t> ids(static_cast<size_t>(rows * k));
+  std::vector<float> values(ids.size());
+  mg.read_top_logits(static_cast<int32_t>(vocab), k, ids.data(), values.data());
+  for (int32_t r = 0; r < rows; ++r) {
+    const float* row = whole.data() + r * vocab;
+    std::vector<int32_t> order(static_cast<size_t>(vocab));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+    for (int32_t j = 0; j < k; ++j) {
+      ASSERT_EQ(ids[static_cast<size_t>(r * k + j)], order[static_cast<size_t>(j)]) << what << " row " << r << " rank " << j;
+      ASSERT_EQ(values[static_cast<size_t>(r * k + j)], row[order[static_cast<size_t>(j)]]) << what;
+    }
+  }
+  std::vector<float> one(static_cast<size_t>(vocab));
+  mg.read_logits(rows - 1, 1, one.data());
+  EXPECT_TRUE(std::equal(one.begin(), one.end(), whole.end() - vocab)) << what << ": the last row read alone";
+}
+
 // Batched decode: n_seqs sequences in their own cache blocks, one token each per step, so
 // the GPU's step of n_seqs tokens takes the tensor-core products and is recorded as a
 // graph (its first step) and replayed (the next three). Every sequence's logits are compared.
@@ -163,6 +185,7 @@ double compare_batch(const std::string& path, DType gpu_kv, double bound, int32_
     }
     mc->forward(b, lc.data());
     mg->forward(b, lg.data());
+    check_kept_logits(*mg, lg, n_seqs, vocab, path);
     for (int32_t s = 0; s < n_seqs; ++s) {
       const auto pc = log_softmax(lc.data() + s * vocab, vocab), pg = log_softmax(lg.data() + s * vocab, vocab);
       const auto idx = top5(pc);

@@ -1,7 +1,8 @@
 // Engine tests with fake step runners (no model): concurrent submission from several
 // threads matches per-request sequential runs, context errors and max_tokens clamping,
-// stop tokens and stop strings, cancellation, the bounded queue, prompt logprobs, and a
-// failing forward pass that fails only its own requests.
+// stop tokens and stop strings, cancellation, the bounded queue, prompt logprobs, a
+// failing forward pass that fails only its own requests, and sampling from a runner that
+// keeps its logits and hands back each row's best.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -259,6 +260,89 @@ TEST(Engine, PromptLogprobsMatchLogSoftmaxOfTheRunnersLogits) {
     ASSERT_EQ(o.prompt_lps[p].top.size(), 2u);
     EXPECT_EQ(o.prompt_lps[p].top[0].id, FakeRunner::predict(ctx));
   }
+}
+
+// A runner that keeps its logits (as the model does on a GPU): the engine reads back each
+// row's best kMaxTopRows, or the whole row for a sampler that needs it. The lists come
+// from a full sort here, independent of the sampler.
+class KeepingRunner : public FakeRunner {
+ public:
+  std::atomic<int> whole_rows{0}, top_reads{0};
+  bool keeps_logits() const override { return true; }
+  void forward(const StepBatch& b, float* logits) override {
+    EXPECT_EQ(logits, nullptr);
+    kept_.assign(b.logit_rows.size() * kVocab, 0.0f);
+    FakeRunner::forward(b, kept_.data());
+  }
+  void read_logits(int32_t first, int32_t n, float* out) override {
+    ASSERT_LE(static_cast<size_t>(first + n) * kVocab, kept_.size());
+    std::copy_n(kept_.begin() + first * kVocab, n * kVocab, out);
+    whole_rows += n;
+  }
+  void read_top_logits(int32_t n_valid, int32_t k, int32_t* ids, float* values) override {
+    ++top_reads;
+    for (size_t r = 0; r < kept_.size() / kVocab; ++r) {
+      const float* row = kept_.data() + r * kVocab;
+      std::vector<int32_t> order(static_cast<size_t>(n_valid));
+      for (int32_t i = 0; i < n_valid; ++i) order[static_cast<size_t>(i)] = i;
+      std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t c) { return row[a] > row[c]; });
+      for (int32_t j = 0; j < k; ++j) {
+        ids[r * k + j] = j < n_valid ? order[static_cast<size_t>(j)] : -1;
+        values[r * k + j] = j < n_valid ? row[order[static_cast<size_t>(j)]] : 0.0f;
+      }
+    }
+  }
+
+ private:
+  std::vector<float> kept_;
+};
+
+// The same requests, run together on an engine whose runner hands back whole rows and on
+// one whose runner keeps its logits, give the same tokens; greedy and top_k requests never
+// read a whole row, the others (penalties once a token is accepted, bias, logprobs, no
+// top_k) read theirs.
+TEST(Engine, TopLogitsGiveTheTokensOfWholeRows) {
+  auto request = [](int i) {
+    EngineRequest r;
+    for (int k = 0; k < 5 + i % 4; ++k) r.prompt.push_back((i * 31 + k * 7) % 400);
+    r.params.max_tokens = 10;
+    r.params.seed = 50 + static_cast<uint64_t>(i);
+    switch (i % 6) {
+      case 0: r.params.temperature = 0.0f; break;
+      case 1: r.params.temperature = 0.6f, r.params.top_k = 20, r.params.top_p = 0.95f; break;
+      case 2: r.params.temperature = 1.0f, r.params.top_k = 40, r.params.ignore_eos = true; break;
+      case 3: r.params.temperature = 0.0f, r.params.repetition_penalty = 1.3f; break;
+      case 4: r.params.temperature = 0.9f, r.params.top_k = 0; break;
+      default: r.params.temperature = 0.0f, r.params.logprobs = true, r.params.top_logprobs = 2; break;
+    }
+    return r;
+  };
+  constexpr int kClients = 12;
+  const EngineConfig cfg{.n_ctx = 64, .n_kv_tokens = 2048, .block_size = 4, .max_seqs = kClients, .max_batch_tokens = 256};
+  auto run_all = [&](std::unique_ptr<StepRunner> runner) {
+    Engine engine(std::move(runner), nullptr, SamplerVocab{.n_vocab = kVocab, .n_tokens = 490, .eog = {401}}, cfg);
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    for (int i = 0; i < kClients; ++i) streams.push_back(engine.submit(request(i)));
+    std::vector<Output> outs;
+    for (auto& s : streams) outs.push_back(collect(*s));
+    return outs;
+  };
+  const auto want = run_all(std::make_unique<FakeRunner>());
+  auto keeping = std::make_unique<KeepingRunner>();
+  KeepingRunner* k = keeping.get();
+  const auto got = run_all(std::move(keeping));
+  size_t whole = 0, clients_whole = 0;
+  for (int i = 0; i < kClients; ++i) {
+    const auto& o = got[static_cast<size_t>(i)];
+    EXPECT_EQ(o.tokens, want[static_cast<size_t>(i)].tokens) << "client " << i;
+    EXPECT_FALSE(o.tokens.empty()) << "client " << i;
+    if (i % 6 >= 3) whole += o.tokens.size(), ++clients_whole;
+  }
+  EXPECT_GT(k->top_reads.load(), 0);
+  // Clients 3, 4, 5, 9, 10 and 11 read a whole row for every token they sample (the
+  // penalties count the prompt, so they are active from the first), a stop token included.
+  EXPECT_GE(static_cast<size_t>(k->whole_rows.load()), whole);
+  EXPECT_LE(static_cast<size_t>(k->whole_rows.load()), whole + clients_whole);
 }
 
 TEST(Engine, AFailingStepFailsOnlyItsRequests) {

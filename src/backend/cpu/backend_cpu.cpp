@@ -191,6 +191,10 @@ class CpuBackend final : public Backend {
     }
   }
   void read_rows(Tensor x, float* host) override { std::memcpy(host, x.f32(), x.numel() * sizeof(float)); }
+  void read_top_rows(Tensor x, int32_t n_valid, int32_t k, int32_t* ids, float* values) override {
+    HEARTH_ASSERT(k >= 1 && k <= kMaxTopRows && n_valid >= 0 && n_valid <= x.cols());
+    cpu::top_k_rows(x.f32(), x.rows(), x.cols(), n_valid, k, ids, values);
+  }
   void sync() override {}
 
  private:

@@ -41,6 +41,8 @@ void attention(ThreadPool& pool, float* out, const float* q, const KvLayerView& 
 
 void swiglu(ThreadPool& pool, float* out, const float* gate, const float* up, int64_t n);
 void add(float* out, const float* a, const float* b, int64_t n);
+// Backend::read_top_rows for rows of length ld (top_k.cpp).
+void top_k_rows(const float* x, int64_t rows, int64_t ld, int32_t n_valid, int32_t k, int32_t* ids, float* values);
 // out[t] = row tokens[t] of `table` as floats.
 void embed(ThreadPool& pool, float* out, const Weight& table, const int32_t* tokens, int64_t n);
 

@@ -242,11 +242,8 @@ BackendMemory CudaBackend::memory() const {
   return m;
 }
 
-void CudaBackend::read_rows(Tensor x, float* host) {
-  HEARTH_ASSERT(x.device == Device::CUDA && x.dtype == DType::F32);
-  tape_.flush(stream_);
-  // Through a pinned buffer: a copy into pageable memory is several times slower.
-  const size_t bytes = static_cast<size_t>(x.numel()) * sizeof(float);
+// Reads go through a pinned buffer: a copy into pageable memory is several times slower.
+float* CudaBackend::staging(size_t bytes) {
   if (bytes > read_staging_bytes_) {
     sync();
     if (read_staging_) cudaFreeHost(read_staging_);
@@ -255,9 +252,48 @@ void CudaBackend::read_rows(Tensor x, float* host) {
     check(cudaMallocHost(reinterpret_cast<void**>(&read_staging_), bytes), "cudaMallocHost (read_rows)");
     read_staging_bytes_ = bytes;
   }
-  check(cudaMemcpyAsync(read_staging_, x.data, bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync (read_rows)");
+  return read_staging_;
+}
+
+void CudaBackend::read_rows(Tensor x, float* host) {
+  HEARTH_ASSERT(x.device == Device::CUDA && x.dtype == DType::F32);
+  tape_.flush(stream_);
+  const size_t bytes = static_cast<size_t>(x.numel()) * sizeof(float);
+  float* pinned = staging(bytes);
+  check(cudaMemcpyAsync(pinned, x.data, bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync (read_rows)");
   sync();
-  std::memcpy(host, read_staging_, bytes);
+  std::memcpy(host, pinned, bytes);
+}
+
+// Two launches (top_k.cu) recorded with the step, so a decode step's graph ends with them,
+// then one copy of rows * k ids and values.
+void CudaBackend::read_top_rows(Tensor x, int32_t n_valid, int32_t k, int32_t* ids, float* values) {
+  HEARTH_ASSERT(x.device == Device::CUDA && x.dtype == DType::F32 && k >= 1 && k <= kMaxTopRows && n_valid >= 0 && n_valid <= x.cols());
+  static_assert(kMaxTopRows == kTopKMax);
+  const int64_t rows = x.rows();
+  auto p = zeroed<TopKParams>();
+  p.x = x.f32();
+  p.ld = x.cols();
+  p.rows = rows;
+  p.n_valid = n_valid;
+  p.k = k;
+  p.segments = std::max<int32_t>(1, (n_valid + kTopKSegment - 1) / kTopKSegment);
+  HEARTH_CHECK(static_cast<int64_t>(p.segments) * k <= kTopKMergeKeys,
+               "read_top_rows: a row of " + std::to_string(n_valid) + " columns is too long for k = " + std::to_string(k));
+  // One buffer: the segments' keys, then the ids, then the values (8-byte aligned pieces).
+  const size_t partial_bytes = static_cast<size_t>(rows * p.segments * k) * sizeof(uint64_t);
+  const size_t out_bytes = static_cast<size_t>(rows * k) * sizeof(int32_t);
+  auto* base = static_cast<uint8_t*>(scratch(top_, partial_bytes + 2 * out_bytes + 16, "top-k scratch"));
+  p.partial = reinterpret_cast<uint64_t*>(base);
+  p.ids = reinterpret_cast<int32_t*>(base + partial_bytes);
+  p.values = reinterpret_cast<float*>(base + partial_bytes + out_bytes);
+  launch<TopKParams, launch_top_k>(p);
+  tape_.flush(stream_);
+  auto* pinned = reinterpret_cast<uint8_t*>(staging(2 * out_bytes));
+  check(cudaMemcpyAsync(pinned, p.ids, 2 * out_bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync (read_top_rows)");
+  sync();
+  std::memcpy(ids, pinned, out_bytes);
+  std::memcpy(values, pinned + out_bytes, out_bytes);
 }
 
 void CudaBackend::sync() {

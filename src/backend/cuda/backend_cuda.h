@@ -91,6 +91,7 @@ class CudaBackend final : public Backend {
   void add(Tensor out, Tensor a, Tensor b) override;
   void gather_logit_rows(Tensor out, Tensor x) override;
   void read_rows(Tensor x, float* host) override;
+  void read_top_rows(Tensor x, int32_t n_valid, int32_t k, int32_t* ids, float* values) override;
   void sync() override;
 
  private:
@@ -162,11 +163,12 @@ class CudaBackend final : public Backend {
   int decode_warps_ = 0;  // HEARTH_CUDA_DECODE_WARPS=4|8: warps a block of every launch (0: by the grid)
   int64_t smem_optin_ = 0;      // shared memory a block may opt in to (bytes)
   std::unique_ptr<LaunchProfile> profile_;  // HEARTH_CUDA_PROFILE=1: GPU time per launch, printed at exit
-  float* read_staging_ = nullptr;  // pinned host buffer for read_rows
+  float* read_staging_ = nullptr;  // pinned host buffer for read_rows and read_top_rows
   size_t read_staging_bytes_ = 0;
+  float* staging(size_t bytes);     // read_staging_, grown to at least `bytes`
 
   std::vector<Buffer> weights_, activations_, retired_;
-  Buffer kv_, step_buf_, qx_, xh_, tile_, attn_part_, attn_count_, mma_part_;
+  Buffer kv_, step_buf_, qx_, xh_, tile_, attn_part_, attn_count_, mma_part_, top_;
   int64_t weight_bytes_ = 0, scratch_bytes_ = 0, kv_bytes_ = 0;
   KvCacheConfig kv_config_;
   int64_t kv_layer_bytes_ = 0;  // bytes of one layer's keys (= its values)

@@ -351,6 +351,23 @@ struct GatherParams {
 };
 void launch_gather_rows(const GatherParams& p, cudaStream_t stream);
 
+// The k best columns of each logits row (top_k.cu): ids[r * k + j] and values[r * k + j],
+// best first by (value desc, column asc) among columns [0, n_valid), -inf and NaN left
+// out, padded with id -1. partial: [rows, segments, k] keys between the two launches.
+constexpr int32_t kTopKMax = 128;          // largest k
+constexpr int32_t kTopKSegment = 8192;     // columns a block of the first launch selects from
+constexpr int32_t kTopKMergeKeys = 8192;   // segments * k a row, at most
+struct TopKParams {
+  const float* x;  // [rows, ld]
+  int64_t ld;
+  int64_t rows;
+  int32_t n_valid, k, segments;
+  uint64_t* partial;
+  int32_t* ids;
+  float* values;
+};
+void launch_top_k(const TopKParams& p, cudaStream_t stream);
+
 // out[t, :] = row tokens[t] of the table, dequantized.
 struct EmbedParams {
   float* out;
