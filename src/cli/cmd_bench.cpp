@@ -1,7 +1,8 @@
 // hearth bench model: the in-process benchmark (what llama-bench is to llama.cpp).
 //   hearth bench model -m MODEL [-p 512] [-n 128] [-r 3] [--batch-sizes 1,2,4] [--json]
 // ppN: a prompt of N random tokens from an empty cache, tokens/s. tgN: N tokens decoded one
-// at a time (greedy) after one prompt token, tokens/s after the first. tgN @ batch B: B
+// at a time (greedy: on a GPU only each row's best logit is read back, as the engine reads
+// it) after one prompt token, tokens/s after the first. tgN @ batch B: B
 // sequences decoded together, one token each per forward pass: aggregate tokens/s.
 // Each test runs -r times after one untimed warm-up; mean and sample standard deviation.
 // Decoding reads every weight once per step (plus the keys and values of the context), so
@@ -232,6 +233,14 @@ class Bench {
     return r;
   }
 
+  // Greedy decoding reads back what the engine reads for a greedy request: on a GPU each
+  // row's best logit (Model::read_top_logits), on the CPU the whole row, scanned here.
+  bool kept() const { return rt_.model->backend().device() != Device::CPU; }
+  void best_kept(int32_t rows, int32_t* tokens) {
+    best_values_.resize(static_cast<size_t>(rows));
+    rt_.model->read_top_logits(static_cast<int32_t>(vocab_), 1, tokens, best_values_.data());
+  }
+
   Result generate(int64_t n) {
     Result r{"tg" + std::to_string(n), n, 1, {}, {}, rt_.bytes_per_token(1 + n / 2)};
     Sequence seq(*rt_.model, static_cast<int32_t>(n + 1));
@@ -239,10 +248,15 @@ class Bench {
       seq.truncate(0);
       int32_t token = random_tokens(1)[0];
       const float* logits = seq.feed(std::span<const int32_t>(&token, 1)).data();
+      token = argmax(logits, vocab_);
       const Stopwatch watch;
       for (int64_t i = 0; i < n; ++i) {
-        token = argmax(logits, vocab_);
-        logits = seq.feed(std::span<const int32_t>(&token, 1)).data();
+        if (kept()) {
+          seq.feed_kept(std::span<const int32_t>(&token, 1));
+          best_kept(1, &token);
+        } else {
+          token = argmax(seq.feed(std::span<const int32_t>(&token, 1)).data(), vocab_);
+        }
       }
       if (rep >= 0) watch.record(r, static_cast<double>(n), threads_);
     }
@@ -262,6 +276,11 @@ class Bench {
       }
       const Stopwatch watch;
       for (int64_t i = 0; i < n; ++i) {
+        if (kept()) {
+          group.step_kept(tokens);
+          best_kept(b, tokens.data());
+          continue;
+        }
         const float* logits = group.step(tokens).data();
         for (int32_t s = 0; s < b; ++s) tokens[static_cast<size_t>(s)] = argmax(logits + s * vocab_, vocab_);
       }
@@ -277,6 +296,7 @@ class Bench {
   int64_t vocab_;
   int32_t batch_;  // prompt tokens per forward pass
   int32_t n_tokens_;
+  std::vector<float> best_values_;
   uint64_t state_ = 0x853c49e6748fea9bull;
 };
 

@@ -45,7 +45,8 @@ GenerationResult generate(Sequence& seq, const Tokenizer* tokenizer, const std::
   while (common < history.size() && common + 1 < prompt.size() && history[common] == prompt[common]) ++common;
   seq.truncate(static_cast<int32_t>(common));
   r.stats.cached_tokens = static_cast<int64_t>(common);
-  std::vector<float> logits;
+  // On a GPU the logits stay there and the sampler reads what it needs (next_token).
+  const bool kept = seq.model().backend().device() != Device::CPU;
   for (size_t i = common; i < prompt.size(); i += static_cast<size_t>(options.n_batch)) {
     if (cancelled()) {
       r.finish_reason = "cancelled";
@@ -53,13 +54,33 @@ GenerationResult generate(Sequence& seq, const Tokenizer* tokenizer, const std::
       return r;
     }
     const size_t n = std::min(prompt.size() - i, static_cast<size_t>(options.n_batch));
-    const auto& out = seq.feed(std::span<const int32_t>(prompt).subspan(i, n), options.n_batch);
-    if (i + n == prompt.size()) logits = out;
+    const auto chunk = std::span<const int32_t>(prompt).subspan(i, n);
+    if (kept) seq.feed_kept(chunk, options.n_batch);
+    else seq.feed(chunk, options.n_batch);
   }
   r.stats.prompt_s = seconds(t0, clock::now());
 
   Sampler sampler(params, vocab);
   for (int32_t id : prompt) sampler.accept(id);
+  std::vector<float> row;
+  std::vector<int32_t> top_ids(kept ? Backend::kMaxTopRows : 0);
+  std::vector<float> top_values(top_ids.size());
+  const auto n_valid = static_cast<int32_t>(std::min<int64_t>(
+      vocab.n_tokens >= 0 && vocab.n_tokens <= vocab.n_vocab ? vocab.n_tokens : vocab.n_vocab,
+      seq.model().config().vocab_size));
+  auto next_token = [&](SampleLogprobs* lp) {
+    if (!kept) {
+      row = seq.last_logits();  // a copy: the sampler adds bias and penalties in place
+      return sampler.sample(row.data(), lp);
+    }
+    if (sampler.can_sample_top(Backend::kMaxTopRows, lp != nullptr)) {
+      seq.model().read_top_logits(n_valid, Backend::kMaxTopRows, top_ids.data(), top_values.data());
+      return sampler.sample_top(top_ids.data(), top_values.data(), Backend::kMaxTopRows);
+    }
+    row.resize(static_cast<size_t>(seq.model().config().vocab_size));
+    seq.model().read_logits(0, 1, row.data());
+    return sampler.sample(row.data(), lp);
+  };
   StopMatcher stops(params.stop);
   std::optional<IncrementalDecoder> decoder;
   if (tokenizer) decoder.emplace(*tokenizer, /*skip_special=*/true);
@@ -79,7 +100,7 @@ GenerationResult generate(Sequence& seq, const Tokenizer* tokenizer, const std::
       break;
     }
     SampleLogprobs lp;
-    const int32_t token = sampler.sample(logits.data(), params.logprobs ? &lp : nullptr);
+    const int32_t token = next_token(params.logprobs ? &lp : nullptr);
     if (i == 0) {
       t_first = clock::now();
       r.stats.ttft_s = seconds(t0, t_first);
@@ -101,7 +122,10 @@ GenerationResult generate(Sequence& seq, const Tokenizer* tokenizer, const std::
       r.finish_reason = "stop";
       break;
     }
-    if (i + 1 < max_tokens) logits = seq.feed(std::span<const int32_t>(&token, 1));
+    if (i + 1 < max_tokens) {
+      if (kept) seq.feed_kept(std::span<const int32_t>(&token, 1));
+      else seq.feed(std::span<const int32_t>(&token, 1));
+    }
   }
   if (!stops.stopped()) {
     if (decoder) emit(stops.feed(decoder->flush()).text);

@@ -20,19 +20,25 @@ void Sequence::run(std::span<const int32_t> tokens, bool all_logits, float* out)
   history_.insert(history_.end(), tokens.begin(), tokens.end());
 }
 
-const std::vector<float>& Sequence::feed(std::span<const int32_t> tokens, int32_t n_batch) {
+void Sequence::feed_to(std::span<const int32_t> tokens, int32_t n_batch, float* out) {
   HEARTH_CHECK(!tokens.empty(), "nothing to feed");
+  HEARTH_CHECK(n_batch > 0, "the batch size must be positive");
   HEARTH_CHECK(n_past() + static_cast<int64_t>(tokens.size()) <= n_ctx_,
                "context overflow: " + std::to_string(n_past() + tokens.size()) + " tokens do not fit in a context of " +
                    std::to_string(n_ctx_));
-  const int64_t vocab = model_.config().vocab_size;
-  logits_.resize(static_cast<size_t>(vocab));
   for (size_t i = 0; i < tokens.size(); i += static_cast<size_t>(n_batch)) {
     const size_t n = std::min(tokens.size() - i, static_cast<size_t>(n_batch));
-    run(tokens.subspan(i, n), false, logits_.data());
+    run(tokens.subspan(i, n), false, out);
   }
+}
+
+const std::vector<float>& Sequence::feed(std::span<const int32_t> tokens, int32_t n_batch) {
+  logits_.resize(static_cast<size_t>(model_.config().vocab_size));
+  feed_to(tokens, n_batch, logits_.data());
   return logits_;
 }
+
+void Sequence::feed_kept(std::span<const int32_t> tokens, int32_t n_batch) { feed_to(tokens, n_batch, nullptr); }
 
 std::vector<float> Sequence::feed_all_logits(std::span<const int32_t> tokens, int32_t n_batch) {
   HEARTH_CHECK(n_past() + static_cast<int64_t>(tokens.size()) <= n_ctx_, "context overflow");

@@ -22,6 +22,11 @@ class Sequence {
   // Throws Error when the context would overflow n_ctx.
   const std::vector<float>& feed(std::span<const int32_t> tokens, int32_t n_batch = 512);
 
+  // Like feed, but leaves the last token's logits in the backend, for Model::read_logits
+  // and read_top_logits before the next step (on a GPU, a sampler that can do with the
+  // row's best reads 1 KB instead of the row). last_logits() is not updated.
+  void feed_kept(std::span<const int32_t> tokens, int32_t n_batch = 512);
+
   // Like feed, but returns the logits of every token ([n * vocab_size], for perplexity).
   std::vector<float> feed_all_logits(std::span<const int32_t> tokens, int32_t n_batch = 512);
 
@@ -31,9 +36,11 @@ class Sequence {
   // Forgets cached tokens after the first n (the cache is rewritten as tokens are fed).
   void truncate(int32_t n);
   const std::vector<float>& last_logits() const { return logits_; }
+  Model& model() { return model_; }
 
  private:
   void run(std::span<const int32_t> tokens, bool all_logits, float* out);
+  void feed_to(std::span<const int32_t> tokens, int32_t n_batch, float* out);  // out may be null
 
   Model& model_;
   int32_t n_ctx_;

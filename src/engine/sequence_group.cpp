@@ -56,6 +56,14 @@ const std::vector<float>& SequenceGroup::prefill(int32_t s, std::span<const int3
 }
 
 const std::vector<float>& SequenceGroup::step(std::span<const int32_t> tokens) {
+  logits_.resize(static_cast<size_t>(n_seqs()) * static_cast<size_t>(model_.config().vocab_size));
+  step_to(tokens, logits_.data());
+  return logits_;
+}
+
+void SequenceGroup::step_kept(std::span<const int32_t> tokens) { step_to(tokens, nullptr); }
+
+void SequenceGroup::step_to(std::span<const int32_t> tokens, float* out) {
   HEARTH_CHECK(static_cast<int32_t>(tokens.size()) == n_seqs(), "step: one token per sequence");
   StepBatch batch;
   for (int32_t s = 0; s < n_seqs(); ++s) {
@@ -69,10 +77,8 @@ const std::vector<float>& SequenceGroup::step(std::span<const int32_t> tokens) {
     batch.slots.push_back(slot(s, pos));
     batch.logit_rows.push_back(s);
   }
-  logits_.resize(static_cast<size_t>(n_seqs()) * static_cast<size_t>(model_.config().vocab_size));
-  model_.forward(batch, logits_.data());
+  model_.forward(batch, out);
   for (auto& n : n_past_) ++n;
-  return logits_;
 }
 
 void SequenceGroup::clear() { std::fill(n_past_.begin(), n_past_.end(), 0); }

@@ -25,6 +25,8 @@ class SequenceGroup {
   // One token for every sequence (tokens[s] goes to sequence s) in a single forward pass;
   // returns the logits of all of them ([n_seqs * vocab_size], sequence-major).
   const std::vector<float>& step(std::span<const int32_t> tokens);
+  // The same step, leaving the logits in the backend (Model::read_top_logits, read_logits).
+  void step_kept(std::span<const int32_t> tokens);
 
   int32_t n_seqs() const { return static_cast<int32_t>(n_past_.size()); }
   int32_t n_past(int32_t s) const { return n_past_[static_cast<size_t>(s)]; }
@@ -33,6 +35,7 @@ class SequenceGroup {
   void clear();
 
  private:
+  void step_to(std::span<const int32_t> tokens, float* out);  // out may be null
   // Appends sequence s's entry (block table, n_ctx after the step) to the batch.
   int32_t add_sequence(StepBatch& batch, int32_t s, int32_t n_after) const;
   int64_t slot(int32_t s, int32_t pos) const;

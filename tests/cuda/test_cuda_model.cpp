@@ -7,7 +7,9 @@
 // together for 4 steps (tensor-core products, recorded as a graph and replayed; from 17
 // tokens their f16 activations come from the launch before them, ops.h XHalf). At every step the log-softmax
 // of the CPU's top-5 tokens must agree within a bound, and so must the greedy token unless
-// the CPU's top two are closer than that bound.
+// the CPU's top two are closer than that bound. The batched steps also check what the
+// engine reads of logits left on the GPU (each row's best 128, a single row), and direct
+// mode's generate() on the GPU gives the tokens of sampling whole rows.
 // An 8-bit (q8_0) cache runs on both backends (the CPU's is the reference quantizer): the
 // keys and values quantized differ only where the backends' f32 inputs straddle a rounding
 // boundary of rint(x / d), one step d = amax / 127 of the rare element, which the f16
@@ -23,7 +25,9 @@
 #include <numeric>
 
 #include "cuda_test_util.h"
+#include "engine/generate.h"
 #include "engine/runtime.h"
+#include "engine/sequence.h"
 #include "model/model.h"
 #include "model/writer.h"
 
@@ -279,6 +283,49 @@ TEST(CudaModelMemory, ContextIsCappedByFreeGpuMemory) {
     ADD_FAILURE() << "a 2^28-token context was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("of KV cache but only"), std::string::npos) << e.what();
+  }
+}
+
+// Direct mode on a GPU (generate.cpp) reads back each step's best logits where the sampler
+// can do with them: the tokens are those of sampling every whole row of the same model,
+// for greedy, Qwen3's top_k/top_p defaults (seeded), ignore_eos, and settings that read
+// whole rows (a repetition penalty, logprobs).
+TEST(CudaModelGenerate, TopLogitsGiveTheTokensOfWholeRows) {
+  HEARTH_SKIP_WITHOUT_CUDA();
+  const ModelConfig config = small_config();
+  const std::string dir = temp_dir("cuda_model_generate");
+  WriteOptions o;
+  o.type = "q4_k_m";
+  write_model(config, random_tensors(config, 23), o, dir + "/m.gguf");
+  auto gpu = make_cuda_backend(0);
+  auto model = Model::load(dir + "/m.gguf", *gpu);
+  const SamplerVocab vocab{.n_vocab = static_cast<int32_t>(config.vocab_size), .n_tokens = 500, .eog = {3}};
+  const std::vector<int32_t> prompt = {5, 99, 311, 42, 7, 260, 33, 400, 1, 2};
+  std::vector<SamplingParams> settings(5);
+  settings[0].temperature = 0.0f;
+  settings[1].temperature = 0.6f, settings[1].top_k = 20, settings[1].top_p = 0.95f;
+  settings[2].temperature = 1.0f, settings[2].top_k = 8, settings[2].ignore_eos = true;
+  settings[3].temperature = 0.0f, settings[3].repetition_penalty = 1.5f;
+  settings[4].temperature = 0.0f, settings[4].logprobs = true, settings[4].top_logprobs = 3;
+  for (size_t i = 0; i < settings.size(); ++i) {
+    SamplingParams p = settings[i];
+    p.seed = 77, p.max_tokens = 16;
+    Sequence seq(*model, 64);
+    const GenerationResult got = generate(seq, nullptr, prompt, p, vocab, {});
+    // The whole rows, sampled here.
+    Sequence ref(*model, 64);
+    Sampler sampler(p, vocab);
+    for (int32_t id : prompt) sampler.accept(id);
+    std::vector<float> row = ref.feed(prompt);
+    std::vector<int32_t> want;
+    for (int32_t t = 0; t < p.max_tokens; ++t) {
+      SampleLogprobs lp;
+      want.push_back(sampler.sample(row.data(), p.logprobs ? &lp : nullptr));
+      if (sampler.is_stop_token(want.back())) break;
+      sampler.accept(want.back());
+      row = ref.feed(std::span<const int32_t>(&want.back(), 1));
+    }
+    EXPECT_EQ(got.tokens, want) << "setting " << i;
   }
 }
 
