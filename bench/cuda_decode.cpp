@@ -2,7 +2,7 @@
 // the fraction of the GPU's measured memory bandwidth that decoding reaches.
 //   cuda_decode [--shape 8b] [--type q4_k_m|q4_0|q8_0|q6_k|mlx4|mlx8] [--layers N]
 //               [--prompt 512] [--gen 128] [--reps 3] [--kv f16|q8_0|f32] [--batch B]
-//               [--deep 1] [--chunk 512] [--read top|all|none]
+//               [--deep 1] [--chunk 512] [--read top|all|none] [--top-k 128]
 // The weights are made in memory: random bytes in the stored layout of
 // each type with valid scales (the Q4_K_M mix gives attn_v/ffn_down of the same layers
 // Q6_K as the writer does, and the output head Q6_K), uploaded one matrix at a time. Speed
@@ -10,9 +10,10 @@
 // minutes make-model needs to search K-quant scales. The step runs the same ops as
 // Model::forward (embedding, attention_block + swiglu_ffn_block per layer, final norm,
 // output head, then what the engine reads back: by default each row's best 128 logits,
-// as for greedy and top_k sampling; --read all copies every logit, as the engine does for
-// a sampler that needs the whole row); tests/cuda/test_cuda_model checks that path
-// against the CPU on real files.
+// the most it reads (--top-k; the engine reads what its samplers need, 1 for greedy, 20
+// for Qwen3's top_k); --read all copies every logit, as the engine does for a sampler
+// that needs the whole row); tests/cuda/test_cuda_model checks that path against the CPU
+// on real files.
 //
 // ppN: one N-token prompt from an empty cache (with --chunk C, in steps of at most C
 // tokens as the engine and server run prompts, each step's last-token logits read back).
@@ -49,6 +50,7 @@ struct Options {
   // What a step reads back: "top" the best 128 logits of each row (what the engine reads
   // for greedy and top_k sampling), "all" every logit, "none" nothing (a ceiling).
   std::string read = "top";
+  int top_k = Backend::kMaxTopRows;  // --top-k: how many best logits "top" reads (the engine: what its samplers need)
 };
 Options g_opt;
 
@@ -202,9 +204,9 @@ void forward(Backend& be, const Net& net, const StepBatch& batch, std::vector<fl
     be.read_rows(o, logits.data());
   } else {
     static std::vector<int32_t> ids;
-    ids.resize(static_cast<size_t>(n_logits * Backend::kMaxTopRows));
-    be.read_top_rows(o, static_cast<int32_t>(c.vocab_size), Backend::kMaxTopRows, ids.data(),
-                     logits.data());  // values: the first rows * 128 floats of `logits`
+    ids.resize(static_cast<size_t>(n_logits * g_opt.top_k));
+    be.read_top_rows(o, static_cast<int32_t>(c.vocab_size), g_opt.top_k, ids.data(),
+                     logits.data());  // values: the first rows * top_k floats of `logits`
   }
   g_issue_s += t1 - t0;
   g_wait_s += now_s() - t1;
@@ -263,9 +265,12 @@ int main(int argc, char** argv) {
     else if (f == "--deep") o.deep = std::stoi(v);
     else if (f == "--chunk") o.chunk = std::stoi(v);
     else if (f == "--read") o.read = v;
+    else if (f == "--top-k") o.top_k = std::stoi(v);
     else return std::fprintf(stderr, "cuda_decode: unknown flag %s\n", f.c_str()), 2;
     if (o.read != "top" && o.read != "all" && o.read != "none")
       return std::fprintf(stderr, "cuda_decode: --read takes top, all or none\n"), 2;
+    if (o.top_k < 1 || o.top_k > Backend::kMaxTopRows)
+      return std::fprintf(stderr, "cuda_decode: --top-k takes 1 to %d\n", Backend::kMaxTopRows), 2;
   }
   g_opt = o;
   try {
@@ -309,7 +314,8 @@ int main(int argc, char** argv) {
     const double step_bytes = static_cast<double>(net.read_bytes) + kv_per_token * (depth + o.gen / 2.0);
     const BackendMemory mem = be->memory();
     std::printf("%s\n", be->name().c_str());
-    std::printf("logits read back each step: %s\n", o.read.c_str());
+    std::printf("logits read back each step: %s\n",
+                o.read == "top" ? ("the best " + std::to_string(o.top_k) + " of each row").c_str() : o.read.c_str());
     std::printf("model: qwen3 %s shape, %lld layers, %s (synthetic), KV %s; weights %.2f GiB, read per step %.3f GB\n",
                 o.shape.c_str(), static_cast<long long>(c.num_hidden_layers), o.type.c_str(), o.kv.c_str(),
                 static_cast<double>(mem.weights) / (1 << 30), step_bytes / 1e9);

@@ -294,8 +294,8 @@ void Engine::run_step() {
     SampleLogprobs lp;
     const bool want_lp = a->req.params.logprobs;
     if (use_top[i]) {
-      const size_t at = static_cast<size_t>(c.logit_row + c.n_logit_rows - 1) * Backend::kMaxTopRows;
-      next[i] = a->sampler.sample_top(top_ids_.data() + at, top_values_.data() + at, Backend::kMaxTopRows);
+      const size_t at = static_cast<size_t>(c.logit_row + c.n_logit_rows - 1) * static_cast<size_t>(top_k_);
+      next[i] = a->sampler.sample_top(top_ids_.data() + at, top_values_.data() + at, top_k_);
       return;
     }
     next[i] = a->sampler.sample(row, want_lp ? &lp : nullptr);
@@ -322,22 +322,23 @@ void Engine::run_step() {
 
 void Engine::fetch_logits(const StepPlan& plan, std::vector<uint8_t>& use_top) {
   const size_t n_rows = plan.batch.logit_rows.size();
-  bool any_top = false;
+  top_k_ = 0;  // the most any sampler of the step needs
   for (size_t i = 0; i < plan.chunks.size(); ++i) {
     const ScheduledChunk& c = plan.chunks[i];
     if (c.logit_row < 0) continue;
     const Active& a = *active_.at(c.id);
     if (c.sample && !a.req.prompt_logprobs && a.sampler.can_sample_top(Backend::kMaxTopRows, a.req.params.logprobs)) {
-      use_top[i] = 1, any_top = true;
+      use_top[i] = 1;
+      top_k_ = std::max(top_k_, a.sampler.top_needed());
     } else {
       runner_->read_logits(c.logit_row, c.n_logit_rows, logits_.data() + static_cast<size_t>(c.logit_row) * n_vocab_);
     }
   }
-  if (!any_top) return;
-  top_ids_.resize(n_rows * Backend::kMaxTopRows);
-  top_values_.resize(n_rows * Backend::kMaxTopRows);
+  if (top_k_ == 0) return;
+  top_ids_.resize(n_rows * static_cast<size_t>(top_k_));
+  top_values_.resize(top_ids_.size());
   const int32_t n_valid = vocab_.n_tokens >= 0 && vocab_.n_tokens <= n_vocab_ ? vocab_.n_tokens : n_vocab_;
-  runner_->read_top_logits(n_valid, Backend::kMaxTopRows, top_ids_.data(), top_values_.data());
+  runner_->read_top_logits(n_valid, top_k_, top_ids_.data(), top_values_.data());
 }
 
 void Engine::emit_prompt_logprobs(Active& a, const ScheduledChunk& c, const float* logits) {

@@ -247,8 +247,8 @@ class Engine {
   void take_inbox();
   void publish_stats();
   // Where the runner keeps the logits: reads back the rows that must come whole into
-  // logits_ and the best kMaxTopRows of every row into top_ids_/top_values_; use_top[i]:
-  // chunk i samples from those.
+  // logits_ and the best top_k_ of every row (the most its samplers need) into
+  // top_ids_/top_values_; use_top[i]: chunk i samples from those.
   void fetch_logits(const StepPlan& plan, std::vector<uint8_t>& use_top);
   void emit_prompt_logprobs(Active& a, const ScheduledChunk& c, const float* logits);
   void on_token(Active& a, int32_t token, std::optional<SampleLogprobs> lp);
@@ -281,8 +281,9 @@ class Engine {
 
   std::unordered_map<RequestId, std::unique_ptr<Active>> active_;  // compute thread only
   std::vector<float> logits_;       // [logit rows, n_vocab] (rows read back whole)
-  std::vector<int32_t> top_ids_;    // [logit rows, kMaxTopRows] where the runner keeps logits
+  std::vector<int32_t> top_ids_;    // [logit rows, top_k_] where the runner keeps logits
   std::vector<float> top_values_;
+  int32_t top_k_ = 0;               // best logits read a row this step (<= kMaxTopRows)
   std::thread thread_;
 };
 

@@ -74,8 +74,9 @@ GenerationResult generate(Sequence& seq, const Tokenizer* tokenizer, const std::
       return sampler.sample(row.data(), lp);
     }
     if (sampler.can_sample_top(Backend::kMaxTopRows, lp != nullptr)) {
-      seq.model().read_top_logits(n_valid, Backend::kMaxTopRows, top_ids.data(), top_values.data());
-      return sampler.sample_top(top_ids.data(), top_values.data(), Backend::kMaxTopRows);
+      const int32_t k = sampler.top_needed();
+      seq.model().read_top_logits(n_valid, k, top_ids.data(), top_values.data());
+      return sampler.sample_top(top_ids.data(), top_values.data(), k);
     }
     row.resize(static_cast<size_t>(seq.model().config().vocab_size));
     seq.model().read_logits(0, 1, row.data());

@@ -595,10 +595,14 @@ bool Sampler::can_sample_top(int32_t available, bool want_logprobs) const {
   const bool penalties = params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
                          params_.frequency_penalty != 0.0f;
   if (penalties && !counts_.empty()) return false;
+  if (!params_.greedy() && (params_.top_k <= 0 || params_.top_k >= vocab_.n_tokens)) return false;
+  return top_needed() <= available;
+}
+
+int32_t Sampler::top_needed() const {
   // ignore_eos's banned ids may take places in the list: room for them too.
   const auto banned = params_.ignore_eos ? static_cast<int32_t>(vocab_.eog.size()) : 0;
-  if (params_.greedy()) return available >= 1 + banned;
-  return params_.top_k > 0 && params_.top_k + banned <= available && params_.top_k < vocab_.n_tokens;
+  return (params_.greedy() ? 1 : std::max(params_.top_k, 1)) + banned;
 }
 
 int32_t Sampler::sample_top(const int32_t* ids, const float* values, int32_t n) {

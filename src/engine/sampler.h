@@ -104,6 +104,9 @@ class Sampler {
   // penalty, no forced start and no logprobs. Then the rest of the row cannot matter:
   // every later stage sees only top_k's candidates. ignore_eos's bans only drop entries.
   bool can_sample_top(int32_t available, bool want_logprobs) const;
+  // The fewest best logits sample_top needs: 1 (greedy) or top_k, plus room for the ids
+  // ignore_eos bans. Meaningful where can_sample_top(Backend::kMaxTopRows, ...) holds.
+  int32_t top_needed() const;
   // The next token from the row's best logits: ids[n] best first, values[n] (ids padded with
   // -1 where the row has fewer). The same token, and the same RNG draws, as sample() on
   // the whole row. Call only when can_sample_top(n, false).

@@ -20,7 +20,9 @@ struct TopKCase {
 };
 
 // kind 0: normal values; 1: values from a few levels (ties everywhere); 2: mostly -inf/NaN
-// (fewer finite than k); 3: all equal.
+// (fewer finite than k); 3: all equal; 4: the best values in the columns c with c % 256 <
+// 128, rising with c / 256 (the CUDA kernel's threads hold columns 256 apart: its
+// threshold then passes thousands of keys, and its radix select takes over).
 inline TopKCase make_top_k_case(int64_t rows, int64_t cols, int32_t n_valid, int32_t k, int kind, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 3.0f);
@@ -32,11 +34,18 @@ inline TopKCase make_top_k_case(int64_t rows, int64_t cols, int32_t n_valid, int
     if (kind == 0) v = normal(rng);
     else if (kind == 1) v = 0.5f * static_cast<float>(level(rng));  // includes 0: signs below
     else if (kind == 2) v = p < 2 ? normal(rng) : (p < 60 ? -inf : std::nanf(""));
-    else v = 1.25f;
+    else if (kind == 3) v = 1.25f;
+    else v = normal(rng);
     if (kind != 2 && p == 0) v = -inf;
     if (kind != 2 && p == 1) v = std::nanf("");
     if (v == 0.0f && pick(rng) < 50) v = -0.0f;
   }
+  if (kind == 4)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < cols; ++j)
+        if (j % 256 < 128)
+          c.x[static_cast<size_t>(r * cols + j)] =
+              1000.0f + static_cast<float>(j % 256) + 0.001f * static_cast<float>(j / 256);
   // Columns past n_valid hold the largest values: they must never be chosen.
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = n_valid; j < cols; ++j) c.x[static_cast<size_t>(r * cols + j)] = 1e30f;
@@ -73,7 +82,8 @@ inline std::vector<TopKShape> top_k_shapes() {
   return {{1, 151936, 151669, 128, 0}, {3, 151936, 151669, 20, 1}, {32, 151936, 151669, 128, 1},
           {5, 1000, 997, 1, 0},        {2, 1000, 1000, 64, 3},      {7, 333, 300, 128, 2},
           {4, 8193, 8193, 40, 1},      {2, 16384, 16000, 128, 0},   {1, 5, 3, 128, 0},
-          {2, 250000, 250000, 128, 0}, {40, 4097, 4001, 50, 1},     {3, 128256, 128256, 7, 0}};
+          {2, 250000, 250000, 128, 0}, {40, 4097, 4001, 50, 1},     {3, 128256, 128256, 7, 0},
+          {2, 151936, 151669, 128, 4}, {3, 20000, 19999, 100, 4}};
 }
 
 }  // namespace hearth::test
