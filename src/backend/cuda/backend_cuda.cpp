@@ -268,7 +268,8 @@ void CudaBackend::read_rows(Tensor x, float* host) {
 // Two launches (top_k.cu) recorded with the step, so a decode step's graph ends with them,
 // then one copy of rows * k ids and values.
 void CudaBackend::read_top_rows(Tensor x, int32_t n_valid, int32_t k, int32_t* ids, float* values) {
-  HEARTH_ASSERT(x.device == Device::CUDA && x.dtype == DType::F32 && k >= 1 && k <= kMaxTopRows && n_valid >= 0 && n_valid <= x.cols());
+  HEARTH_ASSERT(x.device == Device::CUDA && x.dtype == DType::F32);
+  HEARTH_ASSERT(k >= 1 && k <= kMaxTopRows && n_valid >= 0 && n_valid <= x.cols());
   static_assert(kMaxTopRows == kTopKMax);
   const int64_t rows = x.rows();
   auto p = zeroed<TopKParams>();
@@ -290,7 +291,8 @@ void CudaBackend::read_top_rows(Tensor x, int32_t n_valid, int32_t k, int32_t* i
   launch<TopKParams, launch_top_k>(p);
   tape_.flush(stream_);
   auto* pinned = reinterpret_cast<uint8_t*>(staging(2 * out_bytes));
-  check(cudaMemcpyAsync(pinned, p.ids, 2 * out_bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync (read_top_rows)");
+  check(cudaMemcpyAsync(pinned, p.ids, 2 * out_bytes, cudaMemcpyDeviceToHost, stream_),
+        "cudaMemcpyAsync (read_top_rows)");
   sync();
   std::memcpy(ids, pinned, out_bytes);
   std::memcpy(values, pinned + out_bytes, out_bytes);
