@@ -91,7 +91,9 @@ Command add_make_model(CLI::App& app) {
   app.add_option("--group-size", o->group_size, "MLX group size (default 64)");
   app.add_option("--layers", o->layers, "override the number of layers of a synthetic shape");
   app.add_option("--seed", o->seed, "random seed for synthetic weights");
-  app.add_option("--tokenizer", o->tokenizer_dir, "folder with tokenizer.json and tokenizer_config.json");
+  app.add_option("--tokenizer", o->tokenizer_dir,
+                 "folder with tokenizer.json and tokenizer_config.json (and generation_config.json, whose "
+                 "sampling values a GGUF keeps as general.sampling.*)");
   app.add_flag("--no-tokenizer", o->no_tokenizer, "write no tokenizer");
   app.add_option("-o,--out", o->out, "output .gguf file or folder")->required();
   return [o] { return run_make_model(*o); };

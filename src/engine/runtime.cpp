@@ -40,6 +40,34 @@ std::unique_ptr<Backend> make_backend(const RuntimeOptions& options) {
   return make_cpu_backend(options.threads);
 }
 
+// llama.cpp's converter keeps generation_config.json's sampling values in a GGUF as
+// general.sampling.* (Qwen3: temp 0.6, top_k 20, top_p 0.95), the defaults an HF folder's
+// file gives; without them every request that names no top_k would sample from the whole
+// vocabulary (and, on a GPU, read back whole logits rows). A value of the wrong type or
+// out of range leaves the file's values out with a warning; the model still loads.
+void apply_gguf_sampling(const GgufFile& gguf, SamplingParams& defaults, int32_t n_vocab) {
+  static constexpr std::pair<const char*, const char*> kKeys[] = {
+      {"general.sampling.temp", "temperature"}, {"general.sampling.top_k", "top_k"},
+      {"general.sampling.top_p", "top_p"},      {"general.sampling.min_p", "min_p"},
+      {"general.sampling.penalty_repeat", "repetition_penalty"}};
+  try {
+    nlohmann::json config = nlohmann::json::object();
+    for (const auto& [key, name] : kKeys) {
+      if (!gguf.find(key)) continue;
+      if (std::string_view(name) == "top_k") config[name] = gguf.get_int(key);
+      else config[name] = gguf.get_float(key);
+    }
+    SamplingParams p = defaults;
+    apply_generation_config(config, p);
+    if (const char* key = "general.sampling.penalty_last_n"; gguf.find(key))
+      p.penalty_last_n = static_cast<int32_t>(std::clamp<int64_t>(gguf.get_int(key), -2, int64_t{1} << 30));
+    p.validate(n_vocab);
+    defaults = p;
+  } catch (const Error& e) {
+    log_warn(std::string("ignoring the model's sampling defaults (general.sampling.*): ") + e.what());
+  }
+}
+
 constexpr int32_t kBlock = 16;          // context sizes are whole KV blocks
 constexpr int64_t kMargin = 512ll << 20;  // memory left to scratch, the process and the OS
 
@@ -62,6 +90,7 @@ Runtime Runtime::open(const std::string& path, const RuntimeOptions& options) {
   if (const GgufFile* gguf = rt.model->gguf()) {
     if (gguf->find("tokenizer.ggml.tokens")) rt.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_gguf(*gguf));
     template_source = gguf->get_string_or("tokenizer.chat_template", "");
+    apply_gguf_sampling(*gguf, rt.defaults, static_cast<int32_t>(rt.model->config().vocab_size));
   } else {
     const fs::path dir = rt.model->folder();
     if (fs::exists(dir / "tokenizer.json")) {

