@@ -43,9 +43,9 @@ timeout 150 "$bin/hearth" bench model -m "$model" --device cuda -p 512 -n 128 -r
 note "bench model rc=$?"
 grep -E "^\|" "$out/r/bench_model.log" | tee -a "$log"
 
-serve="$bin/hearth serve -m $model --device cuda --port 18080 --alias qwen3-8b -c 16384 --parallel 16"
-timeout 200 "$bin/hearth" bench endpoint --url http://127.0.0.1:18080/v1 --model qwen3-8b --label "hearth (Server, GPU)" \
-  --spawn "$serve" --reps 3 --concurrency 1,2,4,8,16 --timeout 60 --note "$machine" --out "$out/r/server.json" \
+serve="$bin/hearth serve -m $model --device cuda --port 18080 --alias qwen3-8b -c 16384 --parallel 32"
+timeout 240 "$bin/hearth" bench endpoint --url http://127.0.0.1:18080/v1 --model qwen3-8b --label "hearth (Server, GPU)" \
+  --spawn "$serve" --reps 3 --concurrency 1,2,4,8,16,32 --timeout 60 --note "$machine" --out "$out/r/server.json" \
   >"$out/r/bench_endpoint.log" 2>&1
 note "bench endpoint rc=$?"
 tail -3 "$out/r/bench_endpoint.log" | tee -a "$log"
