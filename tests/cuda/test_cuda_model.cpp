@@ -3,7 +3,7 @@
 // on the same tokens: a 21-token prompt (tensor cores: mma.cu's int8 products for
 // quantized weights; cuBLAS for float ones) and then 12 single-token decode steps (the
 // streaming or register-dequantizing kernels, replayed from CUDA graphs) fed with the
-// CPU's greedy tokens so both see identical contexts; then 12 and 20 sequences decoded
+// CPU's greedy tokens so both see identical contexts; then 3, 12 and 20 sequences decoded
 // together for 4 steps (tensor-core products, recorded as a graph and replayed; from 17
 // tokens their f16 activations come from the launch before them, ops.h XHalf). At every step the log-softmax
 // of the CPU's top-5 tokens must agree within a bound, and so must the greedy token unless
@@ -231,7 +231,7 @@ TEST_P(CudaModel, LogitsMatchCpu) {
   const double worst = compare(path, c.kv, c.bound);
   std::printf("[ %s ] max |logprob(cuda) - logprob(cpu)| over the CPU's top 5 = %.3g (bound %.3g)\n", name.c_str(),
               worst, c.bound);
-  for (int32_t n_seqs : {12, 20}) {
+  for (int32_t n_seqs : {3, 12, 20}) {
     const double batched = compare_batch(path, c.kv, c.bound, n_seqs);
     std::printf("[ %s ] %d sequences decoded together: max |logprob(cuda) - logprob(cpu)| over top 5 = %.3g\n",
                 name.c_str(), n_seqs, batched);

@@ -139,10 +139,12 @@ class CudaBackend final : public Backend {
   int gemv_prefetch_ = 1;       // HEARTH_CUDA_PREFETCH: GemvParams::prefetch (experiments)
   int gemv_rpb_ = 0;            // HEARTH_CUDA_RPB=1|2|4: rows per block of every product (experiments)
   bool mma_ = true;             // HEARTH_CUDA_MMA=0: no tensor-core products for batched decode (mma.cu)
-  // HEARTH_CUDA_MMA_MIN: fewest tokens that use them. From 5 tokens they beat the dp4a
-  // kernels on most of an 8B model's products (H200, bench/cuda_matmul; at 4 it depends on
-  // the shape), and 8 sequences decode at 1,022 instead of 621 tok/s (cuda_decode --batch 8).
-  int64_t mma_min_tokens_ = 5;
+  // HEARTH_CUDA_MMA_MIN: fewest tokens that use them. Once 5 (the dp4a kernels of matmul.cu
+  // won below it with the first tensor-core kernel); with mma_f16.cu, 2: H100, 8B Q4_K_M
+  // (cuda_decode, same call, 2026-11-26) 2 sequences 416 -> 508 tok/s, 3 505 -> 766, 4
+  // 556 -> 998; Q4_0 at 4 773 -> 1,048; MLX 4-bit at 3 588 -> 698. One token keeps the
+  // streamed one-token kernels (matmul_stream.cu).
+  int64_t mma_min_tokens_ = 2;
   int mma_splits_ = 0;          // HEARTH_CUDA_MMA_SPLITS: K splits of every such product (experiments)
   bool flash_ = true;           // HEARTH_CUDA_FLASH=0: prompt steps use the per-token attention kernel
   int flash_row_tiles_ = 0;     // HEARTH_CUDA_FLASH_TILES=1|2: row tiles per warp of every launch (experiments)

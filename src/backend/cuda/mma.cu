@@ -1,6 +1,8 @@
 // Tensor-core products of quantized weights with 8-bit activations, for batched decode
-// (5..64 tokens): out[n, rows] = x[n, cols] @ w^T, reading every weight byte once. Below
-// that, the dp4a kernels of matmul.cu win (they do no shared-memory round trip); above,
+// (2..64 tokens; one token takes matmul_stream.cu): out[n, rows] = x[n, cols] @ w^T, reading
+// every weight byte once. With this int8 kernel alone, the dp4a kernels of matmul.cu won
+// below 5 tokens (no shared-memory round trip); with mma_f16.cu these win from 2 (the
+// backend's mma_min_tokens_). Above,
 // the f16 tiles of prompts take over (which already win on some Q6_K shapes at 33-64
 // tokens: docs/benchmarks_cuda_batched.md).
 // On sm_90, launch_mma hands Q4_0, Q8_0, Q4_K, Q5_K and Q6_K weights to mma_f16.cu (f16

@@ -1,4 +1,4 @@
-// Tensor-core products of quantized weights for batched decode (5..64 tokens), second
+// Tensor-core products of quantized weights for batched decode (2..64 tokens), second
 // form: the weight is decoded straight into f16 mma fragments in registers (scale and min
 // applied there), the activations are f16 in shared memory, and mma.sync m16n8k16 adds
 // into f32 accumulators. out[n, rows] = x[n, cols] @ w^T, every weight byte read once.
