@@ -235,7 +235,7 @@ class Bench {
 
   // Greedy decoding reads back what the engine reads for a greedy request: on a GPU each
   // row's best logit (Model::read_top_logits), on the CPU the whole row, scanned here.
-  bool kept() const { return rt_.model->backend().device() != Device::CPU; }
+  bool kept() const { return rt_.model->keeps_logits(); }
   void best_kept(int32_t rows, int32_t* tokens) {
     best_values_.resize(static_cast<size_t>(rows));
     rt_.model->read_top_logits(static_cast<int32_t>(vocab_), 1, tokens, best_values_.data());

@@ -337,8 +337,7 @@ void Engine::fetch_logits(const StepPlan& plan, std::vector<uint8_t>& use_top) {
   if (top_k_ == 0) return;
   top_ids_.resize(n_rows * static_cast<size_t>(top_k_));
   top_values_.resize(top_ids_.size());
-  const int32_t n_valid = vocab_.n_tokens >= 0 && vocab_.n_tokens <= n_vocab_ ? vocab_.n_tokens : n_vocab_;
-  runner_->read_top_logits(n_valid, top_k_, top_ids_.data(), top_values_.data());
+  runner_->read_top_logits(vocab_.sampled_ids(), top_k_, top_ids_.data(), top_values_.data());
 }
 
 void Engine::emit_prompt_logprobs(Active& a, const ScheduledChunk& c, const float* logits) {

@@ -81,9 +81,7 @@ class ModelRunner : public StepRunner {
   int32_t n_vocab() const override { return static_cast<int32_t>(model_.config().vocab_size); }
   void init_kv_cache(int32_t n_blocks, int32_t block_size) override;
   void forward(const StepBatch& batch, float* logits) override { model_.forward(batch, logits); }
-  // On a GPU: a step's whole logits are 0.6 MB a sequence (Qwen3) to copy and scan on the
-  // host; their best 128 are 1 KB. On the CPU they are in host memory already.
-  bool keeps_logits() const override { return model_.backend().device() != Device::CPU; }
+  bool keeps_logits() const override { return model_.keeps_logits(); }
   void read_logits(int32_t first, int32_t n, float* out) override { model_.read_logits(first, n, out); }
   void read_top_logits(int32_t n_valid, int32_t k, int32_t* ids, float* values) override {
     model_.read_top_logits(n_valid, k, ids, values);

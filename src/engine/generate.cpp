@@ -46,7 +46,7 @@ GenerationResult generate(Sequence& seq, const Tokenizer* tokenizer, const std::
   seq.truncate(static_cast<int32_t>(common));
   r.stats.cached_tokens = static_cast<int64_t>(common);
   // On a GPU the logits stay there and the sampler reads what it needs (next_token).
-  const bool kept = seq.model().backend().device() != Device::CPU;
+  const bool kept = seq.model().keeps_logits();
   for (size_t i = common; i < prompt.size(); i += static_cast<size_t>(options.n_batch)) {
     if (cancelled()) {
       r.finish_reason = "cancelled";
@@ -65,9 +65,7 @@ GenerationResult generate(Sequence& seq, const Tokenizer* tokenizer, const std::
   std::vector<float> row;
   std::vector<int32_t> top_ids(kept ? Backend::kMaxTopRows : 0);
   std::vector<float> top_values(top_ids.size());
-  const auto n_valid = static_cast<int32_t>(std::min<int64_t>(
-      vocab.n_tokens >= 0 && vocab.n_tokens <= vocab.n_vocab ? vocab.n_tokens : vocab.n_vocab,
-      seq.model().config().vocab_size));
+  const auto n_valid = static_cast<int32_t>(std::min<int64_t>(vocab.sampled_ids(), seq.model().config().vocab_size));
   auto next_token = [&](SampleLogprobs* lp) {
     if (!kept) {
       row = seq.last_logits();  // a copy: the sampler adds bias and penalties in place

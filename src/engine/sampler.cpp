@@ -333,7 +333,7 @@ Sampler::Sampler(const SamplingParams& params, SamplerVocab vocab)
       seed_(params.seed ? *params.seed : os_seed()),
       rng_(seed_) {
   if (vocab_.n_vocab <= 0) fail("sampler: the vocabulary is empty");
-  if (vocab_.n_tokens < 0 || vocab_.n_tokens > vocab_.n_vocab) vocab_.n_tokens = vocab_.n_vocab;
+  vocab_.n_tokens = vocab_.sampled_ids();
   params_.validate(vocab_.n_tokens);
   stop_ids_ = params_.stop_token_ids;
   if (!params_.ignore_eos) stop_ids_.insert(stop_ids_.end(), vocab_.eog.begin(), vocab_.eog.end());
@@ -612,18 +612,10 @@ int32_t Sampler::sample_top(const int32_t* ids, const float* values, int32_t n) 
   const bool banned = params_.ignore_eos && !vocab_.eog.empty();
   const int32_t want = params_.greedy() ? 1 : params_.top_k;
   cands_.clear();
-  bool complete = false;
-  for (int32_t j = 0; j < n && static_cast<int32_t>(cands_.size()) < want; ++j) {
-    const int32_t id = ids[j];
-    if (id < 0) {
-      complete = true;
-      break;
-    }
-    if (banned && std::find(vocab_.eog.begin(), vocab_.eog.end(), id) != vocab_.eog.end()) continue;
-    cands_.push_back({id, values[j], 0.0f, 0.0f});
+  for (int32_t j = 0; j < n && ids[j] >= 0 && static_cast<int32_t>(cands_.size()) < want; ++j) {
+    if (banned && std::find(vocab_.eog.begin(), vocab_.eog.end(), ids[j]) != vocab_.eog.end()) continue;
+    cands_.push_back({ids[j], values[j], 0.0f, 0.0f});
   }
-  if (static_cast<int32_t>(cands_.size()) < want && !complete && n > 0 && ids[n - 1] >= 0)
-    fail("sampler: the top logits given do not hold enough candidates");
   if (params_.greedy()) {
     if (cands_.empty()) fail("sampler: no token can be sampled, every logit is -inf or NaN");
     cands_.front().p = 1.0f;

@@ -37,6 +37,8 @@ struct SamplerVocab {
   int32_t n_vocab = 0;        // length of one logits row
   int32_t n_tokens = -1;      // ids >= n_tokens are padding rows, never sampled; -1 = n_vocab
   std::vector<int32_t> eog;   // end-of-generation ids (Qwen3: <|im_end|>, <|endoftext|>)
+  // Ids that may be sampled: [0, sampled_ids()).
+  int32_t sampled_ids() const { return n_tokens >= 0 && n_tokens <= n_vocab ? n_tokens : n_vocab; }
 };
 
 // A token still in the running. p is a probability normalised over the current candidates

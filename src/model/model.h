@@ -78,6 +78,10 @@ class Model {
   // Runs one step. logits: host memory for [batch.logit_rows.size(), vocab_size] floats,
   // or null to leave them in the backend's memory for the reads below (until the next step).
   void forward(const StepBatch& batch, float* logits);
+  // Whether callers should leave a step's logits in the backend and read back only what
+  // they need: on a GPU a row is 0.6 MB (Qwen3) to copy and scan on the host, its best 128
+  // are 1 KB; on the CPU the logits are in host memory already.
+  bool keeps_logits() const { return backend_.device() != Device::CPU; }
   // The last step's logit rows [first, first + n) into out[n, vocab_size].
   void read_logits(int32_t first, int32_t n, float* out);
   // The k best ids and logits of each of the last step's logit rows among ids [0, n_valid)
