@@ -20,6 +20,8 @@
 // test uses the same 0.15).
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <numeric>
@@ -326,6 +328,61 @@ TEST(CudaModelGenerate, TopLogitsGiveTheTokensOfWholeRows) {
       row = ref.feed(std::span<const int32_t>(&want.back(), 1));
     }
     EXPECT_EQ(got.tokens, want) << "setting " << i;
+  }
+}
+
+// A recorded step is flushed as two graphs (CudaBackend::split_ops_): the first part runs
+// while the host records the rest. The kernels are the same whatever the split point, so the
+// logits must be bit for bit those of the step recorded as one graph: one sequence and three
+// decoded together, six replayed steps each, split before the first norm, at the default
+// point, and not at all (HEARTH_CUDA_SPLIT_OPS, read when the backend is made).
+TEST(CudaModelSplitSteps, LogitsAreThoseOfOneGraph) {
+  HEARTH_SKIP_WITHOUT_CUDA();
+  const ModelConfig config = small_config();
+  const int64_t vocab = config.vocab_size;
+  for (const char* type : {"q4_k_m", "mlx4"}) {
+    const std::string dir = temp_dir(std::string("cuda_model_split_") + type);
+    WriteOptions o;
+    std::string path = dir + "/m.gguf";
+    if (std::string(type) == "mlx4") {
+      o.format = OutputFormat::MLX, o.type = "f16", o.mlx_bits = 4, o.mlx_group_size = 64, path = dir + "/mlx";
+    } else {
+      o.type = type;
+    }
+    write_model(config, random_tensors(config, 29), o, path);
+    std::vector<std::vector<float>> runs;
+    for (const char* split : {"0", "1", "20"}) {
+      setenv("HEARTH_CUDA_SPLIT_OPS", split, 1);
+      auto gpu = make_cuda_backend(0);
+      unsetenv("HEARTH_CUDA_SPLIT_OPS");
+      auto model = Model::load(path, *gpu);
+      gpu->init_kv_cache(model->kv_cache_config(8, 16));
+      std::vector<float> all;
+      for (int32_t n_seqs : {1, 3}) {
+        std::vector<float> logits(static_cast<size_t>(n_seqs * vocab));
+        for (int32_t step = 0; step < 6; ++step) {
+          StepBatch b;
+          for (int32_t s = 0; s < n_seqs; ++s) {
+            const int32_t table = n_seqs == 1 ? 7 : s;  // a cache block each
+            b.seqs.push_back(StepSequence{{table}, step + 1});
+            b.tokens.push_back((53 * s + 17 * step + 5) % static_cast<int32_t>(vocab));
+            b.positions.push_back(step);
+            b.seq_of.push_back(s);
+            b.slots.push_back(static_cast<int64_t>(table) * 16 + step);
+            b.logit_rows.push_back(s);
+          }
+          model->forward(b, logits.data());
+          all.insert(all.end(), logits.begin(), logits.end());
+        }
+      }
+      runs.push_back(std::move(all));
+    }
+    for (size_t r = 1; r < runs.size(); ++r) {
+      ASSERT_EQ(runs[r].size(), runs[0].size());
+      size_t differ = 0;
+      for (size_t i = 0; i < runs[0].size(); ++i) differ += std::memcmp(&runs[r][i], &runs[0][i], sizeof(float)) != 0;
+      EXPECT_EQ(differ, 0u) << type << ": split setting " << r << " changed " << differ << " logits";
+    }
   }
 }
 

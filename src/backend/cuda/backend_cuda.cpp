@@ -55,6 +55,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   if (cublasCreate(&cublas_) != CUBLAS_STATUS_SUCCESS) fail("cuBLAS: cublasCreate failed");
   const char* g = std::getenv("HEARTH_CUDA_GRAPHS");
   graphs_enabled_ = !(g && std::string(g) == "0");
+  if (const char* e = std::getenv("HEARTH_CUDA_SPLIT_OPS")) split_ops_ = std::max(0, std::atoi(e));
   const char* f = std::getenv("HEARTH_CUDA_FUSE");
   fuse_ = !(f && std::string(f) == "0");
   const char* fr = std::getenv("HEARTH_CUDA_FUSE_RESIDUAL");

@@ -124,6 +124,7 @@ void CudaBackend::begin_step(const StepBatch& batch) {
                       (n <= kGemvMaxTokens || (mma_ && n <= kMmaMaxTokens && one_token_each)));
   qx_in_.valid = xh_in_.valid = false;
   flash_tiles_key_ = 0;
+  step_split_ = false;
 }
 
 void CudaBackend::wrote(const Tensor& t) {
@@ -151,11 +152,19 @@ void CudaBackend::rms_norm(Tensor out, Tensor x, Tensor weight, float eps) {
   check_device(out), check_device(x), check_device(weight);
   const int64_t dim = weight.numel();
   HEARTH_ASSERT(x.numel() == out.numel() && dim > 0 && x.numel() % dim == 0);
+  // A layer's first norm is where the step's first part ends (split_ops_): no fusion looks
+  // back past it, unless an add waits to be folded into it. Per-head norms (q, k) are not.
+  const int64_t rows = x.numel() / dim;
+  if (tape_.recording() && !step_split_ && split_ops_ > 0 && static_cast<int64_t>(tape_.size()) >= split_ops_ &&
+      rows == step_.n_tokens() && !tape_.is<AddParams, launch_add>(0)) {
+    tape_.flush(stream_);
+    step_split_ = true;
+  }
   auto p = zeroed<RmsNormParams>();
   p.out = out.f32();
   p.x = x.f32();
   p.w = weight.f32();
-  p.rows = x.numel() / dim;
+  p.rows = rows;
   p.dim = dim;
   p.eps = eps;
   fuse_residual_add(p);

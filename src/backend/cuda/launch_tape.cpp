@@ -7,7 +7,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -115,10 +115,17 @@ void LaunchTape::flush(cudaStream_t stream) {
     bytes_.clear();
     return;
   }
-  const size_t hash = std::hash<std::string>{}(bytes_);
+  // Most recently used first: a decode step replays the graph(s) of the step before it, so
+  // the search usually ends at the first entries with one comparison of sizes and bytes.
   cudaGraphExec_t exec = nullptr;
-  for (const auto& g : graphs_)
-    if (g.hash == hash && g.bytes == bytes_) exec = g.exec;
+  for (size_t i = 0; i < graphs_.size(); ++i) {
+    const std::string& b = graphs_[i].bytes;
+    if (b.size() != bytes_.size() || std::memcmp(b.data(), bytes_.data(), b.size()) != 0) continue;
+    std::rotate(graphs_.begin(), graphs_.begin() + static_cast<std::ptrdiff_t>(i),
+                graphs_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    exec = graphs_.front().exec;
+    break;
+  }
   if (exec) {
     ++graphs_replayed_;
   } else {
@@ -146,8 +153,11 @@ void LaunchTape::flush(cudaStream_t stream) {
     const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
     check(e, "cudaGraphInstantiate");
-    if (graphs_.size() >= kMaxGraphs) clear_graphs();
-    graphs_.push_back(Graph{bytes_, hash, exec});
+    if (graphs_.size() >= kMaxGraphs) {  // the least recently used goes
+      cudaGraphExecDestroy(graphs_.back().exec);
+      graphs_.pop_back();
+    }
+    graphs_.insert(graphs_.begin(), Graph{bytes_, exec});
     ++graphs_built_;
   }
   ops_.clear();

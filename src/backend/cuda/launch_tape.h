@@ -141,16 +141,17 @@ class LaunchTape {
   };
   struct Graph {
     std::string bytes;
-    size_t hash;
     cudaGraphExec_t exec;
   };
-  static constexpr size_t kMaxGraphs = 24;
+  // Every step shape (tokens, sequences, context bucket) has its graphs, two when the step is
+  // flushed in two parts (CudaBackend::split_ops_).
+  static constexpr size_t kMaxGraphs = 32;
 
   bool recording_ = false;
   LaunchProfile* profile_ = nullptr;
   std::string bytes_;  // (runner, params) of every recorded launch, in order
   std::vector<Op> ops_;
-  std::vector<Graph> graphs_;
+  std::vector<Graph> graphs_;  // most recently used first
   int64_t graphs_built_ = 0, graphs_replayed_ = 0;
 };
 
