@@ -6,7 +6,9 @@
 // max |cpu|: attention over an f32 cache 1e-5, over an f16 cache 4e-3 (the attention
 // test); RMSNorm and RoPE 1e-5; embedding rows 1e-6; elementwise ops 1e-5.
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
+#include <string>
 
 #include "backend/cuda/ops.h"
 #include "cuda_test_util.h"
@@ -126,7 +128,8 @@ TEST_F(CudaOps, MatmulDecodeShapes) {
 }
 
 // A one-token decode layer's pattern, recorded and replayed: norm -> products of the
-// normed row (two merged, one of another type after them) -> a product added into the
+// normed row (two merged, one of another type after them: a pair launch for Q4_K/Q5_K then
+// Q6_K, GemvPairParams) -> a product added into the
 // residual -> norm -> product. The one-token product takes the add into its rows
 // (backend_cuda_fuse.cpp; an add launch after it where the stream kernel does not apply).
 // Each output against host references: the norms in double, the products by check_matmul
@@ -139,7 +142,10 @@ TEST_F(CudaOps, DecodeResidualFusion) {
   // rows: the first product's, also the columns of the one added into the residual.
   const Case cases[] = {{DType::Q4_K, DType::Q6_K, 4096, 1536}, {DType::Q4_0, DType::Q8_0, 2080, 1056},
                         {DType::Q6_K, DType::Q4_K, 2304, 3072}, {DType::Q8_0, DType::Q4_0, 8448, 544},
-                        {DType::MLX_AFFINE, DType::Q4_K, 1024, 768}};
+                        {DType::MLX_AFFINE, DType::Q4_K, 1024, 768},
+                        // pair launches (GemvPairParams): rows of one chunk each; one and
+                        // several chunks (Q6_K at 5120); several chunks each (8448)
+                        {DType::Q5_K, DType::Q6_K, 5120, 1280}, {DType::Q4_K, DType::Q6_K, 8448, 768}};
   const auto host_norm = [](const std::vector<float>& x, const std::vector<float>& w, float eps) {
     double ss = 0;
     for (float v : x) ss += static_cast<double>(v) * v;
@@ -148,7 +154,7 @@ TEST_F(CudaOps, DecodeResidualFusion) {
     for (size_t i = 0; i < x.size(); ++i) y[i] = static_cast<float>(x[i] * inv * w[i]);
     return y;
   };
-  const int64_t fused_before = cuda::gemv_residual_launches();
+  const int64_t fused_before = cuda::gemv_residual_launches(), pairs_before = cuda::gemv_pair_launches();
   for (const auto& c : cases) {
     const int64_t d = c.dim;
     const int bits = c.type == DType::MLX_AFFINE ? 4 : 0, group = c.type == DType::MLX_AFFINE ? 64 : 0;
@@ -180,7 +186,7 @@ TEST_F(CudaOps, DecodeResidualFusion) {
       const auto a_got = read(*gpu, a), t_got = read(*gpu, t);
       check_matmul(a_got, wa.w, ref1, 1, 5e-2, false, what + ": a");
       check_matmul(read(*gpu, b), wb.w, ref1, 1, 5e-2, false, what + ": b (merged)");
-      check_matmul(read(*gpu, o), wc.w, ref1, 1, 5e-2, false, what + ": other type (separate)");
+      check_matmul(read(*gpu, o), wc.w, ref1, 1, 5e-2, false, what + ": other type (a pair launch or separate)");
       check_matmul(t_got, wo.w, a_got, 1, 5e-2, false, what + ": product added into the residual");
       std::vector<float> x1(x0.size());
       for (size_t i = 0; i < x1.size(); ++i) x1[i] = x0[i] + t_got[i];
@@ -190,8 +196,16 @@ TEST_F(CudaOps, DecodeResidualFusion) {
       check_matmul(read(*gpu, e), wd.w, ref2, 1, 5e-2, false, what + ": after the second norm");
     }
   }
-  if (cuda::gemv_stream_on()) {
-    EXPECT_GT(cuda::gemv_residual_launches(), fused_before) << "no product took the residual add";
+  // Unless a fusion is switched off (HEARTH_CUDA_FUSE*, the backend's switches).
+  const auto off = [](const char* name) { return std::getenv(name) && std::string(std::getenv(name)) == "0"; };
+  if (cuda::gemv_stream_on() && !off("HEARTH_CUDA_FUSE")) {
+    if (!off("HEARTH_CUDA_FUSE_RESIDUAL")) {
+      EXPECT_GT(cuda::gemv_residual_launches(), fused_before) << "no product took the residual add";
+    }
+    // Q4_K then Q6_K: the merged products and the other type's in one pair launch.
+    if (!off("HEARTH_CUDA_FUSE_PAIR")) {
+      EXPECT_GT(cuda::gemv_pair_launches(), pairs_before) << "no pair launch";
+    }
   }
 }
 

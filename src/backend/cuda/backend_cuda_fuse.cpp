@@ -7,6 +7,7 @@
 // (default) and off (HEARTH_CUDA_FUSE=0). For a Qwen3 layer:
 //   add + rms_norm + quantize_x      -> one rms_norm launch (both norms of a layer)
 //   gemv q, gemv k, gemv v           -> one gemv launch (and gate/up: one more)
+//   gemv q/k, gemv v of another type -> one pair launch, one token (Q4_K_M's Q6_K v)
 //   mma q, mma k, mma v              -> one mma launch, batched decode (and gate/up);
 //                                       weights of one type, mma_f16.cu's kernel only
 //   rms_norm(q) .. rope(q)           -> one rope launch with the per-head norm
@@ -79,10 +80,18 @@ bool CudaBackend::fuse_gemv(const GemvParams& p) {
   const bool same_kind = m.w.type == p.w.type && m.w.cols == p.w.cols && m.w.row_bytes == p.w.row_bytes &&
                          m.w.bits == p.w.bits && m.w.group_size == p.w.group_size && m.w.scale_kind == p.w.scale_kind &&
                          m.w.groups_per_row == p.w.groups_per_row;
-  if (!same_input || !same_kind || m.data3 || m.residual) return false;
   // The earlier product must not write what this one reads (it never does in a layer).
   const int64_t x_bytes = p.n * p.w.cols * static_cast<int64_t>(sizeof(float));
   if (p.x && overlaps(m.out, m.n * m.w.rows * 4, p.x, x_bytes)) return false;
+  if (fuse_pair_ && same_input && !same_kind && p.n == 1 && m.w.cols == p.w.cols && !m.residual && !p.residual &&
+      gemv_pair_supported(m.w.type, p.w.type) && gemv_stream_on()) {
+    auto pair = zeroed<GemvPairParams>();
+    pair.a = m, pair.b = p;
+    tape_.erase(0);
+    launch<GemvPairParams, launch_gemv_pair>(pair);
+    return true;
+  }
+  if (!same_input || !same_kind || m.data3 || m.residual) return false;
   if (m.blocks1 == 0) {
     m.data2 = p.w.data, m.scales2 = p.w.scales, m.biases2 = p.w.biases, m.out2 = p.out, m.rows2 = p.w.rows;
   } else {

@@ -60,6 +60,11 @@ inline std::string describe_launch(const GemvParams& p) {
          std::to_string(p.n);
 }
 
+inline std::string describe_launch(const GemvPairParams& p) {
+  return describe_launch(p.a) + " + " + std::string(dtype_name(p.b.w.type)) + " " + std::to_string(p.b.w.rows) + "x" +
+         std::to_string(p.b.w.cols) + " (pair)";
+}
+
 inline std::string describe_launch(const MmaParams& p) {
   return "mma " + std::string(dtype_name(p.w.type)) + " " + std::to_string(p.w.rows + p.rows2 + p.rows3) + "x" +
          std::to_string(p.w.cols) + (p.data2 ? " (merged)" : "") + " n" + std::to_string(p.n) + " splits " +

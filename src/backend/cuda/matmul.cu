@@ -336,6 +336,12 @@ void launch_quantize_x(const QuantizeXParams& p, cudaStream_t stream) {
   HEARTH_CUDA_LAUNCHED();
 }
 
+void launch_gemv_pair(const GemvPairParams& p, cudaStream_t stream) {
+  if (launch_gemv_pair_stream(p.a, p.b, stream)) return;
+  launch_gemv(p.a, stream);
+  launch_gemv(p.b, stream);
+}
+
 void launch_gemv(const GemvParams& p, cudaStream_t stream) {
   if (launch_gemv_stream(p, stream)) return;
   if (p.residual) {  // the fused add the stream kernel did not take: after the product

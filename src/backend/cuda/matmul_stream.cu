@@ -43,6 +43,13 @@
 // 389 -> 402, MLX 4-bit 332 -> 346; on an H100 326 -> 333, 344 -> 354, 316 -> 327.
 // HEARTH_CUDA_WSLOTS / HEARTH_CUDA_WBLOCKS (experiments) change the ring's slots and the
 // blocks a multiprocessor.
+//
+// Pair launches (GemvPairParams): two products of different weight types against one x
+// (Q4_K_M's merged q/k in Q4_K and its v in Q6_K) in one grid whose first blocks run the
+// first product and the rest the second, each block one product's plan; the rows a warp of
+// each are chosen so both parts end together. H100 (2026-11-27): the pair alone 14.0 us
+// against 12.3 + 8.6 for two launches; 8B Q4_K_M tg128 396.7 / 400.2 / 402.8 -> 409.3 /
+// 409.0 / 409.0 tok/s (HEARTH_CUDA_FUSE_PAIR=0 against the default, same call).
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -259,18 +266,17 @@ __device__ __forceinline__ void warp_rows(const WarpStreamParams& s, const XShar
 #endif
 }
 
-// kXRegs: a row is one chunk and a lane's units of it keep their activations in
-// registers; otherwise each unit gathers its activations from shared memory.
+// Block `block` of the launch of s: stages the activations, then each warp streams its run
+// of rows. `bars` holds kMaxSlots mbarriers a warp.
 template <class U, bool kXRegs>
-__global__ void __launch_bounds__(kMaxWarps * kWarp, 1) gemv_warp_kernel(const WarpStreamParams s) {
+__device__ __forceinline__ void stream_block(const WarpStreamParams& s, int32_t block, int4* smem,
+                                             uint64_t (*full)[kMaxSlots]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  extern __shared__ __align__(128) int4 smem[];  // the activations, then each warp's ring
-  __shared__ uint64_t full[kMaxWarps][kMaxSlots];
   const GemvParams& p = s.p;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const auto x_bytes = static_cast<int32_t>((stage_bytes(p.w.cols) + 127) / 128 * 128);
   uint8_t* ring = reinterpret_cast<uint8_t*>(smem) + x_bytes + warp * s.slots * s.slot_bytes;
-  const int32_t gw = blockIdx.x * s.warps + warp;
+  const int32_t gw = block * s.warps + warp;
   const int32_t row_begin = min(gw * s.rows_per_warp, s.n_rows);
   const int32_t row_end = min(row_begin + s.rows_per_warp, s.n_rows);
   const int32_t n_chunks = (row_end - row_begin) * s.chunks_per_row;
@@ -289,6 +295,27 @@ __global__ void __launch_bounds__(kMaxWarps * kWarp, 1) gemv_warp_kernel(const W
   __syncthreads();  // activations staged, every warp's barriers initialised
   if (n_chunks > 0) warp_rows<U, kXRegs>(s, xs, ring, bars, row_begin, n_chunks);
 #endif
+}
+
+// kXRegs: a row is one chunk and a lane's units of it keep their activations in
+// registers; otherwise each unit gathers its activations from shared memory.
+template <class U, bool kXRegs>
+__global__ void __launch_bounds__(kMaxWarps * kWarp, 1) gemv_warp_kernel(const WarpStreamParams s) {
+  extern __shared__ __align__(128) int4 smem[];  // the activations, then each warp's ring
+  __shared__ uint64_t full[kMaxWarps][kMaxSlots];
+  stream_block<U, kXRegs>(s, static_cast<int32_t>(blockIdx.x), smem, full);
+}
+
+// Two products of different weight types against the same x in one launch (GemvPairParams):
+// blocks [0, blocks_a) are a's launch, the rest b's.
+template <class UA, bool kXA, class UB, bool kXB>
+__global__ void __launch_bounds__(kMaxWarps * kWarp, 1)
+    gemv_pair_kernel(const WarpStreamParams a, const WarpStreamParams b, int32_t blocks_a) {
+  extern __shared__ __align__(128) int4 smem[];
+  __shared__ uint64_t full[kMaxWarps][kMaxSlots];
+  const auto block = static_cast<int32_t>(blockIdx.x);
+  if (block < blocks_a) stream_block<UA, kXA>(a, block, smem, full);
+  else stream_block<UB, kXB>(b, block - blocks_a, smem, full);
 }
 
 // The dynamic shared memory a block of `kernel` may have (the attribute is raised once, to
@@ -410,6 +437,7 @@ size_t smem_bytes(const WarpStreamParams& s) {
 }
 
 std::atomic<int64_t> g_residual_launches{0};
+std::atomic<int64_t> g_pair_launches{0};
 
 template <class U, bool kXRegs>
 bool launch_for_unit(WarpStreamParams s, cudaStream_t stream) {
@@ -439,6 +467,67 @@ bool launch_for_unit(WarpStreamParams s, cudaStream_t stream) {
   return true;
 }
 
+// Blocks of s's launch at s.rows_per_warp.
+int64_t blocks_of(const WarpStreamParams& s) {
+  const int64_t warps = (s.n_rows + s.rows_per_warp - 1) / s.rows_per_warp;
+  return (warps + s.warps - 1) / s.warps;
+}
+
+// Rows a warp for two products sharing `blocks` resident blocks: the pair whose longer run
+// (in bytes) is shortest, so that both parts end together. False if they cannot share.
+bool deal_pair(WarpStreamParams& a, WarpStreamParams& b, int64_t blocks) {
+  int64_t best = -1;
+  for (int64_t ra = 1; ra <= a.n_rows; ++ra) {
+    if (best >= 0 && ra * a.row_bytes >= best) break;  // a longer run of a only costs more
+    a.rows_per_warp = static_cast<int32_t>(ra);
+    const int64_t left = blocks - blocks_of(a);
+    if (left < 1) continue;
+    const int64_t rb = (b.n_rows + left * b.warps - 1) / (left * b.warps);  // fits in `left` blocks
+    const int64_t cost = std::max(ra * a.row_bytes, rb * b.row_bytes);
+    if (best < 0 || cost < best) best = cost, b.rows_per_warp = static_cast<int32_t>(rb);
+  }
+  if (best < 0) return false;
+  // a's run for that cost: the shortest that fits beside b's blocks.
+  for (int64_t ra = 1; ra <= a.n_rows; ++ra) {
+    a.rows_per_warp = static_cast<int32_t>(ra);
+    if (blocks_of(a) + blocks_of(b) <= blocks && ra * a.row_bytes <= best) return true;
+  }
+  return false;
+}
+
+template <class UA, bool kXA, class UB, bool kXB>
+bool launch_pair_for_units(WarpStreamParams a, WarpStreamParams b, cudaStream_t stream) {
+  constexpr auto kernel = gemv_pair_kernel<UA, kXA, UB, kXB>;
+  const auto smem_of = [&] { return std::max(smem_bytes(a), smem_bytes(b)); };
+  a.warps = b.warps = block_warps();
+  while (a.warps > kWarpStep && smem_of() > smem_limit<kernel>()) a.warps = b.warps = a.warps - kWarpStep;
+  const size_t smem = smem_of();
+  if (smem > smem_limit<kernel>()) return false;
+  int per_sm = 0;  // asked at each launch: recorded steps launch only when their graph is made
+  check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, a.warps * kWarp, smem),
+             "cudaOccupancyMaxActiveBlocksPerMultiprocessor", __FILE__, __LINE__);
+  per_sm = std::min(per_sm, max_blocks_per_sm());
+  if (per_sm < 1 || !deal_pair(a, b, static_cast<int64_t>(per_sm) * sm_count())) return false;
+  const int64_t blocks_a = blocks_of(a), grid = blocks_a + blocks_of(b);
+  HEARTH_LAUNCH(kernel, dim3(static_cast<unsigned>(grid)), dim3(a.warps * kWarp), smem, stream, a, b,
+                static_cast<int32_t>(blocks_a));
+  ++g_pair_launches;
+  return true;
+}
+
+template <class UA>
+bool launch_pair_with(const GemvParams& a, const GemvParams& b, cudaStream_t stream) {
+  using UB = UnitQ6_K;
+  WarpStreamParams sa, sb;
+  bool xa = false, xb = false;
+  if (!plan_for_unit<UA>(a, &sa, &xa) || !plan_for_unit<UB>(b, &sb, &xb)) return false;
+  if (xa)
+    return xb ? launch_pair_for_units<UA, true, UB, true>(sa, sb, stream)
+              : launch_pair_for_units<UA, true, UB, false>(sa, sb, stream);
+  return xb ? launch_pair_for_units<UA, false, UB, true>(sa, sb, stream)
+            : launch_pair_for_units<UA, false, UB, false>(sa, sb, stream);
+}
+
 bool stream_gemv_available() {
   static const bool on = [] {
     const char* e = std::getenv("HEARTH_CUDA_STREAM");
@@ -455,6 +544,17 @@ bool stream_gemv_available() {
 
 bool gemv_stream_on() { return stream_gemv_available(); }
 int64_t gemv_residual_launches() { return g_residual_launches.load(); }
+int64_t gemv_pair_launches() { return g_pair_launches.load(); }
+
+bool gemv_pair_supported(DType a, DType b) { return (a == DType::Q4_K || a == DType::Q5_K) && b == DType::Q6_K; }
+
+bool launch_gemv_pair_stream(const GemvParams& a, const GemvParams& b, cudaStream_t stream) {
+  if (a.n != 1 || b.n != 1 || !a.xq || a.xq != b.xq || a.xd != b.xd || a.xs != b.xs || a.w.cols != b.w.cols ||
+      a.residual || b.residual || !gemv_pair_supported(a.w.type, b.w.type) || !stream_gemv_available())
+    return false;
+  if (a.w.type == DType::Q4_K) return launch_pair_with<UnitQ4_K>(a, b, stream);
+  return launch_pair_with<UnitQ5_K>(a, b, stream);
+}
 
 bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream) {
   if (p.n != 1 || !p.xq || !stream_gemv_available()) return false;

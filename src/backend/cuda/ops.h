@@ -109,6 +109,20 @@ bool launch_gemv_stream(const GemvParams& p, cudaStream_t stream);
 bool gemv_stream_on();             // this card and build take that path
 int64_t gemv_residual_launches();  // its launches with a residual so far (tests)
 
+// Two one-token products of different weight types against the same x, as one launch of
+// the stream kernel whose blocks are split between them (each part's rows dealt so that
+// both end together): Q4_K_M keeps v (and half the layers' ffn_down) in Q6_K, so its v
+// product could not merge with q/k and cost a dependent launch of its own in half the
+// layers. Where the stream kernel does not take the pair, two launches.
+struct GemvPairParams {
+  GemvParams a;  // possibly merged (q/k), no residual
+  GemvParams b;  // no residual
+};
+void launch_gemv_pair(const GemvPairParams& p, cudaStream_t stream);
+bool gemv_pair_supported(DType a, DType b);  // weight types the pair kernel takes: Q4_K or Q5_K, then Q6_K
+bool launch_gemv_pair_stream(const GemvParams& a, const GemvParams& b, cudaStream_t stream);
+int64_t gemv_pair_launches();  // pair launches so far (tests)
+
 // The same for any n through cuBLAS: x is converted to f16 (xh, n * cols), the weight is
 // dequantized to f16 tiles of at most tile_elems elements (whole rows), each tile one
 // GEMM with f32 accumulation. F16 weights skip the tiles, F32 weights use SGEMM.
