@@ -344,6 +344,80 @@ TEST_F(CudaMma, XHalfCopy) {
     }
 }
 
+// The decode steps' (add +) RMSNorm launch writes the next product's input itself (the
+// fused q/d/s and the XHalf copy, RmsNormParams::q): bit for bit what launch_quantize_x
+// makes of the norm's output, and the norm within 1e-5 of a double reference; with the
+// residual add (batched decode) and without (one token: the products add). Widths not a
+// multiple of 256 (2080) leave part of the copy's last chunk unwritten in both.
+TEST_F(CudaMma, NormQuantizesAsQuantizeX) {
+  for (bool with_add : {true, false})
+    for (int64_t n : {1, 5, 20, 64, 65})
+      for (int64_t dim : {512, 2080, 4096, 8192}) {
+        const std::string what =
+            "n " + std::to_string(n) + " dim " + std::to_string(dim) + (with_add ? " with an add" : "");
+        const size_t count = static_cast<size_t>(n * dim), groups = count / 32;
+        const auto x0 = random_vector(count, rng, 3.0f), add = random_vector(count, rng);
+        const auto w = random_vector(static_cast<size_t>(dim), rng);
+        const bool with_h = n <= 64;
+        const int64_t elems = with_h ? cuda::x_half_elems(n, dim) : 0;
+        DeviceArray x(4 * count), a(4 * count), wd(4 * dim), out(4 * count), q(count), d(4 * groups), s(4 * groups),
+            h(2 * elems);
+        struct Got {
+          std::vector<float> out, x, d, s;
+          std::vector<int8_t> q;
+          std::vector<uint16_t> h;
+        };
+        ASSERT_EQ(cudaMemcpy(wd.p, w.data(), 4 * w.size(), cudaMemcpyHostToDevice), cudaSuccess);
+        ASSERT_EQ(cudaMemcpy(a.p, add.data(), 4 * count, cudaMemcpyHostToDevice), cudaSuccess);
+        const auto run = [&](bool fused) {
+          EXPECT_EQ(cudaMemcpy(x.p, x0.data(), 4 * count, cudaMemcpyHostToDevice), cudaSuccess);
+          if (with_h) {
+            EXPECT_EQ(cudaMemset(h.p, 0xFF, 2 * elems), cudaSuccess);
+          }
+          cuda::RmsNormParams p{};
+          p.out = out.as<float>(), p.x = x.as<float>(), p.w = wd.as<float>(), p.add = with_add ? a.as<float>() : nullptr;
+          p.rows = n, p.dim = dim, p.eps = 1e-6f;
+          const cuda::XHalf xh{with_h ? h.as<uint16_t>() : nullptr, n, dim};
+          if (fused) p.q = q.as<int8_t>(), p.qd = d.as<float>(), p.qs = s.as<float>(), p.qh = xh;
+          cuda::launch_rms_norm(p, stream);
+          if (!fused) {
+            cuda::QuantizeXParams qp{};
+            qp.x = out.as<float>(), qp.q = q.as<int8_t>(), qp.d = d.as<float>(), qp.s = s.as<float>(), qp.n = n;
+            qp.cols = dim, qp.h = xh;
+            cuda::launch_quantize_x(qp, stream);
+          }
+          EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+          Got g{std::vector<float>(count), std::vector<float>(count), std::vector<float>(groups),
+                std::vector<float>(groups), std::vector<int8_t>(count), std::vector<uint16_t>(static_cast<size_t>(elems))};
+          EXPECT_EQ(cudaMemcpy(g.out.data(), out.p, 4 * count, cudaMemcpyDeviceToHost), cudaSuccess);
+          EXPECT_EQ(cudaMemcpy(g.x.data(), x.p, 4 * count, cudaMemcpyDeviceToHost), cudaSuccess);
+          EXPECT_EQ(cudaMemcpy(g.d.data(), d.p, 4 * groups, cudaMemcpyDeviceToHost), cudaSuccess);
+          EXPECT_EQ(cudaMemcpy(g.s.data(), s.p, 4 * groups, cudaMemcpyDeviceToHost), cudaSuccess);
+          EXPECT_EQ(cudaMemcpy(g.q.data(), q.p, count, cudaMemcpyDeviceToHost), cudaSuccess);
+          if (with_h) {
+            EXPECT_EQ(cudaMemcpy(g.h.data(), h.p, 2 * elems, cudaMemcpyDeviceToHost), cudaSuccess);
+          }
+          return g;
+        };
+        const Got fused = run(true), apart = run(false);
+        std::vector<float> sum(count), want(count);
+        for (size_t i = 0; i < count; ++i) sum[i] = with_add ? x0[i] + add[i] : x0[i];
+        for (int64_t t = 0; t < n; ++t) {
+          double ss = 0;
+          for (int64_t c = 0; c < dim; ++c) ss += static_cast<double>(sum[t * dim + c]) * sum[t * dim + c];
+          const double inv = 1.0 / std::sqrt(ss / static_cast<double>(dim) + 1e-6);
+          for (int64_t c = 0; c < dim; ++c) want[t * dim + c] = static_cast<float>(sum[t * dim + c] * inv * w[c]);
+        }
+        EXPECT_EQ(fused.x, sum) << what << ": the residual keeps x + add";
+        expect_close(fused.out, want, 1e-5, what + ": norm");
+        EXPECT_EQ(fused.out, apart.out) << what;
+        EXPECT_EQ(fused.q, apart.q) << what << ": q";
+        EXPECT_EQ(fused.d, apart.d) << what << ": d";
+        EXPECT_EQ(fused.s, apart.s) << what << ": d * sum(q)";
+        EXPECT_EQ(fused.h, apart.h) << what << ": the f16 copy";
+      }
+}
+
 // The f16 kernel takes the five types it decodes (unless switched off), and the backend's
 // split plan for it leaves no split empty, for the 8B shapes and small ones.
 TEST_F(CudaMma, F16KernelTakesItsTypes) {
