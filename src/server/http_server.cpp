@@ -8,9 +8,13 @@
 // with the wrong method 405, body too large 413, malformed HTTP 400) get the same JSON
 // error shape from the error handler. Every refused request gets one "request ..." log
 // line with its status and message.
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 
 #include "core/log.h"
 #include "server/server_state.h"
@@ -97,6 +101,11 @@ Server::Server(ServedModel model, Engine& engine, ServerOptions options)
   http.set_write_timeout(60);
   http.set_keep_alive_max_count(1000);
   http.set_keep_alive_timeout(10);
+  // httplib's own socket options, and the socket kept so bind() can raise its backlog.
+  http.set_socket_options([&st](socket_t sock) {
+    httplib::default_socket_options(sock);
+    st.listen_fd = static_cast<int>(sock);
+  });
   if (!st.options.cors_origin.empty())
     http.set_default_headers({{"Access-Control-Allow-Origin", st.options.cors_origin},
                               {"Access-Control-Allow-Headers", "Authorization, Content-Type, X-Api-Key"},
@@ -210,6 +219,13 @@ int Server::bind() {
   }
   HEARTH_CHECK(st.port > 0, "serve: cannot listen on " + st.options.host + ":" + std::to_string(st.options.port) +
                                 " (address in use or not available)");
+  // Debian's httplib listens with a backlog of 5 (compiled into the library): when more
+  // clients connect at once than the accept loop has taken, the kernel drops their SYNs and
+  // they retry after a second. 16 agents starting a request together saw one request in 32
+  // take twice as long (docs/benchmarks.md, session 12). listen() again on the listening
+  // socket raises the backlog (Linux caps it at net.core.somaxconn).
+  if (st.listen_fd >= 0 && ::listen(st.listen_fd, SOMAXCONN) != 0)
+    log_warn("serve: could not raise the listen backlog: " + std::string(std::strerror(errno)));
   return st.port;
 }
 

@@ -22,6 +22,7 @@ struct Server::State {
   std::atomic<bool> stopping{false};
   httplib::Server http;
   int port = 0;
+  int listen_fd = -1;  // the listening socket, seen as httplib makes it (Server::bind)
 
   State(ServedModel m, Engine& e, ServerOptions o) : model(std::move(m)), engine(e), options(std::move(o)) {}
 };
