@@ -347,8 +347,9 @@ TEST_F(CudaMma, XHalfCopy) {
 // The decode steps' (add +) RMSNorm launch writes the next product's input itself (the
 // fused q/d/s and the XHalf copy, RmsNormParams::q): bit for bit what launch_quantize_x
 // makes of the norm's output, and the norm within 1e-5 of a double reference; with the
-// residual add (batched decode) and without (one token: the products add). Widths not a
-// multiple of 256 (2080) leave part of the copy's last chunk unwritten in both.
+// residual add (batched decode) and without (one token: the products add). One row without
+// an add takes the sliced kernel (RmsNormParams::slices), the rest the block kernel. Widths
+// not a multiple of 256 (2080) leave part of the copy's last chunk unwritten in both.
 TEST_F(CudaMma, NormQuantizesAsQuantizeX) {
   for (bool with_add : {true, false})
     for (int64_t n : {1, 5, 20, 64, 65})
@@ -376,7 +377,7 @@ TEST_F(CudaMma, NormQuantizesAsQuantizeX) {
           }
           cuda::RmsNormParams p{};
           p.out = out.as<float>(), p.x = x.as<float>(), p.w = wd.as<float>(), p.add = with_add ? a.as<float>() : nullptr;
-          p.rows = n, p.dim = dim, p.eps = 1e-6f;
+          p.rows = n, p.dim = dim, p.eps = 1e-6f, p.slices = 1;
           const cuda::XHalf xh{with_h ? h.as<uint16_t>() : nullptr, n, dim};
           if (fused) p.q = q.as<int8_t>(), p.qd = d.as<float>(), p.qs = s.as<float>(), p.qh = xh;
           cuda::launch_rms_norm(p, stream);

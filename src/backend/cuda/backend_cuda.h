@@ -108,10 +108,14 @@ class CudaBackend final : public Backend {
   bool use_mma(const Weight& w, int64_t n) const;
   // x quantized as launch_quantize_x writes it (or reused from the last product of x);
   // *h (if asked) its XHalf copy where n is a batched tensor-core product's, else nullptr.
-  void quantized_x(Tensor x, const int8_t** q, const float** d, const float** s, const uint16_t** h = nullptr);
+  // norm_slices: the norm that makes x, if the quantization is fused into it, may take the
+  // sliced kernel (RmsNormParams::slices).
+  void quantized_x(Tensor x, const int8_t** q, const float** d, const float** s, const uint16_t** h = nullptr,
+                   bool norm_slices = false);
   // Peephole fusions of recorded decode launches (backend_cuda_fuse.cpp); each returns
   // true when it recorded the fused launch in place of the plain one.
-  bool fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs, const XHalf& h);
+  bool fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs, const XHalf& h,
+                     bool norm_slices);
   void fuse_residual_add(RmsNormParams& p);
   bool fuse_gemv(const GemvParams& p);
   bool fuse_residual_gemv(const AddParams& a);

@@ -34,12 +34,13 @@ bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
 }  // namespace
 
 bool CudaBackend::fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs,
-                                const XHalf& h) {
+                                const XHalf& h, bool norm_slices) {
   if (!fuse_ || cols % 32 != 0) return false;
   if (tape_.is<RmsNormParams, launch_rms_norm>(0)) {
     auto r = tape_.get<RmsNormParams>(0);
     if (r.out != x.data || r.dim != cols || r.rows != n || r.q) return false;
     r.q = q, r.qd = qd, r.qs = qs, r.qh = h;
+    r.slices = norm_slices ? 1 : 0;
     tape_.erase(0);
     launch<RmsNormParams, launch_rms_norm>(r);
     return true;

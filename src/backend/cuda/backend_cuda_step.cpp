@@ -209,7 +209,7 @@ bool CudaBackend::use_mma(const Weight& w, int64_t n) const {
 }
 
 void CudaBackend::quantized_x(Tensor x, const int8_t** q_out, const float** d_out, const float** s_out,
-                              const uint16_t** h_out) {
+                              const uint16_t** h_out, bool norm_slices) {
   const int64_t n = x.rows(), cols = x.cols();
   const int64_t blocks = n * cols / 32, q_bytes = align256(n * cols), f_bytes = align256(4 * blocks);
   // The f16 copy for mma_f16.cu's tensor-copy form: made whenever n is a batched product's,
@@ -227,7 +227,7 @@ void CudaBackend::quantized_x(Tensor x, const int8_t** q_out, const float** d_ou
     q.n = n;
     q.cols = cols;
     if (with_h) q.h = XHalf{reinterpret_cast<uint16_t*>(base + q_bytes + 2 * f_bytes), n, cols};
-    if (!fuse_quantize(x, n, cols, q.q, q.d, q.s, q.h)) launch<QuantizeXParams, launch_quantize_x>(q);
+    if (!fuse_quantize(x, n, cols, q.q, q.d, q.s, q.h, norm_slices)) launch<QuantizeXParams, launch_quantize_x>(q);
     qx_in_.set(x.data, n, cols);
   }
   auto* base = static_cast<char*>(qx_->ptr);
@@ -260,7 +260,7 @@ void CudaBackend::matmul(Tensor out, Tensor x, const Weight& w) {
     p.rows_per_block = gemv_rows_per_block(w);
     p.prefetch = gemv_prefetch_;
     if (is_float_type(w.type)) p.x = x.f32();
-    else quantized_x(x, &p.xq, &p.xd, &p.xs);
+    else quantized_x(x, &p.xq, &p.xd, &p.xs, nullptr, w.type != DType::MLX_AFFINE);
     if (!fuse_gemv(p)) launch<GemvParams, launch_gemv>(p);
   } else {
     if (tape_.recording()) {  // cuBLAS stays out of graphs: run what was recorded, then go direct

@@ -14,6 +14,8 @@
 // rotation, in a second pass over the head's 32-groups (a lane's rotated elements are
 // pairs, not one element of each group). The angle is evaluated in double like the CPU reference: positions reach 10^5 and
 // a float angle would lose the phase.
+#include <cstdlib>
+
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/ops.h"
 
@@ -90,6 +92,39 @@ __global__ void __launch_bounds__(1024) rms_norm_block_kernel(const RmsNormParam
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
     if (i < p.dim) norm_store(p, row, i, v[j] * inv * wv[j]);  // dim % 32 == 0 with q: whole warps
   }
+}
+
+// One token's norm without an add (the products add into the residual): a row is cut into
+// slices of 256 elements, a block each, and every block reduces the whole row's sum of
+// squares itself (16 KB read from L2 by 16 blocks at once), so that no block waits for
+// another; each then normalizes and quantizes its slice, one element a thread, one
+// warp_quantize step. (With an add, blocks would read x while others write x + add back,
+// and in place while others write the norm: the block kernel keeps those.) Taken where the
+// backend sets RmsNormParams::slices (not before MLX products, which lost 1% with it).
+template <int kPer>
+__global__ void __launch_bounds__(256) rms_norm_slice_kernel(const RmsNormParams p) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.y;
+  const int slice = static_cast<int>(blockIdx.x), t = threadIdx.x;
+  const int64_t i = static_cast<int64_t>(slice) * 256 + t;  // this thread's element
+  const float w = i < p.dim ? p.w[i] : 0.0f;  // constant: loaded while the previous kernel ends
+  pdl_begin_before_product();
+  float v[kPer];
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) {
+    const int64_t j = t + 256 * static_cast<int64_t>(k);
+    v[k] = j < p.dim ? p.x[row * p.dim + j] : 0.0f;
+  }
+  float ss = 0, mine = 0;
+#pragma unroll
+  for (int k = 0; k < kPer; ++k) {
+    ss += v[k] * v[k];
+    if (k == slice) mine = v[k];
+  }
+  ss = block_sum(ss, scratch);
+  if (i >= p.dim) return;  // dim % 32 == 0: whole warps leave together
+  const float inv = rsqrtf(ss / static_cast<float>(p.dim) + p.eps);
+  norm_store(p, row, i, mine * inv * w);
 }
 
 // Rows too long for registers: the same in two passes over memory.
@@ -202,8 +237,19 @@ __global__ void norm_rope_kernel(const RopeParams p) {
 void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
   if (p.rows == 0) return;
   const auto rows = static_cast<unsigned>(p.rows);
+  static const bool slices = [] {  // HEARTH_CUDA_NORM_SLICES=0: the block kernel (experiments)
+    const char* e = std::getenv("HEARTH_CUDA_NORM_SLICES");
+    return !(e && e[0] == '0');
+  }();
+  const bool in_place = p.out < p.x + p.rows * p.dim && p.x < p.out + p.rows * p.dim;
   if (p.dim <= 256) {  // short rows (per-head norms): a warp each
     HEARTH_LAUNCH(rms_norm_warp_kernel, grid_for(p.rows * kWarp, 256), 256, 0, stream, p);
+  } else if (slices && p.slices && p.rows == 1 && !p.add && !in_place && p.dim % 32 == 0 && p.dim <= 8192) {
+    const dim3 grid(static_cast<unsigned>((p.dim + 255) / 256), 1);
+    if (p.dim <= 1024) HEARTH_LAUNCH(rms_norm_slice_kernel<4>, grid, 256, 0, stream, p);
+    else if (p.dim <= 2048) HEARTH_LAUNCH(rms_norm_slice_kernel<8>, grid, 256, 0, stream, p);
+    else if (p.dim <= 4096) HEARTH_LAUNCH(rms_norm_slice_kernel<16>, grid, 256, 0, stream, p);
+    else HEARTH_LAUNCH(rms_norm_slice_kernel<32>, grid, 256, 0, stream, p);
   } else if (p.dim <= 1024) {  // a block a row, values in registers; whole warps (q needs them)
     HEARTH_LAUNCH((rms_norm_block_kernel<1>), rows, static_cast<unsigned>((p.dim + 31) / 32 * 32), 0, stream, p);
   } else if (p.dim <= 2048) {
