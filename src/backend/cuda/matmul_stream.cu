@@ -474,9 +474,10 @@ int64_t blocks_of(const WarpStreamParams& s) {
 }
 
 // Rows a warp for two products sharing `blocks` resident blocks: the pair whose longer run
-// (in bytes) is shortest, so that both parts end together. False if they cannot share.
+// (in bytes) is shortest, so that both parts end together; of equal ones, a's shortest run.
+// False if they cannot share.
 bool deal_pair(WarpStreamParams& a, WarpStreamParams& b, int64_t blocks) {
-  int64_t best = -1;
+  int64_t best = -1, best_ra = 0, best_rb = 0;
   for (int64_t ra = 1; ra <= a.n_rows; ++ra) {
     if (best >= 0 && ra * a.row_bytes >= best) break;  // a longer run of a only costs more
     a.rows_per_warp = static_cast<int32_t>(ra);
@@ -484,15 +485,12 @@ bool deal_pair(WarpStreamParams& a, WarpStreamParams& b, int64_t blocks) {
     if (left < 1) continue;
     const int64_t rb = (b.n_rows + left * b.warps - 1) / (left * b.warps);  // fits in `left` blocks
     const int64_t cost = std::max(ra * a.row_bytes, rb * b.row_bytes);
-    if (best < 0 || cost < best) best = cost, b.rows_per_warp = static_cast<int32_t>(rb);
+    if (best < 0 || cost < best) best = cost, best_ra = ra, best_rb = rb;
   }
   if (best < 0) return false;
-  // a's run for that cost: the shortest that fits beside b's blocks.
-  for (int64_t ra = 1; ra <= a.n_rows; ++ra) {
-    a.rows_per_warp = static_cast<int32_t>(ra);
-    if (blocks_of(a) + blocks_of(b) <= blocks && ra * a.row_bytes <= best) return true;
-  }
-  return false;
+  a.rows_per_warp = static_cast<int32_t>(best_ra);
+  b.rows_per_warp = static_cast<int32_t>(best_rb);
+  return true;
 }
 
 template <class UA, bool kXA, class UB, bool kXB>
