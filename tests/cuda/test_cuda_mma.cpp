@@ -211,6 +211,98 @@ TEST_F(CudaMma, MergedWeights) {
   }
 }
 
+// SwiGLU after a merged gate/up product split in K (MmaParams::reduce_later,
+// SwigluParams::partial, the backend's rule for batched decode): the product launches no
+// reduce and the SwiGLU launch adds the splits itself. Gate, up, the output and its
+// quantization (q, d, d * sum, the f16 copy) must be bit for bit those of the reduce
+// launch followed by the plain SwiGLU, out of place and in place (out = gate, as the
+// backend runs it), and the output silu(gate) * up of the gate and up it stored.
+TEST_F(CudaMma, SwigluAddsTheSplits) {
+  const WeightSpec specs[] = {{"q4_K", DType::Q4_K, 1024}, {"q6_K", DType::Q6_K, 768},
+                              {"mlx4 g64", DType::MLX_AFFINE, 768, 4, 64}};
+  const int64_t rows = 320;  // gate's and up's: not a whole 128-row tile, nor 256 columns of the f16 copy
+  int cases = 0;
+  for (const auto& spec : specs) {
+    const HostWeight gate_w = make_weight(spec, rows, rng), up_w = make_weight(spec, rows, rng);
+    const Weight gate_g = gpu->upload_weight(gate_w.w), up_g = gpu->upload_weight(up_w.w);
+    if (!cuda::mma_f16_applies(dev_weight(gate_g))) continue;  // f16 kernel off: nothing merges
+    const int64_t cols = spec.cols, chunks = (cols + 255) / 256;
+    for (int64_t n : {5, 20, 32, 64})
+      for (int32_t splits : {2, static_cast<int32_t>(chunks)})
+        for (bool in_place : {false, true}) {
+          const std::string what = std::string(spec.name) + " n " + std::to_string(n) + " splits " +
+                                   std::to_string(splits) + (in_place ? " in place" : "");
+          const auto x = random_vector(static_cast<size_t>(n * cols), rng);
+          const int64_t count = n * rows, hn = cuda::x_half_elems(n, rows);
+          DeviceArray xd(4 * n * cols), xq(n * cols), xdd(4 * n * cols / 32), xs(4 * n * cols / 32),
+              xh(2 * cuda::x_half_elems(n, cols)), part(4 * splits * 2 * count);
+          ASSERT_EQ(cudaMemcpy(xd.p, x.data(), 4 * x.size(), cudaMemcpyHostToDevice), cudaSuccess);
+          cuda::QuantizeXParams qp{};
+          qp.x = xd.as<float>(), qp.q = xq.as<int8_t>(), qp.d = xdd.as<float>(), qp.s = xs.as<float>(), qp.n = n;
+          qp.cols = cols, qp.h = cuda::XHalf{xh.as<uint16_t>(), n, cols};
+          cuda::launch_quantize_x(qp, stream);
+          struct Got {
+            std::vector<float> gate, up, out, d, s;
+            std::vector<int8_t> q;
+            std::vector<uint16_t> h;
+          };
+          const auto run = [&](bool fused) {
+            DeviceArray gate(4 * count), up(4 * count), out(4 * count), q(count), d(4 * count / 32),
+                s(4 * count / 32), h(2 * hn);
+            const std::vector<float> nan(static_cast<size_t>(count), NAN);  // what is never written fails
+            for (const DeviceArray* a : {&gate, &up, &out})
+              EXPECT_EQ(cudaMemcpy(a->p, nan.data(), 4 * count, cudaMemcpyHostToDevice), cudaSuccess);
+            EXPECT_EQ(cudaMemset(h.p, 0xFF, 2 * hn), cudaSuccess);
+            cuda::MmaParams p{};
+            p.w = dev_weight(gate_g);
+            p.xq = xq.as<int8_t>(), p.xd = xdd.as<float>(), p.xs = xs.as<float>(), p.xh = xh.as<uint16_t>();
+            p.out = gate.as<float>(), p.partial = part.as<float>(), p.n = n, p.splits = splits;
+            p.data2 = static_cast<const uint8_t*>(up_g.data), p.out2 = up.as<float>(), p.rows2 = rows;
+            p.scales2 = up_g.scales, p.biases2 = up_g.biases;
+            p.reduce_later = fused ? 1 : 0;
+            cuda::launch_mma(p, stream);
+            cuda::SwigluParams sp{};
+            sp.out = in_place ? gate.as<float>() : out.as<float>();
+            sp.gate = gate.as<float>(), sp.up = up.as<float>(), sp.n = count;
+            sp.q = q.as<int8_t>(), sp.qd = d.as<float>(), sp.qs = s.as<float>(), sp.qh = cuda::XHalf{h.as<uint16_t>(), n, rows};
+            if (fused) sp.partial = part.as<float>(), sp.gate_out = gate.as<float>(), sp.up_out = up.as<float>();
+            if (fused) sp.cols = rows, sp.splits = splits;
+            cuda::launch_swiglu(sp, stream);
+            EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+            Got g{std::vector<float>(count), std::vector<float>(count), std::vector<float>(count),
+                  std::vector<float>(count / 32), std::vector<float>(count / 32), std::vector<int8_t>(count),
+                  std::vector<uint16_t>(static_cast<size_t>(hn))};
+            EXPECT_EQ(cudaMemcpy(g.gate.data(), gate.p, 4 * count, cudaMemcpyDeviceToHost), cudaSuccess);
+            EXPECT_EQ(cudaMemcpy(g.up.data(), up.p, 4 * count, cudaMemcpyDeviceToHost), cudaSuccess);
+            EXPECT_EQ(cudaMemcpy(g.out.data(), (in_place ? gate : out).p, 4 * count, cudaMemcpyDeviceToHost), cudaSuccess);
+            EXPECT_EQ(cudaMemcpy(g.q.data(), q.p, count, cudaMemcpyDeviceToHost), cudaSuccess);
+            EXPECT_EQ(cudaMemcpy(g.d.data(), d.p, 4 * count / 32, cudaMemcpyDeviceToHost), cudaSuccess);
+            EXPECT_EQ(cudaMemcpy(g.s.data(), s.p, 4 * count / 32, cudaMemcpyDeviceToHost), cudaSuccess);
+            EXPECT_EQ(cudaMemcpy(g.h.data(), h.p, 2 * hn, cudaMemcpyDeviceToHost), cudaSuccess);
+            return g;
+          };
+          const int64_t before = cuda::swiglu_split_launches();
+          const Got apart = run(false), fused = run(true);
+          EXPECT_EQ(cuda::swiglu_split_launches(), before + 1) << what;
+          if (!in_place) {
+            EXPECT_EQ(fused.gate, apart.gate) << what << ": gate";
+            for (size_t i = 0; i < fused.out.size(); ++i) {
+              const double g = fused.gate[i], want = g / (1.0 + std::exp(-g)) * fused.up[i];
+              ASSERT_NEAR(fused.out[i], want, 1e-5 * (1.0 + std::fabs(want))) << what << " element " << i;
+            }
+          }
+          EXPECT_EQ(fused.up, apart.up) << what << ": up";
+          EXPECT_EQ(fused.out, apart.out) << what << ": out";
+          EXPECT_EQ(fused.q, apart.q) << what << ": q";
+          EXPECT_EQ(fused.d, apart.d) << what << ": d";
+          EXPECT_EQ(fused.s, apart.s) << what << ": d * sum(q)";
+          EXPECT_EQ(fused.h, apart.h) << what << ": the f16 copy";
+          ++cases;
+        }
+  }
+  if (cases == 0) GTEST_SKIP() << "the f16 kernel is off (HEARTH_CUDA_MMA_F16=0) or not on this card";
+}
+
 // Rows of 16-byte multiples take the tensor copies (one per chunk of a block's 128 rows;
 // rows past the end and the bytes past a Q6_K row's end arrive as zeros; Q6_K's 210-byte
 // chunks start off 16-byte boundaries): row counts that fill no tile, K splits that leave a block 1 or several chunks,

@@ -26,6 +26,9 @@
 #include <memory>
 #include <numeric>
 
+#ifdef HEARTH_HAVE_CUDA
+#include "backend/cuda/ops.h"
+#endif
 #include "cuda_test_util.h"
 #include "engine/generate.h"
 #include "engine/runtime.h"
@@ -233,11 +236,27 @@ TEST_P(CudaModel, LogitsMatchCpu) {
   const double worst = compare(path, c.kv, c.bound);
   std::printf("[ %s ] max |logprob(cuda) - logprob(cpu)| over the CPU's top 5 = %.3g (bound %.3g)\n", name.c_str(),
               worst, c.bound);
+#ifdef HEARTH_HAVE_CUDA
+  const int64_t swiglu_before = cuda::swiglu_split_launches();
+#endif
   for (int32_t n_seqs : {3, 12, 20}) {
     const double batched = compare_batch(path, c.kv, c.bound, n_seqs);
     std::printf("[ %s ] %d sequences decoded together: max |logprob(cuda) - logprob(cpu)| over top 5 = %.3g\n",
                 name.c_str(), n_seqs, batched);
   }
+#ifdef HEARTH_HAVE_CUDA
+  // GGUF quantized weights take the f16 tensor-core products in batched steps, and this
+  // model's merged gate/up is split in K: SwiGLU adds the splits (no reduce launch).
+  const auto off = [](const char* name) {
+    const char* e = std::getenv(name);
+    return e && std::string(e) == "0";
+  };
+  const bool f16_products = type == "q8_0" || type == "q4_0" || type == "q4_k_m" || type == "q5_k" || type == "q6_k";
+  if (f16_products && !off("HEARTH_CUDA_FUSE") && !off("HEARTH_CUDA_FUSE_SPLITS") && !off("HEARTH_CUDA_MMA") &&
+      !off("HEARTH_CUDA_MMA_F16")) {
+    EXPECT_GT(cuda::swiglu_split_launches(), swiglu_before) << name << ": no SwiGLU added a product's K splits";
+  }
+#endif
 }
 
 // The loader asks the backend before its first upload (loader.cpp): weights that cannot fit

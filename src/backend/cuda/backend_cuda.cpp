@@ -62,6 +62,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   fuse_residual_ = fuse_ && !(fr && std::string(fr) == "0");
   const char* fp = std::getenv("HEARTH_CUDA_FUSE_PAIR");
   fuse_pair_ = fuse_ && !(fp && std::string(fp) == "0");
+  const char* fs = std::getenv("HEARTH_CUDA_FUSE_SPLITS");
+  fuse_splits_ = fuse_ && !(fs && std::string(fs) == "0");
   // The kernels wait for their inputs with griddepcontrol (common.cuh) only in their sm_90
   // code; other cards run the sm_86 code or its PTX, so launches there stay serialized.
   const char* pdl = std::getenv("HEARTH_CUDA_PDL");

@@ -14,6 +14,7 @@
 //   rms_norm(k) .. rope(k) kv_store  -> one rope launch that also writes the cache,
 //                                       and also does q's norm + rope when that came just before
 //   swiglu + quantize_x              -> one swiglu launch
+//   mma gate/up's split reduce, swiglu -> the swiglu launch adds the splits (batched decode)
 //   attention + quantize_x           -> one attention launch (o_proj's input)
 //   gemv o/down, add into x          -> one gemv launch adding its rows into x (one
 //                                       token; matmul.cu adds after the product where
@@ -72,6 +73,21 @@ void CudaBackend::fuse_residual_add(RmsNormParams& p) {
   if (a.out != p.x || a.a != p.x || a.n != p.rows * p.dim || a.b == p.x) return;
   p.add = a.b;
   tape_.erase(0);
+}
+
+void CudaBackend::fuse_swiglu_splits(SwigluParams& p) {
+  if (!fuse_splits_ || !tape_.is<MmaParams, launch_mma>(0)) return;
+  auto m = tape_.get<MmaParams>(0);
+  // swiglu(gate, up) of exactly the merged two-weight product just recorded, split in K:
+  // the swiglu launch adds the splits (in the reduce's order) and stores gate and up too.
+  const int64_t cols = m.w.rows;
+  if (m.splits <= 1 || !m.partial || !m.data2 || m.data3 || m.reduce_later || m.rows2 != cols ||
+      m.out != p.gate || m.out2 != p.up || m.n * cols != p.n || p.n * 2 * m.splits >= (int64_t{1} << 31))
+    return;
+  m.reduce_later = 1;
+  tape_.erase(0);
+  launch<MmaParams, launch_mma>(m);
+  p.partial = m.partial, p.gate_out = m.out, p.up_out = m.out2, p.cols = cols, p.splits = m.splits;
 }
 
 bool CudaBackend::fuse_gemv(const GemvParams& p) {

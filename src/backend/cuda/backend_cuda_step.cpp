@@ -517,6 +517,7 @@ void CudaBackend::swiglu(Tensor out, Tensor gate, Tensor up) {
   p.gate = gate.f32();
   p.up = up.f32();
   p.n = gate.numel();
+  fuse_swiglu_splits(p);
   launch<SwigluParams, launch_swiglu>(p);
   wrote(out);
 }

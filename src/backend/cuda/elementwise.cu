@@ -1,7 +1,11 @@
 // Elementwise ops and embedding lookup on the GPU: swiglu, add, add_bias, gather of the
 // logit rows, and token embedding rows dequantized from the stored table (any type the
 // backend uploads, quantized included). All memory-bound and tiny next to the matmuls:
-// one thread per element, grid-stride free.
+// one thread per element, grid-stride free. SwiGLU after a merged gate/up product of
+// several tokens also adds that product's K splits (SwigluParams::partial), so the
+// product's reduce launch is gone: the same sums in the same order, so the same floats.
+#include <atomic>
+
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/dequant_elem.cuh"
 #include "backend/cuda/ops.h"
@@ -11,6 +15,8 @@ namespace {
 
 constexpr int kThreads = 256;
 
+std::atomic<int64_t> g_swiglu_split_launches{0};
+
 __device__ __forceinline__ int64_t thread_index() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
@@ -19,8 +25,17 @@ __global__ void swiglu_kernel(const SwigluParams p) {
   pdl_begin_before_product();
   const int64_t i = thread_index();
   if (i >= p.n) return;  // with q: n % 32 == 0, so whole warps leave together
-  const float g = p.gate[i];
-  const float y = g / (1.0f + expf(-g)) * p.up[i];
+  float g, u;
+  if (p.partial) {  // the product's splits, added here in split order (32-bit indices: n * 2 * splits < 2^31)
+    const auto e = static_cast<uint32_t>(i), cols = static_cast<uint32_t>(p.cols);
+    const uint32_t all = 2 * static_cast<uint32_t>(p.n), at = e / cols * 2 * cols + e % cols;
+    g = 0.0f, u = 0.0f;
+    for (int k = 0; k < p.splits; ++k) g += p.partial[k * all + at], u += p.partial[k * all + at + cols];
+    p.gate_out[i] = g, p.up_out[i] = u;
+  } else {
+    g = p.gate[i], u = p.up[i];
+  }
+  const float y = g / (1.0f + expf(-g)) * u;
   p.out[i] = y;
   if (p.q) warp_quantize(y, i, p.q, p.qd, p.qs, p.qh);  // quantize_x's 32-blocks: one warp is one block
 }
@@ -58,8 +73,14 @@ __global__ void embed_kernel(const EmbedParams p) {
 
 }  // namespace
 
+int64_t swiglu_split_launches() { return g_swiglu_split_launches.load(); }
+
 void launch_swiglu(const SwigluParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
+  if (p.partial) {
+    HEARTH_ASSERT(p.cols > 0 && p.n % p.cols == 0 && p.splits >= 1 && p.n * 2 * p.splits < (int64_t{1} << 31));
+    g_swiglu_split_launches.fetch_add(1);
+  }
   HEARTH_LAUNCH(swiglu_kernel, grid_for(p.n, kThreads), kThreads, 0, stream, p);
   HEARTH_CUDA_LAUNCHED();
 }

@@ -437,7 +437,7 @@ void launch_mma(const MmaParams& p, cudaStream_t stream) {
   HEARTH_ASSERT(p.n >= 1 && p.n <= kMmaMaxTokens && p.w.cols % 32 == 0 && p.splits >= 1);
   HEARTH_ASSERT(p.splits == 1 || p.partial);
   if (launch_mma_f16(p, stream)) return;  // f16 fragments (mma_f16.cu), with its own reduction
-  HEARTH_ASSERT(!p.data2 && !p.data3);   // merged products: only mma_f16.cu takes them
+  HEARTH_ASSERT(!p.data2 && !p.data3 && !p.reduce_later);  // merged products: only mma_f16.cu takes them
   switch (p.w.type) {
     case DType::Q4_0: mma_for_unit<UnitQ4_0>(p, stream); break;
     case DType::Q8_0: mma_for_unit<UnitQ8_0>(p, stream); break;

@@ -155,7 +155,9 @@ struct MmaParams {
   float* partial;  // [splits, n, rows + rows2 + rows3] scratch, splits > 1 only
   int64_t n;
   int32_t splits;
-  int32_t pad;
+  // 1: no reduce launch after a split product; the launch after it adds the partials (a
+  // merged gate/up product before SwiGLU: SwigluParams::partial). Needs data2, mma_f16.cu.
+  int32_t reduce_later;
   // Up to two more weights of w's type and row length against the same x (q/k/v,
   // gate/up), each into its own out [n, rows2|3]: one launch (mma_f16.cu only, where
   // mma_f16_applies to each of them).
@@ -341,8 +343,18 @@ struct SwigluParams {
   float* qs;
   XHalf qh;  // optional, with q
   int64_t n;
+  // Optional: gate and up are the merged product just before whose K splits were not added
+  // (MmaParams::reduce_later). Each comes from partial [splits][n / cols][2 * cols], summed
+  // in split order as mma_f16_reduce_kernel sums it, and is stored to gate_out / up_out
+  // (the product's outputs) as that launch would have, before out is written.
+  const float* partial;
+  float* gate_out;
+  float* up_out;
+  int64_t cols;  // gate's row length (up's); n * 2 * splits < 2^31
+  int32_t splits;
 };
 void launch_swiglu(const SwigluParams& p, cudaStream_t stream);
+int64_t swiglu_split_launches();  // launches that added a product's splits so far (tests)
 
 struct AddParams {
   float* out;
