@@ -303,6 +303,104 @@ TEST_F(CudaMma, SwigluAddsTheSplits) {
   if (cases == 0) GTEST_SKIP() << "the f16 kernel is off (HEARTH_CUDA_MMA_F16=0) or not on this card";
 }
 
+// The batched step's q/k norm + RoPE + KV store after a merged q/k/v product split in K
+// (MmaParams::reduce_later, RopeParams::partial, the backend's rule): the product launches
+// no reduce and the rope launch adds the splits itself. q, k, v and the cache rows must be
+// bit for bit those of the reduce launch followed by the plain fused rope, with an f16 and
+// an 8-bit cache; outputs start as NaN (the cache as 0xAB bytes), so a missed write fails.
+TEST_F(CudaMma, RopeAddsTheSplits) {
+  const WeightSpec specs[] = {{"q4_K", DType::Q4_K, 1024}, {"q8_0", DType::Q8_0, 768}};
+  const int64_t hd = 128, q_heads = 4, kv_heads = 2, half = hd / 2;
+  const int64_t q_rows = q_heads * hd, kv_rows = kv_heads * hd;
+  const auto q_norm = random_vector(hd, rng), k_norm = random_vector(hd, rng);
+  std::vector<float> inv_freq(half);
+  for (int64_t j = 0; j < half; ++j) inv_freq[j] = static_cast<float>(std::pow(1e6, -2.0 * j / hd));
+  DeviceArray qn(4 * hd), kn(4 * hd), inv(4 * half);
+  ASSERT_EQ(cudaMemcpy(qn.p, q_norm.data(), 4 * hd, cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(kn.p, k_norm.data(), 4 * hd, cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(inv.p, inv_freq.data(), 4 * half, cudaMemcpyHostToDevice), cudaSuccess);
+  int cases = 0;
+  for (const auto& spec : specs) {
+    const HostWeight wq = make_weight(spec, q_rows, rng), wk = make_weight(spec, kv_rows, rng),
+                     wv = make_weight(spec, kv_rows, rng);
+    const Weight gq = gpu->upload_weight(wq.w), gk = gpu->upload_weight(wk.w), gv = gpu->upload_weight(wv.w);
+    if (!cuda::mma_f16_applies(dev_weight(gq))) continue;  // f16 kernel off: nothing merges
+    const int64_t cols = spec.cols, chunks = (cols + 255) / 256;
+    for (int64_t n : {5, 20})
+      for (int32_t splits : {2, static_cast<int32_t>(chunks)})
+        for (int32_t kv_kind : {1, 2}) {
+          const std::string what = std::string(spec.name) + " n " + std::to_string(n) + " splits " +
+                                   std::to_string(splits) + (kv_kind == 1 ? " f16 cache" : " q8_0 cache");
+          const auto x = random_vector(static_cast<size_t>(n * cols), rng);
+          std::vector<int32_t> positions(n);
+          std::vector<int64_t> slots(n);
+          for (int64_t t = 0; t < n; ++t) positions[t] = static_cast<int32_t>(7 * t + 3), slots[t] = 2 * t + 1;
+          // An 8-bit row: the values, then an f16 scale per 32, padded to 16 bytes (backend.h).
+          const int64_t row_bytes = kv_kind == 1 ? 2 * kv_rows : (kv_rows + kv_rows / 32 * 2 + 15) / 16 * 16;
+          const int64_t cache_bytes = (2 * n + 2) * row_bytes;
+          DeviceArray xd(4 * n * cols), xq(n * cols), xdd(4 * n * cols / 32), xs(4 * n * cols / 32),
+              xh(2 * cuda::x_half_elems(n, cols)), part(4 * splits * n * (q_rows + 2 * kv_rows)), pos(4 * n),
+              sl(8 * n);
+          ASSERT_EQ(cudaMemcpy(xd.p, x.data(), 4 * x.size(), cudaMemcpyHostToDevice), cudaSuccess);
+          ASSERT_EQ(cudaMemcpy(pos.p, positions.data(), 4 * n, cudaMemcpyHostToDevice), cudaSuccess);
+          ASSERT_EQ(cudaMemcpy(sl.p, slots.data(), 8 * n, cudaMemcpyHostToDevice), cudaSuccess);
+          cuda::QuantizeXParams qp{};
+          qp.x = xd.as<float>(), qp.q = xq.as<int8_t>(), qp.d = xdd.as<float>(), qp.s = xs.as<float>(), qp.n = n;
+          qp.cols = cols, qp.h = cuda::XHalf{xh.as<uint16_t>(), n, cols};
+          cuda::launch_quantize_x(qp, stream);
+          struct Got {
+            std::vector<float> q, k, v;
+            std::vector<uint8_t> kc, vc;
+          };
+          const auto run = [&](bool fused) {
+            DeviceArray q(4 * n * q_rows), k(4 * n * kv_rows), v(4 * n * kv_rows), kc(cache_bytes), vc(cache_bytes);
+            const std::vector<float> nan(static_cast<size_t>(n * q_rows), NAN);
+            EXPECT_EQ(cudaMemcpy(q.p, nan.data(), 4 * n * q_rows, cudaMemcpyHostToDevice), cudaSuccess);
+            EXPECT_EQ(cudaMemcpy(k.p, nan.data(), 4 * n * kv_rows, cudaMemcpyHostToDevice), cudaSuccess);
+            EXPECT_EQ(cudaMemcpy(v.p, nan.data(), 4 * n * kv_rows, cudaMemcpyHostToDevice), cudaSuccess);
+            EXPECT_EQ(cudaMemset(kc.p, 0xAB, cache_bytes), cudaSuccess);
+            EXPECT_EQ(cudaMemset(vc.p, 0xAB, cache_bytes), cudaSuccess);
+            cuda::MmaParams p{};
+            p.w = dev_weight(gq);
+            p.xq = xq.as<int8_t>(), p.xd = xdd.as<float>(), p.xs = xs.as<float>(), p.xh = xh.as<uint16_t>();
+            p.out = q.as<float>(), p.partial = part.as<float>(), p.n = n, p.splits = splits;
+            p.data2 = static_cast<const uint8_t*>(gk.data), p.out2 = k.as<float>(), p.rows2 = kv_rows;
+            p.data3 = static_cast<const uint8_t*>(gv.data), p.out3 = v.as<float>(), p.rows3 = kv_rows;
+            p.reduce_later = fused ? 1 : 0;
+            cuda::launch_mma(p, stream);
+            cuda::RopeParams r{};
+            r.x = k.as<float>(), r.positions = pos.as<int32_t>(), r.inv_freq = inv.as<float>();
+            r.n = n, r.heads = kv_heads, r.head_dim = hd, r.half = half, r.attn_factor = 1.0f, r.neox = 1;
+            r.norm_w = kn.as<float>(), r.eps = 1e-6f, r.kv_kind = kv_kind, r.k_cache = kc.p, r.v_cache = vc.p;
+            r.v = v.as<float>(), r.slots = sl.as<int64_t>();
+            r.x2 = q.as<float>(), r.norm_w2 = qn.as<float>(), r.heads2 = q_heads;
+            if (fused) r.partial = part.as<float>(), r.v_out = v.as<float>(), r.splits = splits;
+            cuda::launch_rope(r, stream);
+            EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+            Got g{std::vector<float>(n * q_rows), std::vector<float>(n * kv_rows), std::vector<float>(n * kv_rows),
+                  std::vector<uint8_t>(cache_bytes), std::vector<uint8_t>(cache_bytes)};
+            EXPECT_EQ(cudaMemcpy(g.q.data(), q.p, 4 * n * q_rows, cudaMemcpyDeviceToHost), cudaSuccess);
+            EXPECT_EQ(cudaMemcpy(g.k.data(), k.p, 4 * n * kv_rows, cudaMemcpyDeviceToHost), cudaSuccess);
+            EXPECT_EQ(cudaMemcpy(g.v.data(), v.p, 4 * n * kv_rows, cudaMemcpyDeviceToHost), cudaSuccess);
+            EXPECT_EQ(cudaMemcpy(g.kc.data(), kc.p, cache_bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+            EXPECT_EQ(cudaMemcpy(g.vc.data(), vc.p, cache_bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+            return g;
+          };
+          const int64_t before = cuda::rope_split_launches();
+          const Got apart = run(false), fused = run(true);
+          EXPECT_EQ(cuda::rope_split_launches(), before + 1) << what;
+          EXPECT_TRUE(std::none_of(fused.q.begin(), fused.q.end(), [](float f) { return std::isnan(f); })) << what;
+          EXPECT_EQ(fused.q, apart.q) << what << ": q";
+          EXPECT_EQ(fused.k, apart.k) << what << ": k";
+          EXPECT_EQ(fused.v, apart.v) << what << ": v";
+          EXPECT_EQ(fused.kc, apart.kc) << what << ": the cached keys";
+          EXPECT_EQ(fused.vc, apart.vc) << what << ": the cached values";
+          ++cases;
+        }
+  }
+  if (cases == 0) GTEST_SKIP() << "the f16 kernel is off (HEARTH_CUDA_MMA_F16=0) or not on this card";
+}
+
 // Rows of 16-byte multiples take the tensor copies (one per chunk of a block's 128 rows;
 // rows past the end and the bytes past a Q6_K row's end arrive as zeros; Q6_K's 210-byte
 // chunks start off 16-byte boundaries): row counts that fill no tile, K splits that leave a block 1 or several chunks,

@@ -237,7 +237,7 @@ TEST_P(CudaModel, LogitsMatchCpu) {
   std::printf("[ %s ] max |logprob(cuda) - logprob(cpu)| over the CPU's top 5 = %.3g (bound %.3g)\n", name.c_str(),
               worst, c.bound);
 #ifdef HEARTH_HAVE_CUDA
-  const int64_t swiglu_before = cuda::swiglu_split_launches();
+  const int64_t swiglu_before = cuda::swiglu_split_launches(), rope_before = cuda::rope_split_launches();
 #endif
   for (int32_t n_seqs : {3, 12, 20}) {
     const double batched = compare_batch(path, c.kv, c.bound, n_seqs);
@@ -246,7 +246,8 @@ TEST_P(CudaModel, LogitsMatchCpu) {
   }
 #ifdef HEARTH_HAVE_CUDA
   // GGUF quantized weights take the f16 tensor-core products in batched steps, and this
-  // model's merged gate/up is split in K: SwiGLU adds the splits (no reduce launch).
+  // model's merged gate/up and q/k/v are split in K: SwiGLU and the rope add the splits
+  // (no reduce launches).
   const auto off = [](const char* name) {
     const char* e = std::getenv(name);
     return e && std::string(e) == "0";
@@ -255,6 +256,7 @@ TEST_P(CudaModel, LogitsMatchCpu) {
   if (f16_products && !off("HEARTH_CUDA_FUSE") && !off("HEARTH_CUDA_FUSE_SPLITS") && !off("HEARTH_CUDA_MMA") &&
       !off("HEARTH_CUDA_MMA_F16")) {
     EXPECT_GT(cuda::swiglu_split_launches(), swiglu_before) << name << ": no SwiGLU added a product's K splits";
+    EXPECT_GT(cuda::rope_split_launches(), rope_before) << name << ": no rope added a product's K splits";
   }
 #endif
 }

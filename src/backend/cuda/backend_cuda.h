@@ -118,6 +118,7 @@ class CudaBackend final : public Backend {
                      bool norm_slices);
   void fuse_residual_add(RmsNormParams& p);
   void fuse_swiglu_splits(SwigluParams& p);
+  void fuse_rope_splits(RopeParams& r, const Tensor& v);
   bool fuse_gemv(const GemvParams& p);
   bool fuse_residual_gemv(const AddParams& a);
   bool fuse_mma(const MmaParams& p);

@@ -15,6 +15,7 @@
 //                                       and also does q's norm + rope when that came just before
 //   swiglu + quantize_x              -> one swiglu launch
 //   mma gate/up's split reduce, swiglu -> the swiglu launch adds the splits (batched decode)
+//   mma q/k/v's split reduce, rope    -> the q/k rope + KV store launch adds them
 //   attention + quantize_x           -> one attention launch (o_proj's input)
 //   gemv o/down, add into x          -> one gemv launch adding its rows into x (one
 //                                       token; matmul.cu adds after the product where
@@ -212,8 +213,25 @@ bool CudaBackend::fuse_kv_store(const Tensor& k, const Tensor& v, void* k_cache,
       tape_.erase(0);
     }
   }
+  fuse_rope_splits(r, v);
   launch<RopeParams, launch_rope>(r);
   return true;
+}
+
+void CudaBackend::fuse_rope_splits(RopeParams& r, const Tensor& v) {
+  if (!fuse_splits_ || !r.x2 || !tape_.is<MmaParams, launch_mma>(0)) return;
+  auto m = tape_.get<MmaParams>(0);
+  // The rope of exactly the merged q/k/v product just recorded, split in K: the rope
+  // launch adds the splits (in the reduce's order) and stores v's too.
+  const int64_t hd = r.head_dim, q_rows = r.heads2 * hd, kv_rows = r.heads * hd;
+  if (m.splits <= 1 || !m.partial || !m.data2 || !m.data3 || m.reduce_later || m.out != r.x2 || m.out2 != r.x ||
+      m.out3 != v.data || m.w.rows != q_rows || m.rows2 != kv_rows || m.rows3 != kv_rows || m.n != r.n ||
+      r.n * (q_rows + 2 * kv_rows) * m.splits >= (int64_t{1} << 31))
+    return;
+  m.reduce_later = 1;
+  tape_.erase(0);
+  launch<MmaParams, launch_mma>(m);
+  r.partial = m.partial, r.v_out = m.out3, r.splits = m.splits;
 }
 
 }  // namespace hearth::cuda

@@ -10,10 +10,12 @@
 // each warp iteration covers one 32-block and can quantize it for the next matmul.
 // RoPE: one thread per (token, rotated pair), looping over heads so cos/sin are computed
 // once per pair; fused with the per-head norm (and the KV store, and the q heads along
-// with the k heads), one warp per (token, head). An 8-bit cache is written after the
+// with the k heads; in batched steps it may also add the merged q/k/v product's K splits,
+// RopeParams::partial), one warp per (token, head). An 8-bit cache is written after the
 // rotation, in a second pass over the head's 32-groups (a lane's rotated elements are
 // pairs, not one element of each group). The angle is evaluated in double like the CPU reference: positions reach 10^5 and
 // a float angle would lose the phase.
+#include <atomic>
 #include <cstdlib>
 
 #include "backend/cuda/common.cuh"
@@ -21,6 +23,8 @@
 
 namespace hearth::cuda {
 namespace {
+
+std::atomic<int64_t> g_rope_split_launches{0};
 
 // The second pass of a row: y = v * inv * w, stored, and quantized per 32-block when asked.
 // i runs lane-contiguously in 32-element strides, so `i / 32` is one block per warp step.
@@ -187,6 +191,23 @@ __global__ void norm_rope_kernel(const RopeParams p) {
   float* x = (second ? p.x2 : p.x) + task * hd;
   const float* norm_w = second ? p.norm_w2 : p.norm_w;
   const bool store = p.k_cache && !second;
+  if (p.partial) {  // the product's splits, added in split order (32-bit indices: see RopeParams)
+    const auto total = static_cast<uint32_t>((p.heads2 + 2 * p.heads) * hd);
+    const auto all = static_cast<uint32_t>(p.n) * total, head = static_cast<uint32_t>(task % heads);
+    const uint32_t row = static_cast<uint32_t>(t) * total;
+    const auto col = static_cast<uint32_t>(second ? head * hd : (p.heads2 + head) * hd);
+    const auto v_at = static_cast<uint32_t>(p.heads * hd);  // v's columns after k's
+    for (uint32_t i = lane; i < hd; i += kWarp) {
+      float sum = 0.0f, v = 0.0f;
+      for (int k = 0; k < p.splits; ++k) {
+        sum += p.partial[k * all + row + col + i];
+        if (store) v += p.partial[k * all + row + col + v_at + i];
+      }
+      x[i] = sum;
+      if (store) p.v_out[task * hd + i] = v;
+    }
+    __syncwarp();  // the head's sums, written by every lane, are visible to all
+  }
   float ss = 0;
   for (int64_t i = lane; i < hd; i += kWarp) ss += x[i] * x[i];
   const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(hd) + p.eps);
@@ -264,8 +285,15 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
   HEARTH_CUDA_LAUNCHED();
 }
 
+int64_t rope_split_launches() { return g_rope_split_launches.load(); }
+
 void launch_rope(const RopeParams& p, cudaStream_t stream) {
   if (p.n * p.half == 0 && !p.norm_w) return;
+  if (p.partial) {
+    HEARTH_ASSERT(p.norm_w && p.x2 && p.k_cache && p.v_out && p.splits >= 1 &&
+                  p.n * (p.heads2 + 2 * p.heads) * p.head_dim * p.splits < (int64_t{1} << 31));
+    g_rope_split_launches.fetch_add(1);
+  }
   if (p.norm_w) {
     HEARTH_LAUNCH(norm_rope_kernel, grid_for(p.n * (p.heads + p.heads2) * kWarp, 128), 128, 0, stream, p);
   } else {

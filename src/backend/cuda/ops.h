@@ -156,7 +156,8 @@ struct MmaParams {
   int64_t n;
   int32_t splits;
   // 1: no reduce launch after a split product; the launch after it adds the partials (a
-  // merged gate/up product before SwiGLU: SwigluParams::partial). Needs data2, mma_f16.cu.
+  // merged gate/up product before SwiGLU, SwigluParams::partial; merged q/k/v before the
+  // rope, RopeParams::partial). Needs data2, so mma_f16.cu.
   int32_t reduce_later;
   // Up to two more weights of w's type and row length against the same x (q/k/v,
   // gate/up), each into its own out [n, rows2|3]: one launch (mma_f16.cu only, where
@@ -237,8 +238,17 @@ struct RopeParams {
   float* x2;
   const float* norm_w2;
   int64_t heads2;
+  // Optional (with x2 and k_cache): q (x2), k (x) and v are the merged product just before
+  // whose K splits were not added (MmaParams::reduce_later), partial [splits][n][total]
+  // with q's columns first, then k's, then v's. Each warp first adds its head's splits in
+  // split order (as mma_f16_reduce_kernel) into x2 or x, and a k head's warp v's into v_out
+  // (v's buffer), so every output that launch would have written is written.
+  const float* partial;
+  float* v_out;
+  int32_t splits;  // n * total * splits < 2^31
 };
 void launch_rope(const RopeParams& p, cudaStream_t stream);
+int64_t rope_split_launches();  // launches that added a product's splits so far (tests)
 
 // ---- attention.cu ------------------------------------------------------------------------
 // The cache of one layer: n_slots rows of n_kv_heads * head_dim keys, and of values, as
