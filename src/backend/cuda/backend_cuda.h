@@ -149,7 +149,7 @@ class CudaBackend final : public Backend {
   bool fuse_ = true;            // HEARTH_CUDA_FUSE=0 turns the peephole fusions off
   bool fuse_residual_ = true;   // HEARTH_CUDA_FUSE_RESIDUAL=0 keeps the residual add a launch
   bool fuse_pair_ = true;       // HEARTH_CUDA_FUSE_PAIR=0: products of two weight types stay two launches
-  bool fuse_splits_ = true;     // HEARTH_CUDA_FUSE_SPLITS=0: a split gate/up product keeps its reduce launch
+  bool fuse_splits_ = true;     // HEARTH_CUDA_FUSE_SPLITS=0: split gate/up and q/k/v products keep their reduce launch
   int gemv_prefetch_ = 1;       // HEARTH_CUDA_PREFETCH: GemvParams::prefetch (experiments)
   int gemv_rpb_ = 0;            // HEARTH_CUDA_RPB=1|2|4: rows per block of every product (experiments)
   bool mma_ = true;             // HEARTH_CUDA_MMA=0: no tensor-core products for batched decode (mma.cu)

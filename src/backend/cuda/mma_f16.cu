@@ -779,7 +779,7 @@ bool launch_mma_f16(const MmaParams& params, cudaStream_t stream) {
     else if (p.n <= 32) ran = launch_nt<U, 4>(p, stream);
     else ran = launch_nt<U, 8>(p, stream);
     if (!ran) return false;  // MLX 4-bit without its tensor copies: mma.cu takes it
-    if (p.splits > 1 && !p.reduce_later) {  // else the next launch adds them (SwigluParams::partial)
+    if (p.splits > 1 && !p.reduce_later) {  // else the next launch adds them (MmaParams::reduce_later)
       HEARTH_LAUNCH(mma_f16_reduce_kernel, grid_for(p.n * (p.w.rows + p.rows2 + p.rows3), 256), 256, 0, stream, p);
       HEARTH_CUDA_LAUNCHED();
     }
