@@ -67,6 +67,29 @@ class CudaMma : public ::testing::Test {
     if (stream) cudaStreamDestroy(stream);
   }
 
+  // x [n, cols] on the device and quantized as a product's input: q, d, d * sum(q) and,
+  // unless with_h is false, the f16 copy (XHalf), set into p by into().
+  struct QuantizedX {
+    DeviceArray x, q, d, s, h;
+    bool with_h;
+    QuantizedX(int64_t n, int64_t cols, bool h_too)
+        : x(sizeof(float) * n * cols), q(n * cols), d(sizeof(float) * n * cols / 32), s(sizeof(float) * n * cols / 32),
+          h(2 * cuda::x_half_elems(n, cols)), with_h(h_too) {}
+    void into(cuda::MmaParams& p) const {
+      p.xq = q.as<int8_t>(), p.xd = d.as<float>(), p.xs = s.as<float>(), p.xh = with_h ? h.as<uint16_t>() : nullptr;
+    }
+  };
+  std::unique_ptr<QuantizedX> quantize(const std::vector<float>& x, int64_t n, int64_t cols, bool with_h = true) {
+    auto qx = std::make_unique<QuantizedX>(n, cols, with_h);
+    EXPECT_EQ(cudaMemcpy(qx->x.p, x.data(), sizeof(float) * n * cols, cudaMemcpyHostToDevice), cudaSuccess);
+    cuda::QuantizeXParams qp{};
+    qp.x = qx->x.as<float>(), qp.q = qx->q.as<int8_t>(), qp.d = qx->d.as<float>(), qp.s = qx->s.as<float>();
+    qp.n = n, qp.cols = cols;
+    if (with_h) qp.h = cuda::XHalf{qx->h.as<uint16_t>(), n, cols};
+    cuda::launch_quantize_x(qp, stream);
+    return qx;
+  }
+
   // out = x @ w^T for n tokens through launch_mma with `splits` K splits; x's f16 copy
   // (XHalf) made and passed along unless with_h is false.
   std::vector<float> product(const Weight& w, const std::vector<float>& x, int64_t n, int32_t splits,
@@ -75,20 +98,14 @@ class CudaMma : public ::testing::Test {
   }
   std::vector<float> product(const cuda::DevWeight& w, const std::vector<float>& x, int64_t n, int32_t splits,
                              bool with_h = true) {
-    const int64_t cols = w.cols, rows = w.rows;
-    DeviceArray xd(sizeof(float) * n * cols), q(n * cols), d(sizeof(float) * n * cols / 32),
-        s(sizeof(float) * n * cols / 32), out(sizeof(float) * n * rows), part(sizeof(float) * splits * n * rows),
-        h(2 * cuda::x_half_elems(n, cols));
-    EXPECT_EQ(cudaMemcpy(xd.p, x.data(), sizeof(float) * n * cols, cudaMemcpyHostToDevice), cudaSuccess);
-    cuda::QuantizeXParams qp{};
-    qp.x = xd.as<float>(), qp.q = q.as<int8_t>(), qp.d = d.as<float>(), qp.s = s.as<float>(), qp.n = n, qp.cols = cols;
-    if (with_h) qp.h = cuda::XHalf{h.as<uint16_t>(), n, cols};
-    cuda::launch_quantize_x(qp, stream);
+    const int64_t rows = w.rows;
+    DeviceArray out(sizeof(float) * n * rows), part(sizeof(float) * splits * n * rows);
+    const auto qx = quantize(x, n, w.cols, with_h);
     std::vector<float> nan(static_cast<size_t>(n * rows), NAN);  // an element never written fails
     EXPECT_EQ(cudaMemcpy(out.p, nan.data(), sizeof(float) * n * rows, cudaMemcpyHostToDevice), cudaSuccess);
     cuda::MmaParams p{};
     p.w = w;
-    p.xq = q.as<int8_t>(), p.xd = d.as<float>(), p.xs = s.as<float>(), p.xh = qp.h.h;
+    qx->into(p);
     p.out = out.as<float>(), p.partial = part.as<float>();
     p.n = n, p.splits = splits;
     cuda::launch_mma(p, stream);
@@ -173,23 +190,17 @@ TEST_F(CudaMma, MergedWeights) {
         const auto x = random_vector(static_cast<size_t>(n * cols), rng);
         const int32_t chunks = static_cast<int32_t>((cols + 255) / 256);
         for (int32_t splits : {1, chunks}) {
-          DeviceArray xd(sizeof(float) * n * cols), q(n * cols), d(sizeof(float) * n * cols / 32),
-              s(sizeof(float) * n * cols / 32), part(sizeof(float) * splits * n * 500),
-              h(2 * cuda::x_half_elems(n, cols));
+          DeviceArray part(sizeof(float) * splits * n * 500);
           std::vector<std::unique_ptr<DeviceArray>> outs;
           for (int k = 0; k < parts; ++k) {
             outs.push_back(std::make_unique<DeviceArray>(sizeof(float) * n * row_counts[k]));
             std::vector<float> nan(static_cast<size_t>(n * row_counts[k]), NAN);
             ASSERT_EQ(cudaMemcpy(outs[k]->p, nan.data(), 4 * nan.size(), cudaMemcpyHostToDevice), cudaSuccess);
           }
-          ASSERT_EQ(cudaMemcpy(xd.p, x.data(), sizeof(float) * n * cols, cudaMemcpyHostToDevice), cudaSuccess);
-          cuda::QuantizeXParams qp{};
-          qp.x = xd.as<float>(), qp.q = q.as<int8_t>(), qp.d = d.as<float>(), qp.s = s.as<float>(), qp.n = n;
-          qp.cols = cols, qp.h = cuda::XHalf{h.as<uint16_t>(), n, cols};
-          cuda::launch_quantize_x(qp, stream);
+          const auto qx = quantize(x, n, cols);
           cuda::MmaParams p{};
           p.w = dev_weight(g[0]);
-          p.xq = q.as<int8_t>(), p.xd = d.as<float>(), p.xs = s.as<float>(), p.xh = h.as<uint16_t>();
+          qx->into(p);
           p.out = outs[0]->as<float>(), p.partial = part.as<float>(), p.n = n, p.splits = splits;
           p.data2 = static_cast<const uint8_t*>(g[1].data), p.out2 = outs[1]->as<float>(), p.rows2 = row_counts[1];
           p.scales2 = g[1].scales, p.biases2 = g[1].biases;
@@ -234,13 +245,8 @@ TEST_F(CudaMma, SwigluAddsTheSplits) {
                                    std::to_string(splits) + (in_place ? " in place" : "");
           const auto x = random_vector(static_cast<size_t>(n * cols), rng);
           const int64_t count = n * rows, hn = cuda::x_half_elems(n, rows);
-          DeviceArray xd(4 * n * cols), xq(n * cols), xdd(4 * n * cols / 32), xs(4 * n * cols / 32),
-              xh(2 * cuda::x_half_elems(n, cols)), part(4 * splits * 2 * count);
-          ASSERT_EQ(cudaMemcpy(xd.p, x.data(), 4 * x.size(), cudaMemcpyHostToDevice), cudaSuccess);
-          cuda::QuantizeXParams qp{};
-          qp.x = xd.as<float>(), qp.q = xq.as<int8_t>(), qp.d = xdd.as<float>(), qp.s = xs.as<float>(), qp.n = n;
-          qp.cols = cols, qp.h = cuda::XHalf{xh.as<uint16_t>(), n, cols};
-          cuda::launch_quantize_x(qp, stream);
+          DeviceArray part(4 * splits * 2 * count);
+          const auto qx = quantize(x, n, cols);
           struct Got {
             std::vector<float> gate, up, out, d, s;
             std::vector<int8_t> q;
@@ -255,7 +261,7 @@ TEST_F(CudaMma, SwigluAddsTheSplits) {
             EXPECT_EQ(cudaMemset(h.p, 0xFF, 2 * hn), cudaSuccess);
             cuda::MmaParams p{};
             p.w = dev_weight(gate_g);
-            p.xq = xq.as<int8_t>(), p.xd = xdd.as<float>(), p.xs = xs.as<float>(), p.xh = xh.as<uint16_t>();
+            qx->into(p);
             p.out = gate.as<float>(), p.partial = part.as<float>(), p.n = n, p.splits = splits;
             p.data2 = static_cast<const uint8_t*>(up_g.data), p.out2 = up.as<float>(), p.rows2 = rows;
             p.scales2 = up_g.scales, p.biases2 = up_g.biases;
@@ -338,16 +344,10 @@ TEST_F(CudaMma, RopeAddsTheSplits) {
           // An 8-bit row: the values, then an f16 scale per 32, padded to 16 bytes (backend.h).
           const int64_t row_bytes = kv_kind == 1 ? 2 * kv_rows : (kv_rows + kv_rows / 32 * 2 + 15) / 16 * 16;
           const int64_t cache_bytes = (2 * n + 2) * row_bytes;
-          DeviceArray xd(4 * n * cols), xq(n * cols), xdd(4 * n * cols / 32), xs(4 * n * cols / 32),
-              xh(2 * cuda::x_half_elems(n, cols)), part(4 * splits * n * (q_rows + 2 * kv_rows)), pos(4 * n),
-              sl(8 * n);
-          ASSERT_EQ(cudaMemcpy(xd.p, x.data(), 4 * x.size(), cudaMemcpyHostToDevice), cudaSuccess);
+          DeviceArray part(4 * splits * n * (q_rows + 2 * kv_rows)), pos(4 * n), sl(8 * n);
           ASSERT_EQ(cudaMemcpy(pos.p, positions.data(), 4 * n, cudaMemcpyHostToDevice), cudaSuccess);
           ASSERT_EQ(cudaMemcpy(sl.p, slots.data(), 8 * n, cudaMemcpyHostToDevice), cudaSuccess);
-          cuda::QuantizeXParams qp{};
-          qp.x = xd.as<float>(), qp.q = xq.as<int8_t>(), qp.d = xdd.as<float>(), qp.s = xs.as<float>(), qp.n = n;
-          qp.cols = cols, qp.h = cuda::XHalf{xh.as<uint16_t>(), n, cols};
-          cuda::launch_quantize_x(qp, stream);
+          const auto qx = quantize(x, n, cols);
           struct Got {
             std::vector<float> q, k, v;
             std::vector<uint8_t> kc, vc;
@@ -362,7 +362,7 @@ TEST_F(CudaMma, RopeAddsTheSplits) {
             EXPECT_EQ(cudaMemset(vc.p, 0xAB, cache_bytes), cudaSuccess);
             cuda::MmaParams p{};
             p.w = dev_weight(gq);
-            p.xq = xq.as<int8_t>(), p.xd = xdd.as<float>(), p.xs = xs.as<float>(), p.xh = xh.as<uint16_t>();
+            qx->into(p);
             p.out = q.as<float>(), p.partial = part.as<float>(), p.n = n, p.splits = splits;
             p.data2 = static_cast<const uint8_t*>(gk.data), p.out2 = k.as<float>(), p.rows2 = kv_rows;
             p.data3 = static_cast<const uint8_t*>(gv.data), p.out3 = v.as<float>(), p.rows3 = kv_rows;

@@ -117,6 +117,10 @@ class CudaBackend final : public Backend {
   bool fuse_quantize(const Tensor& x, int64_t n, int64_t cols, int8_t* q, float* qd, float* qs, const XHalf& h,
                      bool norm_slices);
   void fuse_residual_add(RmsNormParams& p);
+  // The merged product just recorded, split in K, whose reduce the next launch may take
+  // over (MmaParams::reduce_later); defer_reduce records it again without that launch.
+  bool split_product_before(MmaParams* m) const;
+  void defer_reduce(MmaParams m);
   void fuse_swiglu_splits(SwigluParams& p);
   void fuse_rope_splits(RopeParams& r, const Tensor& v);
   bool fuse_gemv(const GemvParams& p);

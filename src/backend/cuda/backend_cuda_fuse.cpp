@@ -76,18 +76,28 @@ void CudaBackend::fuse_residual_add(RmsNormParams& p) {
   tape_.erase(0);
 }
 
-void CudaBackend::fuse_swiglu_splits(SwigluParams& p) {
-  if (!fuse_splits_ || !tape_.is<MmaParams, launch_mma>(0)) return;
-  auto m = tape_.get<MmaParams>(0);
-  // swiglu(gate, up) of exactly the merged two-weight product just recorded, split in K:
-  // the swiglu launch adds the splits (in the reduce's order) and stores gate and up too.
-  const int64_t cols = m.w.rows;
-  if (m.splits <= 1 || !m.partial || !m.data2 || m.data3 || m.reduce_later || m.rows2 != cols ||
-      m.out != p.gate || m.out2 != p.up || m.n * cols != p.n || p.n * 2 * m.splits >= (int64_t{1} << 31))
-    return;
+bool CudaBackend::split_product_before(MmaParams* m) const {
+  if (!fuse_splits_ || !tape_.is<MmaParams, launch_mma>(0)) return false;
+  *m = tape_.get<MmaParams>(0);
+  return m->splits > 1 && m->partial && m->data2 && !m->reduce_later;
+}
+
+void CudaBackend::defer_reduce(MmaParams m) {
   m.reduce_later = 1;
   tape_.erase(0);
   launch<MmaParams, launch_mma>(m);
+}
+
+void CudaBackend::fuse_swiglu_splits(SwigluParams& p) {
+  MmaParams m;
+  if (!split_product_before(&m)) return;
+  // swiglu(gate, up) of exactly the merged two-weight product just recorded: the swiglu
+  // launch adds the splits (in the reduce's order) and stores gate and up too.
+  const int64_t cols = m.w.rows;
+  if (m.data3 || m.rows2 != cols || m.out != p.gate || m.out2 != p.up || m.n * cols != p.n ||
+      p.n * 2 * m.splits >= (int64_t{1} << 31))
+    return;
+  defer_reduce(m);
   p.partial = m.partial, p.gate_out = m.out, p.up_out = m.out2, p.cols = cols, p.splits = m.splits;
 }
 
@@ -219,18 +229,15 @@ bool CudaBackend::fuse_kv_store(const Tensor& k, const Tensor& v, void* k_cache,
 }
 
 void CudaBackend::fuse_rope_splits(RopeParams& r, const Tensor& v) {
-  if (!fuse_splits_ || !r.x2 || !tape_.is<MmaParams, launch_mma>(0)) return;
-  auto m = tape_.get<MmaParams>(0);
-  // The rope of exactly the merged q/k/v product just recorded, split in K: the rope
-  // launch adds the splits (in the reduce's order) and stores v's too.
+  MmaParams m;
+  if (!r.x2 || !split_product_before(&m)) return;
+  // The rope of exactly the merged q/k/v product just recorded: the rope launch adds the
+  // splits (in the reduce's order) and stores v's too.
   const int64_t hd = r.head_dim, q_rows = r.heads2 * hd, kv_rows = r.heads * hd;
-  if (m.splits <= 1 || !m.partial || !m.data2 || !m.data3 || m.reduce_later || m.out != r.x2 || m.out2 != r.x ||
-      m.out3 != v.data || m.w.rows != q_rows || m.rows2 != kv_rows || m.rows3 != kv_rows || m.n != r.n ||
-      r.n * (q_rows + 2 * kv_rows) * m.splits >= (int64_t{1} << 31))
+  if (!m.data3 || m.out != r.x2 || m.out2 != r.x || m.out3 != v.data || m.w.rows != q_rows || m.rows2 != kv_rows ||
+      m.rows3 != kv_rows || m.n != r.n || r.n * (q_rows + 2 * kv_rows) * m.splits >= (int64_t{1} << 31))
     return;
-  m.reduce_later = 1;
-  tape_.erase(0);
-  launch<MmaParams, launch_mma>(m);
+  defer_reduce(m);
   r.partial = m.partial, r.v_out = m.out3, r.splits = m.splits;
 }
 
