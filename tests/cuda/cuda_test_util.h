@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -18,6 +20,13 @@ namespace hearth::test {
 
 #define HEARTH_SKIP_WITHOUT_CUDA() \
   if (!::hearth::cuda_available()) GTEST_SKIP() << "no CUDA device"
+
+// An experiment switch set to "0" (HEARTH_CUDA_FUSE=0 and the like): a test that counts
+// launches of a fused or special kernel skips that count under it.
+inline bool switched_off(const char* name) {
+  const char* e = std::getenv(name);
+  return e && std::string(e) == "0";
+}
 
 inline std::vector<float> random_vector(size_t n, std::mt19937& rng, float scale = 1.0f) {
   std::normal_distribution<float> dist(0.0f, scale);

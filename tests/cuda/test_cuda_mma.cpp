@@ -406,8 +406,7 @@ TEST_F(CudaMma, RopeAddsTheSplits) {
 // chunks start off 16-byte boundaries): row counts that fill no tile, K splits that leave a block 1 or several chunks,
 // 8B-like row lengths; the launch counter shows which kernel form ran.
 TEST_F(CudaMma, TensorCopies) {
-  const char* e = std::getenv("HEARTH_CUDA_MMA_TMA");
-  const bool off = (e && std::string(e) == "0") ||
+  const bool off = switched_off("HEARTH_CUDA_MMA_TMA") ||
                    !cuda::mma_f16_applies(dev_weight(gpu->upload_weight(make_weight(kTypes[2], 1, rng).w)));
   const WeightSpec specs[] = {{"q4_K", DType::Q4_K, 4096}, {"q6_K", DType::Q6_K, 2048}, {"q6_K", DType::Q6_K, 4096},
                               {"q4_K", DType::Q4_K, 768},  {"q4_0", DType::Q4_0, 2048}, {"q8_0", DType::Q8_0, 1024},
@@ -441,8 +440,7 @@ TEST_F(CudaMma, TensorCopies) {
 // groups of 32, nor f32 scales of groups of 64: mma.cu's int8 kernel takes those); from 17
 // tokens without x's f16 copy mma.cu takes it too, with the same result.
 TEST_F(CudaMma, MlxTensorCopies) {
-  const char* e = std::getenv("HEARTH_CUDA_MMA_TMA");
-  const bool off = (e && std::string(e) == "0") ||
+  const bool off = switched_off("HEARTH_CUDA_MMA_TMA") ||
                    !cuda::mma_f16_applies(dev_weight(gpu->upload_weight(make_weight(kTypes[2], 1, rng).w)));
   const WeightSpec specs[] = {{"mlx4 g64", DType::MLX_AFFINE, 4096, 4, 64},
                               {"mlx4 g32", DType::MLX_AFFINE, 1280, 4, 32},
@@ -612,8 +610,7 @@ TEST_F(CudaMma, NormQuantizesAsQuantizeX) {
 // The f16 kernel takes the five types it decodes (unless switched off), and the backend's
 // split plan for it leaves no split empty, for the 8B shapes and small ones.
 TEST_F(CudaMma, F16KernelTakesItsTypes) {
-  const char* e = std::getenv("HEARTH_CUDA_MMA_F16");
-  const bool off = e && std::string(e) == "0";
+  const bool off = switched_off("HEARTH_CUDA_MMA_F16");
   for (const auto& spec : kTypes) {
     const HostWeight hw = make_weight(spec, 67, rng);
     const Weight g = gpu->upload_weight(hw.w);

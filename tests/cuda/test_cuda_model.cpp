@@ -248,13 +248,9 @@ TEST_P(CudaModel, LogitsMatchCpu) {
   // GGUF quantized weights take the f16 tensor-core products in batched steps, and this
   // model's merged gate/up and q/k/v are split in K: SwiGLU and the rope add the splits
   // (no reduce launches).
-  const auto off = [](const char* name) {
-    const char* e = std::getenv(name);
-    return e && std::string(e) == "0";
-  };
   const bool f16_products = type == "q8_0" || type == "q4_0" || type == "q4_k_m" || type == "q5_k" || type == "q6_k";
-  if (f16_products && !off("HEARTH_CUDA_FUSE") && !off("HEARTH_CUDA_FUSE_SPLITS") && !off("HEARTH_CUDA_MMA") &&
-      !off("HEARTH_CUDA_MMA_F16")) {
+  if (f16_products && !switched_off("HEARTH_CUDA_FUSE") && !switched_off("HEARTH_CUDA_FUSE_SPLITS") &&
+      !switched_off("HEARTH_CUDA_MMA") && !switched_off("HEARTH_CUDA_MMA_F16")) {
     EXPECT_GT(cuda::swiglu_split_launches(), swiglu_before) << name << ": no SwiGLU added a product's K splits";
     EXPECT_GT(cuda::rope_split_launches(), rope_before) << name << ": no rope added a product's K splits";
   }

@@ -197,13 +197,12 @@ TEST_F(CudaOps, DecodeResidualFusion) {
     }
   }
   // Unless a fusion is switched off (HEARTH_CUDA_FUSE*, the backend's switches).
-  const auto off = [](const char* name) { return std::getenv(name) && std::string(std::getenv(name)) == "0"; };
-  if (cuda::gemv_stream_on() && !off("HEARTH_CUDA_FUSE")) {
-    if (!off("HEARTH_CUDA_FUSE_RESIDUAL")) {
+  if (cuda::gemv_stream_on() && !switched_off("HEARTH_CUDA_FUSE")) {
+    if (!switched_off("HEARTH_CUDA_FUSE_RESIDUAL")) {
       EXPECT_GT(cuda::gemv_residual_launches(), fused_before) << "no product took the residual add";
     }
     // Q4_K then Q6_K: the merged products and the other type's in one pair launch.
-    if (!off("HEARTH_CUDA_FUSE_PAIR")) {
+    if (!switched_off("HEARTH_CUDA_FUSE_PAIR")) {
       EXPECT_GT(cuda::gemv_pair_launches(), pairs_before) << "no pair launch";
     }
   }
